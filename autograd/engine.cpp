@@ -1,0 +1,99 @@
+// The engine, readable in one screen:
+//  1. walk the graph from the root and count, for each node, how many edges reach it;
+//  2. run nodes in reverse creation order once all their consumers have contributed,
+//     summing the gradients that arrive at each node;
+//  3. free each node's saved tensors as soon as it has run (unless retain_graph).
+#include "autograd/engine.h"
+
+#include <queue>
+#include <unordered_map>
+
+#include <fmt/format.h>
+
+#include "autograd/grad_mode.h"
+#include "autograd/node.h"
+#include "autograd/ops.h"
+
+namespace mmgrad::autograd {
+namespace {
+thread_local const char* t_current_op = "backward";
+
+struct LaterFirst {
+  bool operator()(Node* a, Node* b) const { return a->sequence() < b->sequence(); }
+};
+}  // namespace
+
+const char* current_backward_op() { return t_current_op; }
+
+void backward(const Tensor& root, const Tensor& grad, bool retain_graph) {
+  if (!root.requires_grad())
+    fail("backward", "the tensor does not require grad and has no grad_fn: nothing to "
+                     "differentiate (did you call set_requires_grad on the inputs?)",
+         {describe("root", root)});
+  Tensor seed = grad;
+  if (!seed.defined()) {
+    if (root.numel() != 1)
+      fail("backward", "a gradient must be given for a non-scalar output",
+           {describe("root", root)});
+    seed = ones(root.shape(), root.dtype(), root.device());
+  } else if (seed.shape() != root.shape()) {
+    fail("backward", "the given gradient's shape differs from the output's",
+         {describe("root", root), describe("grad", seed)});
+  }
+  NoGradGuard no_grad;
+  std::shared_ptr<Node> root_node = gradient_edge(root);
+
+  // 1. Dependency counts over everything reachable from the root.
+  std::unordered_map<Node*, int> pending;
+  std::vector<Node*> stack{root_node.get()};
+  pending[root_node.get()] = 0;
+  while (!stack.empty()) {
+    Node* n = stack.back();
+    stack.pop_back();
+    for (auto& next : n->next) {
+      if (!next) continue;
+      auto [it, fresh] = pending.try_emplace(next.get(), 0);
+      ++it->second;
+      if (fresh) stack.push_back(next.get());
+    }
+  }
+
+  // 2. Process in reverse creation order; a node runs when all its consumers have.
+  std::unordered_map<Node*, Tensor> grads;
+  grads[root_node.get()] = seed;
+  std::priority_queue<Node*, std::vector<Node*>, LaterFirst> ready;
+  ready.push(root_node.get());
+  while (!ready.empty()) {
+    Node* n = ready.top();
+    ready.pop();
+    Tensor g = std::move(grads[n]);
+    grads.erase(n);
+    t_current_op = n->name().c_str();
+    std::vector<Tensor> input_grads;
+    try {
+      // A node that no gradient reached (every path to it was undefined) passes none on.
+      if (g.defined()) input_grads = n->apply(g);
+    } catch (...) {
+      t_current_op = "backward";
+      throw;
+    }
+    t_current_op = "backward";
+    if (!retain_graph) n->release();
+    for (size_t i = 0; i < n->next.size(); ++i) {
+      Node* next = n->next[i].get();
+      if (!next) continue;
+      if (i < input_grads.size() && input_grads[i].defined()) {
+        const Tensor& gi = input_grads[i];
+        if (gi.shape() != n->input_shapes[i])
+          fail(n->name(), fmt::format("internal error: backward returned a gradient of shape "
+                                      "{} for input {} of shape {}",
+                                      shape_str(gi.shape()), i, shape_str(n->input_shapes[i])));
+        Tensor& slot = grads[next];
+        slot = slot.defined() ? add(slot, gi) : gi;
+      }
+      if (--pending[next] == 0) ready.push(next);
+    }
+  }
+}
+
+}  // namespace mmgrad::autograd

@@ -1,0 +1,44 @@
+// Small helpers shared by the op files: operand checks with good messages, and the
+// backend call.
+#pragma once
+#include <fmt/format.h>
+
+#include "autograd/grad_mode.h"
+#include "autograd/node.h"
+#include "autograd/ops.h"
+#include "backends/backend.h"
+
+namespace mmgrad::detail {
+
+inline void check_defined(const Tensor& t, const char* op, const char* name) {
+  if (!t.defined()) fail(op, std::string("operand '") + name + "' is an undefined tensor");
+}
+
+// Both operands on one device with one dtype: mmgrad never converts implicitly.
+inline void check_compatible(const Tensor& a, const Tensor& b, const char* op) {
+  check_defined(a, op, "a");
+  check_defined(b, op, "b");
+  if (a.device() != b.device())
+    fail(op, "operands are on different devices", {describe("a", a), describe("b", b)});
+  if (a.dtype() != b.dtype())
+    fail(op, "operands have different dtypes (convert one with to())",
+         {describe("a", a), describe("b", b)});
+}
+
+inline void check_floating(const Tensor& t, const char* op) {
+  if (t.dtype() != DType::F32 && t.dtype() != DType::F64)
+    fail(op, "expects an f32 or f64 tensor (convert bf16 and integers with to())",
+         {describe("x", t)});
+}
+
+inline void check_integer_index(const Tensor& t, const char* op) {
+  if (t.dtype() != DType::I64 && t.dtype() != DType::I32)
+    fail(op, "indices must be i64 or i32", {describe("index", t)});
+}
+
+// A fresh contiguous tensor like `t` but with another shape/dtype.
+inline Tensor empty_like_shape(const Tensor& t, const Shape& shape) {
+  return Tensor::empty(shape, t.dtype(), t.device());
+}
+
+}  // namespace mmgrad::detail

@@ -1,0 +1,39 @@
+// Reading values back to the host.
+#include <cmath>
+
+#include "autograd/op_helpers.h"
+
+namespace mmgrad {
+
+template <typename T>
+std::vector<T> to_vector(const Tensor& t) {
+  detail::check_defined(t, "to_vector", "x");
+  NoGradGuard no_grad;
+  Tensor host = contiguous(to(to(t, Device::cpu()), dtype_of<T>::value));
+  const T* p = host.data_ptr<T>();
+  return std::vector<T>(p, p + host.numel());
+}
+template std::vector<float> to_vector(const Tensor&);
+template std::vector<double> to_vector(const Tensor&);
+template std::vector<int32_t> to_vector(const Tensor&);
+template std::vector<int64_t> to_vector(const Tensor&);
+
+double item(const Tensor& t) {
+  detail::check_defined(t, "item", "x");
+  if (t.numel() != 1)
+    fail("item", "only a tensor with one element has an item", {describe("x", t)});
+  return to_vector<double>(t)[0];
+}
+
+bool allclose(const Tensor& a, const Tensor& b, double rtol, double atol) {
+  if (a.shape() != b.shape()) return false;
+  auto va = to_vector<double>(a), vb = to_vector<double>(b);
+  for (size_t i = 0; i < va.size(); ++i) {
+    if (std::isnan(va[i]) || std::isnan(vb[i])) return false;
+    if (va[i] == vb[i]) continue;  // equal infinities
+    if (!(std::abs(va[i] - vb[i]) <= atol + rtol * std::abs(vb[i]))) return false;
+  }
+  return true;
+}
+
+}  // namespace mmgrad

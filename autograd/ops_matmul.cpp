@@ -1,0 +1,85 @@
+// matmul and linear. Transposed operands stay views: the kernel hands their strides to
+// BLAS as transpose flags.
+#include "autograd/op_helpers.h"
+
+namespace mmgrad {
+using autograd::record;
+using autograd::SavedTensor;
+using G = std::vector<Tensor>;
+
+namespace {
+
+Tensor broadcast_to(const Tensor& t, const Shape& shape) {
+  size_t lead = shape.size() - t.dim();
+  Shape strides(shape.size(), 0);
+  for (size_t i = lead; i < shape.size(); ++i)
+    strides[i] = t.shape()[i - lead] == shape[i] ? t.strides()[i - lead] : 0;
+  return Tensor::alias(t, shape, strides, t.offset());
+}
+
+// a [..., M, K] @ b [..., K, N] with both at least 2-D.
+Tensor matmul_nd(const Tensor& a, const Tensor& b) {
+  const int64_t M = a.shape()[a.dim() - 2], K = a.shape()[a.dim() - 1];
+  const int64_t K2 = b.shape()[b.dim() - 2], N = b.shape()[b.dim() - 1];
+  if (K != K2)
+    fail("matmul", fmt::format("inner dimensions differ: {} vs {}", K, K2), {describe("a", a), describe("b", b)});
+  // A batched input times a plain matrix is one big GEMM: fold the batch into M. This also
+  // makes the weight gradient one GEMM instead of a batch of them summed afterwards.
+  if (b.dim() == 2 && a.dim() > 2) {
+    Shape out_shape(a.shape().begin(), a.shape().end() - 1);
+    out_shape.push_back(N);
+    return reshape(matmul_nd(reshape(a, {-1, K}), b), out_shape);
+  }
+  Shape batch_a(a.shape().begin(), a.shape().end() - 2), batch_b(b.shape().begin(), b.shape().end() - 2);
+  Shape batch = broadcast_shapes(batch_a, batch_b, "matmul");
+  Shape sa = batch, sb = batch, so = batch;
+  sa.insert(sa.end(), {M, K});
+  sb.insert(sb.end(), {K, N});
+  so.insert(so.end(), {M, N});
+  Tensor out = Tensor::empty(so, a.dtype(), a.device());
+  if (K == 0) {
+    MMGRAD_DISPATCH(fill, a.device(), out, 0.0);
+  } else if (out.numel() > 0) {
+    MMGRAD_DISPATCH(matmul, a.device(), out, broadcast_to(a, sa), broadcast_to(b, sb), false);
+  }
+  bool ga = a.requires_grad(), gb = b.requires_grad();
+  record("matmul", out, {a, b}, [as = SavedTensor(gb ? a : Tensor()), bs = SavedTensor(ga ? b : Tensor()),
+                                 shape_a = a.shape(), shape_b = b.shape(), ga, gb](const Tensor& g) {
+    Tensor grad_a, grad_b;
+    if (ga) grad_a = sum_to(matmul(g, transpose(bs.get(), -1, -2)), shape_a);
+    if (gb) grad_b = sum_to(matmul(transpose(as.get(), -1, -2), g), shape_b);
+    return G{grad_a, grad_b};
+  });
+  return out;
+}
+
+}  // namespace
+
+Tensor matmul(const Tensor& a, const Tensor& b) {
+  detail::check_compatible(a, b, "matmul");
+  detail::check_floating(a, "matmul");
+  if (a.dim() == 0 || b.dim() == 0)
+    fail("matmul", "operands must have at least one dim", {describe("a", a), describe("b", b)});
+  // 1-D operands are promoted as in NumPy and the added dim removed afterwards.
+  if (a.dim() == 1 && b.dim() == 1) return reshape(matmul_nd(unsqueeze(a, 0), unsqueeze(b, 1)), {});
+  if (a.dim() == 1) return squeeze(matmul_nd(unsqueeze(a, 0), b), -2);
+  if (b.dim() == 1) return squeeze(matmul_nd(a, unsqueeze(b, 1)), -1);
+  return matmul_nd(a, b);
+}
+
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  detail::check_defined(weight, "linear", "weight");
+  if (weight.dim() != 2)
+    fail("linear", "weight must be 2-D [out, in]", {describe("x", x), describe("weight", weight)});
+  if (x.dim() == 0 || x.shape().back() != weight.shape()[1])
+    fail("linear", fmt::format("input features ({}) do not match weight's in-features ({})",
+                               x.dim() ? x.shape().back() : 0, weight.shape()[1]),
+         {describe("x", x), describe("weight", weight)});
+  Tensor y = matmul(x, transpose(weight, 0, 1));
+  if (!bias.defined()) return y;
+  if (bias.dim() != 1 || bias.shape()[0] != weight.shape()[0])
+    fail("linear", "bias must be 1-D [out]", {describe("weight", weight), describe("bias", bias)});
+  return add(y, bias);
+}
+
+}  // namespace mmgrad

@@ -1,0 +1,221 @@
+// Neural-network ops: fused kernels with their own backward (softmax, layer_norm,
+// cross_entropy, attention) and compositions of other ops (dropout, embedding, patch_embed).
+#include <cmath>
+#include <limits>
+
+#include "autograd/op_helpers.h"
+
+namespace mmgrad {
+using autograd::record;
+using autograd::SavedTensor;
+using G = std::vector<Tensor>;
+
+namespace {
+
+// softmax over the last dim of a contiguous tensor, as one recorded op.
+Tensor softmax_last(const Tensor& x, bool log) {
+  Tensor xc = contiguous(x);
+  Tensor y = Tensor::empty(xc.shape(), xc.dtype(), xc.device());
+  if (y.numel() > 0) MMGRAD_DISPATCH(softmax, xc.device(), y, xc, log);
+  record(log ? "log_softmax" : "softmax", y, {xc}, [y_saved = SavedTensor(y), log](const Tensor& g) {
+    const Tensor& yv = y_saved.get();
+    Tensor gc = contiguous(g);
+    Tensor gi = Tensor::empty(yv.shape(), yv.dtype(), yv.device());
+    if (gi.numel() > 0) MMGRAD_DISPATCH(softmax_backward, yv.device(), gi, gc, yv, log);
+    return G{gi};
+  });
+  return y;
+}
+
+Tensor softmax_any_dim(const Tensor& x, int64_t dim, bool log) {
+  const char* name = log ? "log_softmax" : "softmax";
+  detail::check_defined(x, name, "x");
+  detail::check_floating(x, name);
+  if (x.dim() == 0) return softmax_any_dim(reshape(x, {1}), 0, log).reshape({});
+  int d = normalize_dim(dim, x.dim(), name);
+  if (d == x.dim() - 1) return softmax_last(x, log);
+  return transpose(softmax_last(transpose(x, d, -1), log), d, -1);
+}
+
+}  // namespace
+
+Tensor softmax(const Tensor& x, int64_t dim) { return softmax_any_dim(x, dim, false); }
+Tensor log_softmax(const Tensor& x, int64_t dim) { return softmax_any_dim(x, dim, true); }
+
+Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps) {
+  detail::check_defined(x, "layer_norm", "x");
+  detail::check_floating(x, "layer_norm");
+  if (x.dim() == 0) fail("layer_norm", "input must have at least one dim", {describe("x", x)});
+  const int64_t C = x.shape().back();
+  for (const Tensor* p : {&weight, &bias})
+    if (p->defined()) {
+      detail::check_compatible(x, *p, "layer_norm");
+      if (p->dim() != 1 || p->shape()[0] != C)
+        fail("layer_norm", fmt::format("weight and bias must be [{}] (the last dim of x)", C),
+             {describe("x", x), describe(p == &weight ? "weight" : "bias", *p)});
+    }
+  if (eps < 0) fail("layer_norm", "eps must be non-negative");
+  Tensor xc = contiguous(x);
+  int64_t rows = C ? xc.numel() / C : 0;
+  Tensor y = Tensor::empty(xc.shape(), xc.dtype(), xc.device());
+  Tensor mu = Tensor::empty({rows}, xc.dtype(), xc.device());
+  Tensor rstd = Tensor::empty({rows}, xc.dtype(), xc.device());
+  Tensor wc = weight.defined() ? contiguous(weight) : Tensor();
+  Tensor bc = bias.defined() ? contiguous(bias) : Tensor();
+  if (xc.numel() > 0) MMGRAD_DISPATCH(layer_norm, xc.device(), y, mu, rstd, xc, wc, bc, eps);
+  bool gx = xc.requires_grad(), gw = wc.defined() && wc.requires_grad(), gb = bc.defined() && bc.requires_grad();
+  record("layer_norm", y, {xc, wc, bc},
+         [xs = SavedTensor(xc), ws = SavedTensor(wc), ms = SavedTensor(mu), rs = SavedTensor(rstd), gx, gw,
+          gb](const Tensor& g) {
+           const Tensor& xv = xs.get();
+           Tensor gc = contiguous(g);
+           Tensor dx = gx ? Tensor::empty(xv.shape(), xv.dtype(), xv.device()) : Tensor();
+           int64_t C = xv.shape().back();
+           Tensor dw = gw ? Tensor::empty({C}, xv.dtype(), xv.device()) : Tensor();
+           Tensor db = gb ? Tensor::empty({C}, xv.dtype(), xv.device()) : Tensor();
+           if (xv.numel() > 0) {
+             MMGRAD_DISPATCH(layer_norm_backward, xv.device(), dx, dw, db, gc, xv, ms.get(), rs.get(), ws.get());
+           } else {
+             if (dw.defined()) fill_(dw, 0);
+             if (db.defined()) fill_(db, 0);
+           }
+           return G{dx, dw, db};
+         });
+  return y;
+}
+
+Tensor cross_entropy(const Tensor& logits, const Tensor& target, int64_t ignore_index,
+                     double label_smoothing, Reduction reduction) {
+  detail::check_defined(logits, "cross_entropy", "logits");
+  detail::check_defined(target, "cross_entropy", "target");
+  detail::check_floating(logits, "cross_entropy");
+  detail::check_integer_index(target, "cross_entropy");
+  if (logits.dim() != 2 || target.dim() != 1 || target.shape()[0] != logits.shape()[0])
+    fail("cross_entropy", "expects logits [N, C] and target [N]",
+         {describe("logits", logits), describe("target", target)});
+  if (logits.device() != target.device())
+    fail("cross_entropy", "logits and target are on different devices",
+         {describe("logits", logits), describe("target", target)});
+  if (!(label_smoothing >= 0 && label_smoothing <= 1))
+    fail("cross_entropy", fmt::format("label_smoothing {} is outside [0, 1]", label_smoothing));
+  const int64_t N = logits.shape()[0];
+  Tensor lc = contiguous(logits);
+  Tensor tc = contiguous(target.to(DType::I64));
+  Tensor loss = Tensor::empty({N}, lc.dtype(), lc.device());
+  Tensor lse = Tensor::empty({N}, lc.dtype(), lc.device());
+  if (N > 0) MMGRAD_DISPATCH(cross_entropy, lc.device(), loss, lse, lc, tc, ignore_index, label_smoothing);
+  record("cross_entropy", loss, {lc},
+         [ls = SavedTensor(lc), lses = SavedTensor(lse), ts = SavedTensor(tc), ignore_index,
+          label_smoothing](const Tensor& g) {
+           const Tensor& lv = ls.get();
+           Tensor gi = Tensor::empty(lv.shape(), lv.dtype(), lv.device());
+           if (lv.numel() > 0)
+             MMGRAD_DISPATCH(cross_entropy_backward, lv.device(), gi, contiguous(g), lv, lses.get(), ts.get(),
+                             ignore_index, label_smoothing);
+           return G{gi};
+         });
+  switch (reduction) {
+    case Reduction::None: return loss;
+    case Reduction::Sum: return sum(loss);
+    case Reduction::Mean: {
+      // Average over the targets that count; all ignored gives NaN (0/0), as in PyTorch.
+      Tensor counted = sum(ne(tc, static_cast<double>(ignore_index)).to(lc.dtype()));
+      return div(sum(loss), counted);
+    }
+  }
+  return loss;
+}
+
+Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v, bool causal,
+                                    const Tensor& attn_mask, std::optional<double> scale) {
+  const char* op = "scaled_dot_product_attention";
+  detail::check_compatible(q, k, op);
+  detail::check_compatible(q, v, op);
+  detail::check_floating(q, op);
+  if (q.dim() < 2 || k.dim() != q.dim() || v.dim() != q.dim())
+    fail(op, "q, k and v must have the same rank, at least 2 ([..., T, D])",
+         {describe("q", q), describe("k", k), describe("v", v)});
+  const int nd = q.dim();
+  const int64_t T = q.shape()[nd - 2], D = q.shape()[nd - 1], S = k.shape()[nd - 2];
+  bool batch_ok = std::equal(q.shape().begin(), q.shape().end() - 2, k.shape().begin()) &&
+                  std::equal(q.shape().begin(), q.shape().end() - 2, v.shape().begin());
+  if (!batch_ok || k.shape()[nd - 1] != D || v.shape()[nd - 2] != S)
+    fail(op, "expects q [..., T, D], k [..., S, D], v [..., S, Dv] with equal batch dims",
+         {describe("q", q), describe("k", k), describe("v", v)});
+  if (causal && T != S)
+    fail(op, "the causal mask needs as many queries as keys", {describe("q", q), describe("k", k)});
+  const double sc = scale ? *scale : 1.0 / std::sqrt(static_cast<double>(D));
+
+  // Forward with the graph off: the whole attention is one node below, with its own backward.
+  Tensor probs, out;
+  {
+    NoGradGuard no_grad;
+    Tensor scores = mul(matmul(q, transpose(k, -1, -2)), sc);
+    if (attn_mask.defined()) {
+      detail::check_compatible(q, attn_mask, op);
+      scores = add(scores, attn_mask);
+    }
+    if (causal) {
+      Tensor rows = unsqueeze(arange(0, static_cast<double>(T), 1, DType::I64, q.device()), 1);
+      Tensor cols = unsqueeze(arange(0, static_cast<double>(S), 1, DType::I64, q.device()), 0);
+      scores = where(gt(cols, rows), scalar_tensor(-std::numeric_limits<double>::infinity(), q.dtype(), q.device()), scores);
+    }
+    probs = softmax(scores, -1);
+    out = matmul(probs, v);
+  }
+  record(op, out, {q, k, v},
+         [qs = SavedTensor(q), ks = SavedTensor(k), vs = SavedTensor(v), ps = SavedTensor(probs), sc](const Tensor& g) {
+           const Tensor& P = ps.get();
+           // out = P V;  P = softmax(S);  S = scale * Q K^T
+           Tensor dV = matmul(transpose(P, -1, -2), g);
+           Tensor dP = contiguous(matmul(g, transpose(vs.get(), -1, -2)));
+           Tensor dS = Tensor::empty(P.shape(), P.dtype(), P.device());
+           MMGRAD_DISPATCH(softmax_backward, P.device(), dS, dP, P, false);
+           dS = mul(dS, sc);
+           Tensor dQ = matmul(dS, ks.get());
+           Tensor dK = matmul(transpose(dS, -1, -2), qs.get());
+           return G{dQ, dK, dV};
+         });
+  return out;
+}
+
+Tensor dropout(const Tensor& x, double p, bool training, Generator* gen) {
+  detail::check_defined(x, "dropout", "x");
+  if (!(p >= 0 && p <= 1)) fail("dropout", fmt::format("probability {} is outside [0, 1]", p));
+  if (!training || p == 0) return x;
+  if (p == 1) return mul(x, 0.0);
+  Tensor keep = ge(rand(x.shape(), x.dtype(), x.device(), gen), p);
+  return mul(x, mul(keep.to(x.dtype()), 1.0 / (1.0 - p)));
+}
+
+Tensor embedding(const Tensor& weight, const Tensor& ids) {
+  detail::check_defined(weight, "embedding", "weight");
+  detail::check_defined(ids, "embedding", "ids");
+  detail::check_integer_index(ids, "embedding");
+  if (weight.dim() != 2) fail("embedding", "weight must be [V, W]", {describe("weight", weight)});
+  Shape out_shape = ids.shape();
+  out_shape.push_back(weight.shape()[1]);
+  return reshape(index_select(weight, 0, reshape(ids, {-1})), out_shape);
+}
+
+Tensor patch_embed(const Tensor& images, const Tensor& weight) {
+  detail::check_compatible(images, weight, "patch_embed");
+  if (images.dim() != 4 || weight.dim() != 4)
+    fail("patch_embed", "expects images [B, C, H, W] and weight [W, C, P, P]",
+         {describe("images", images), describe("weight", weight)});
+  const int64_t B = images.shape()[0], C = images.shape()[1], H = images.shape()[2], Wi = images.shape()[3];
+  const int64_t width = weight.shape()[0], P = weight.shape()[2];
+  if (weight.shape()[1] != C || weight.shape()[3] != P || P <= 0 || H % P != 0 || Wi % P != 0)
+    fail("patch_embed",
+         fmt::format("weight must be [W, {}, P, P] with P dividing the image size {}x{}", C, H, Wi),
+         {describe("images", images), describe("weight", weight)});
+  // A stride-P, P x P convolution is a matmul over non-overlapping patches: split H and W
+  // into (patch row, pixel row), move the patch indices first, flatten each patch.
+  Tensor patches = reshape(images, {B, C, H / P, P, Wi / P, P});
+  patches = permute(patches, {0, 2, 4, 1, 3, 5});
+  patches = reshape(patches, {B * (H / P) * (Wi / P), C * P * P});
+  Tensor out = matmul(patches, transpose(reshape(weight, {width, C * P * P}), 0, 1));
+  return reshape(out, {B, (H / P) * (Wi / P), width});
+}
+
+}  // namespace mmgrad

@@ -1,0 +1,64 @@
+#include "backends/backend.h"
+
+namespace mmgrad {
+namespace cpu {
+const Backend& backend();
+}
+#ifdef MMGRAD_HAVE_CUDA
+namespace cuda {
+const Backend* backend_if_available();
+}
+#endif
+
+namespace {
+// Backends built into this binary register on first use (no static-initialiser order games).
+const Backend** backends() {
+  static const Backend* table[kNumDeviceTypes] = {};
+  static bool init = [] {
+    table[static_cast<int>(DeviceType::CPU)] = &cpu::backend();
+#ifdef MMGRAD_HAVE_CUDA
+    table[static_cast<int>(DeviceType::CUDA)] = cuda::backend_if_available();
+#endif
+    return true;
+  }();
+  (void)init;
+  return table;
+}
+}  // namespace
+
+void register_backend(DeviceType type, const Backend* backend) {
+  backends()[static_cast<int>(type)] = backend;
+}
+
+const Backend& backend_for(Device device) {
+  const Backend* b = backends()[static_cast<int>(device.type)];
+  if (!b) fail("dispatch", "no backend for device " + device.str() + " in this build of mmgrad");
+  return *b;
+}
+
+void fail_not_implemented(const char* op, Device device) {
+  fail(op, std::string("op ") + op + " is not implemented on " + device.str());
+}
+
+const char* unary_op_name(UnaryOp op) {
+  static const char* names[] = {"neg",  "abs",     "sign", "exp",  "log",        "sqrt",
+                                "rsqrt", "pow",    "tanh", "sigmoid", "relu",    "gelu",
+                                "quick_gelu", "erf", "square", "reciprocal"};
+  return names[static_cast<int>(op)];
+}
+const char* binary_op_name(BinaryOp op) {
+  static const char* names[] = {"add", "sub", "mul", "div", "maximum", "minimum",
+                                "relu_backward", "gelu_backward", "quick_gelu_backward",
+                                "tanh_backward", "sigmoid_backward"};
+  return names[static_cast<int>(op)];
+}
+const char* compare_op_name(CompareOp op) {
+  static const char* names[] = {"eq", "ne", "lt", "le", "gt", "ge"};
+  return names[static_cast<int>(op)];
+}
+const char* reduce_op_name(ReduceOp op) {
+  static const char* names[] = {"sum", "max", "min"};
+  return names[static_cast<int>(op)];
+}
+
+}  // namespace mmgrad

@@ -1,0 +1,107 @@
+// The op table: every kernel a backend provides, in one list.
+//
+// Kernels see tensors as buffers and views, never the autograd graph. Outputs are allocated
+// by the caller (autograd/) with the right shape, dtype and device; kernels only fill them.
+// Adding a kernel means adding one line to MMGRAD_BACKEND_OPS and implementing it in each
+// backend; a backend that leaves an entry empty makes that op fail with
+// "op X is not implemented on <device>", never a crash.
+#pragma once
+#include <cstdint>
+
+#include "core/rng.h"
+#include "core/tensor.h"
+
+namespace mmgrad {
+
+enum class UnaryOp {
+  Neg, Abs, Sign, Exp, Log, Sqrt, Rsqrt, Pow, Tanh, Sigmoid, Relu, Gelu, QuickGelu, Erf,
+  Square, Reciprocal,
+};
+
+// Binary ops take two operands already broadcast to the output's shape (stride-0 views).
+// The *Backward entries are the fused local derivatives of activations: out = g * f'(x).
+enum class BinaryOp {
+  Add, Sub, Mul, Div, Maximum, Minimum,
+  ReluBackward, GeluBackward, QuickGeluBackward, TanhBackward, SigmoidBackward,
+};
+
+enum class CompareOp { Eq, Ne, Lt, Le, Gt, Ge };
+
+enum class ReduceOp { Sum, Max, Min };
+
+const char* unary_op_name(UnaryOp op);
+const char* binary_op_name(BinaryOp op);
+const char* compare_op_name(CompareOp op);
+const char* reduce_op_name(ReduceOp op);
+
+// X(name, argument list). Shapes in the comments: "in" and "out" match unless stated.
+#define MMGRAD_BACKEND_OPS(X)                                                                  \
+  /* dst <- src, same shape, any strides, converting dtype */                                 \
+  X(copy, (const Tensor& dst, const Tensor& src))                                             \
+  X(fill, (const Tensor& dst, double value))                                                  \
+  /* dst[i] = U[low, high) or N(mean, std) of Philox stream `key`, i the row-major index */   \
+  X(random_uniform, (const Tensor& dst, uint64_t key, double low, double high))               \
+  X(random_normal, (const Tensor& dst, uint64_t key, double mean, double std))                \
+  /* out = op(in); Pow uses `scalar` as the exponent */                                       \
+  X(unary, (UnaryOp op, const Tensor& out, const Tensor& in, double scalar))                  \
+  X(binary, (BinaryOp op, const Tensor& out, const Tensor& a, const Tensor& b))               \
+  /* out (Bool) = a <op> b */                                                                 \
+  X(compare, (CompareOp op, const Tensor& out, const Tensor& a, const Tensor& b))             \
+  /* out = cond ? a : b, cond Bool */                                                         \
+  X(where, (const Tensor& out, const Tensor& cond, const Tensor& a, const Tensor& b))         \
+  /* out has in's shape with size 1 on the reduced dims; indices (I64, optional, only for   */ \
+  /* Max/Min over one dim) receive the position along that dim                              */ \
+  X(reduce, (ReduceOp op, const Tensor& out, const Tensor& indices, const Tensor& in))        \
+  /* out[..., M, N] (+)= a[..., M, K] @ b[..., K, N]; batch dims already broadcast;         */ \
+  /* transposed (stride-permuted) operands are handled without copies                       */ \
+  X(matmul, (const Tensor& out, const Tensor& a, const Tensor& b, bool accumulate))           \
+  /* softmax / log_softmax over the last dim of a contiguous tensor */                        \
+  X(softmax, (const Tensor& out, const Tensor& in, bool log))                                 \
+  /* grad_in from grad_out and the forward output */                                          \
+  X(softmax_backward,                                                                          \
+    (const Tensor& grad_in, const Tensor& grad_out, const Tensor& out, bool log))              \
+  /* over the last dim; mean/rstd [rows]; weight/bias may be undefined */                     \
+  X(layer_norm, (const Tensor& out, const Tensor& mean, const Tensor& rstd, const Tensor& x,  \
+                 const Tensor& weight, const Tensor& bias, double eps))                        \
+  X(layer_norm_backward,                                                                       \
+    (const Tensor& grad_x, const Tensor& grad_weight, const Tensor& grad_bias,                 \
+     const Tensor& grad_out, const Tensor& x, const Tensor& mean, const Tensor& rstd,          \
+     const Tensor& weight))                                                                    \
+  /* logits [N, C] contiguous, target I64 [N]; loss [N] per row (0 where ignored),          */ \
+  /* lse [N] the row's log-sum-exp, kept for backward                                       */ \
+  X(cross_entropy, (const Tensor& loss, const Tensor& lse, const Tensor& logits,              \
+                    const Tensor& target, int64_t ignore_index, double label_smoothing))       \
+  /* grad_logits = grad_loss[row] * d loss[row] / d logits */                                 \
+  X(cross_entropy_backward,                                                                    \
+    (const Tensor& grad_logits, const Tensor& grad_loss, const Tensor& logits,                 \
+     const Tensor& lse, const Tensor& target, int64_t ignore_index, double label_smoothing))   \
+  /* out = in.index_select(dim, index); index I64 1-D, bounds checked */                      \
+  X(index_select, (const Tensor& out, const Tensor& in, int dim, const Tensor& index))        \
+  /* out.index_select(dim, index) += src (scatter-add; repeated indices accumulate) */        \
+  X(index_add, (const Tensor& out, int dim, const Tensor& index, const Tensor& src))          \
+  /* out[i][j] = in[i][index[i][j]] along dim (index has out's shape) */                      \
+  X(gather, (const Tensor& out, const Tensor& in, int dim, const Tensor& index))              \
+  /* out[i][index[i][j]] += src[i][j] along dim */                                            \
+  X(scatter_add, (const Tensor& out, int dim, const Tensor& index, const Tensor& src))
+
+struct Backend {
+  const char* name = "";
+#define MMGRAD_DECLARE_SLOT(op, args) void(*op) args = nullptr;
+  MMGRAD_BACKEND_OPS(MMGRAD_DECLARE_SLOT)
+#undef MMGRAD_DECLARE_SLOT
+};
+
+void register_backend(DeviceType type, const Backend* backend);
+// The backend for a device; throws if that device type is not built in.
+const Backend& backend_for(Device device);
+[[noreturn]] void fail_not_implemented(const char* op, Device device);
+
+}  // namespace mmgrad
+
+// Calls kernel `op` of the backend for `device`, or fails with a clear message.
+#define MMGRAD_DISPATCH(op, device, ...)                                          \
+  do {                                                                            \
+    const ::mmgrad::Backend& mmgrad_backend_ = ::mmgrad::backend_for(device);     \
+    if (!mmgrad_backend_.op) ::mmgrad::fail_not_implemented(#op, (device));       \
+    mmgrad_backend_.op(__VA_ARGS__);                                              \
+  } while (0)

@@ -1,0 +1,216 @@
+// Elementwise kernels: unary math, broadcast binary ops, comparisons and where.
+// Each op is a scalar function; the strided loop supplies the iteration and threading,
+// and the dense inner loop lets the compiler vectorise the simple ones.
+#include <cmath>
+
+#include "backends/cpu/dispatch.h"
+#include "backends/cpu/kernels.h"
+#include "backends/cpu/strided_loop.h"
+
+namespace mmgrad::cpu {
+namespace {
+
+constexpr double kInvSqrt2 = 0.70710678118654752440;
+constexpr double kInvSqrt2Pi = 0.39894228040143267794;
+
+template <typename T>
+T sigmoid_of(T x) {
+  // Split by sign so exp never overflows.
+  if (x >= T(0)) return T(1) / (T(1) + std::exp(-x));
+  T e = std::exp(x);
+  return e / (T(1) + e);
+}
+
+template <typename T>
+T apply_unary(UnaryOp op, T x, T s) {
+  switch (op) {
+    case UnaryOp::Neg: return -x;
+    case UnaryOp::Abs: return std::abs(x);
+    case UnaryOp::Sign: return x > T(0) ? T(1) : (x < T(0) ? T(-1) : T(0));
+    case UnaryOp::Exp: return std::exp(x);
+    case UnaryOp::Log: return std::log(x);
+    case UnaryOp::Sqrt: return std::sqrt(x);
+    case UnaryOp::Rsqrt: return T(1) / std::sqrt(x);
+    case UnaryOp::Pow: return std::pow(x, s);
+    case UnaryOp::Tanh: return std::tanh(x);
+    case UnaryOp::Sigmoid: return sigmoid_of(x);
+    case UnaryOp::Relu: return x > T(0) ? x : T(0);
+    case UnaryOp::Gelu: return T(0.5) * x * (T(1) + std::erf(x * T(kInvSqrt2)));
+    case UnaryOp::QuickGelu: return x * sigmoid_of(T(1.702) * x);
+    case UnaryOp::Erf: return std::erf(x);
+    case UnaryOp::Square: return x * x;
+    case UnaryOp::Reciprocal: return T(1) / x;
+  }
+  return x;
+}
+
+template <typename T>
+T apply_binary(BinaryOp op, T a, T b) {
+  switch (op) {
+    case BinaryOp::Add: return a + b;
+    case BinaryOp::Sub: return a - b;
+    case BinaryOp::Mul: return a * b;
+    case BinaryOp::Div:
+      if constexpr (std::is_integral_v<T>)
+        if (b == 0) fail("div", "integer division by zero");
+      return a / b;
+    // NaN propagates, as in PyTorch's maximum/minimum.
+    case BinaryOp::Maximum:
+      if constexpr (std::is_floating_point_v<T>) if (std::isnan(a) || std::isnan(b)) return a + b;
+      return a > b ? a : b;
+    case BinaryOp::Minimum:
+      if constexpr (std::is_floating_point_v<T>) if (std::isnan(a) || std::isnan(b)) return a + b;
+      return a < b ? a : b;
+    default: break;
+  }
+  if constexpr (std::is_floating_point_v<T>) {
+    // Activation derivatives: a is the incoming gradient, b the saved input (or output).
+    switch (op) {
+      case BinaryOp::ReluBackward: return b > T(0) ? a : T(0);
+      case BinaryOp::GeluBackward: {
+        T cdf = T(0.5) * (T(1) + std::erf(b * T(kInvSqrt2)));
+        T pdf = T(kInvSqrt2Pi) * std::exp(T(-0.5) * b * b);
+        return a * (cdf + b * pdf);
+      }
+      case BinaryOp::QuickGeluBackward: {
+        T s = sigmoid_of(T(1.702) * b);
+        return a * (s + T(1.702) * b * s * (T(1) - s));
+      }
+      case BinaryOp::TanhBackward: return a * (T(1) - b * b);      // b = tanh(x)
+      case BinaryOp::SigmoidBackward: return a * b * (T(1) - b);  // b = sigmoid(x)
+      default: break;
+    }
+  }
+  return a;
+}
+
+template <typename T>
+bool apply_compare(CompareOp op, T a, T b) {
+  switch (op) {
+    case CompareOp::Eq: return a == b;
+    case CompareOp::Ne: return a != b;
+    case CompareOp::Lt: return a < b;
+    case CompareOp::Le: return a <= b;
+    case CompareOp::Gt: return a > b;
+    case CompareOp::Ge: return a >= b;
+  }
+  return false;
+}
+
+// The inner loop of a k-input elementwise op, specialised for the dense case.
+template <typename Out, typename In, size_t N, typename F>
+void elementwise_inner(const std::array<char*, N>& p, const std::array<int64_t, N>& st, int64_t n,
+                       F f) {
+  bool dense = st[0] == sizeof(Out);
+  for (size_t k = 1; k < N; ++k) dense = dense && st[k] == sizeof(In);
+  Out* out = reinterpret_cast<Out*>(p[0]);
+  if (dense) {
+    if constexpr (N == 2) {
+      const In* a = reinterpret_cast<const In*>(p[1]);
+      for (int64_t i = 0; i < n; ++i) out[i] = f(a[i]);
+    } else {
+      const In* a = reinterpret_cast<const In*>(p[1]);
+      const In* b = reinterpret_cast<const In*>(p[2]);
+      for (int64_t i = 0; i < n; ++i) out[i] = f(a[i], b[i]);
+    }
+  } else {
+    for (int64_t i = 0; i < n; ++i) {
+      Out* o = reinterpret_cast<Out*>(p[0] + i * st[0]);
+      if constexpr (N == 2) {
+        *o = f(*reinterpret_cast<const In*>(p[1] + i * st[1]));
+      } else {
+        *o = f(*reinterpret_cast<const In*>(p[1] + i * st[1]),
+               *reinterpret_cast<const In*>(p[2] + i * st[2]));
+      }
+    }
+  }
+}
+
+// Instantiates one loop per op so the op switch is resolved outside the inner loop.
+template <typename T, typename Body>
+void for_each_unary_op(UnaryOp op, Body body) {
+  switch (op) {
+#define MMGRAD_CASE(name) \
+  case UnaryOp::name: body([](T x, T e) { return apply_unary<T>(UnaryOp::name, x, e); }); return;
+    MMGRAD_CASE(Neg) MMGRAD_CASE(Abs) MMGRAD_CASE(Sign) MMGRAD_CASE(Exp) MMGRAD_CASE(Log)
+    MMGRAD_CASE(Sqrt) MMGRAD_CASE(Rsqrt) MMGRAD_CASE(Pow) MMGRAD_CASE(Tanh)
+    MMGRAD_CASE(Sigmoid) MMGRAD_CASE(Relu) MMGRAD_CASE(Gelu) MMGRAD_CASE(QuickGelu)
+    MMGRAD_CASE(Erf) MMGRAD_CASE(Square) MMGRAD_CASE(Reciprocal)
+#undef MMGRAD_CASE
+  }
+}
+
+template <typename T, typename Body>
+void for_each_binary_op(BinaryOp op, Body body) {
+  switch (op) {
+#define MMGRAD_CASE(name) \
+  case BinaryOp::name: body([](T a, T b) { return apply_binary<T>(BinaryOp::name, a, b); }); return;
+    MMGRAD_CASE(Add) MMGRAD_CASE(Sub) MMGRAD_CASE(Mul) MMGRAD_CASE(Div) MMGRAD_CASE(Maximum)
+    MMGRAD_CASE(Minimum) MMGRAD_CASE(ReluBackward) MMGRAD_CASE(GeluBackward)
+    MMGRAD_CASE(QuickGeluBackward) MMGRAD_CASE(TanhBackward) MMGRAD_CASE(SigmoidBackward)
+#undef MMGRAD_CASE
+  }
+}
+
+bool is_activation_backward(BinaryOp op) {
+  return op == BinaryOp::ReluBackward || op == BinaryOp::GeluBackward ||
+         op == BinaryOp::QuickGeluBackward || op == BinaryOp::TanhBackward ||
+         op == BinaryOp::SigmoidBackward;
+}
+
+}  // namespace
+
+void unary(UnaryOp op, const Tensor& out, const Tensor& in, double scalar) {
+  StridedLoop<2> loop(out.shape(), {&out, &in});
+  dispatch_float(in.dtype(), unary_op_name(op), [&](auto tag) {
+    using T = decltype(tag);
+    const T s = static_cast<T>(scalar);
+    for_each_unary_op<T>(op, [&](auto f) {
+      loop.run([&](std::array<char*, 2> p, const std::array<int64_t, 2>& st, int64_t n) {
+        elementwise_inner<T, T, 2>(p, st, n, [&](T x) { return f(x, s); });
+      });
+    });
+  });
+}
+
+void binary(BinaryOp op, const Tensor& out, const Tensor& a, const Tensor& b) {
+  StridedLoop<3> loop(out.shape(), {&out, &a, &b});
+  auto run = [&](auto tag) {
+    using T = decltype(tag);
+    for_each_binary_op<T>(op, [&](auto f) {
+      loop.run([&](std::array<char*, 3> p, const std::array<int64_t, 3>& st, int64_t n) {
+        elementwise_inner<T, T, 3>(p, st, n, f);
+      });
+    });
+  };
+  if (is_activation_backward(op))
+    dispatch_float(a.dtype(), binary_op_name(op), run);
+  else
+    dispatch_numeric(a.dtype(), binary_op_name(op), run);
+}
+
+void compare(CompareOp op, const Tensor& out, const Tensor& a, const Tensor& b) {
+  StridedLoop<3> loop(out.shape(), {&out, &a, &b});
+  dispatch_numeric(a.dtype(), compare_op_name(op), [&](auto tag) {
+    using T = decltype(tag);
+    loop.run([&](std::array<char*, 3> p, const std::array<int64_t, 3>& st, int64_t n) {
+      elementwise_inner<bool, T, 3>(p, st, n, [op](T x, T y) { return apply_compare(op, x, y); });
+    });
+  });
+}
+
+void where(const Tensor& out, const Tensor& cond, const Tensor& a, const Tensor& b) {
+  StridedLoop<4> loop(out.shape(), {&out, &cond, &a, &b});
+  dispatch_all(out.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    loop.run([](std::array<char*, 4> p, const std::array<int64_t, 4>& st, int64_t n) {
+      for (int64_t i = 0; i < n; ++i) {
+        bool c = *reinterpret_cast<const bool*>(p[1] + i * st[1]);
+        *reinterpret_cast<T*>(p[0] + i * st[0]) =
+            *reinterpret_cast<const T*>(p[c ? 2 : 3] + i * st[c ? 2 : 3]);
+      }
+    });
+  });
+}
+
+}  // namespace mmgrad::cpu

@@ -1,0 +1,1154 @@
+// mmgrad's GEMM: the cblas mapping (OpenBLAS build) and the builtin blocked kernel.
+//
+// Builtin kernel layout (Goto/BLIS scheme):
+//   for jc in N step NC            B block  KC x NC  packed into NR-wide panels (L3/L2)
+//     for pc in K step KC
+//       pack B(pc:pc+kc, jc:jc+nc)
+//       for ic in M step MC        A block  MC x KC  packed into MR-tall panels (L2)
+//         pack A(ic:ic+mc, pc:pc+kc)
+//         for jr in nc step NR     B micro-panel stays in L1
+//           for ir in mc step MR   micro-kernel: MR x NR tile of C in registers
+// Packing copes with any strides (transposed and sliced views), so the micro-kernels only see
+// unit-stride panels. Micro-kernels exist for AVX-512, AVX2+FMA and portable C++ (GCC vector
+// extensions); the one to use is chosen at run time from the CPU's features, so the binary
+// needs no -march flags. Threads split C into a grid of sub-blocks, each computed by the
+// serial blocked algorithm with its own thread-local pack buffers.
+#include "backends/cpu/gemm.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <condition_variable>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <limits>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#if defined(__x86_64__) || defined(__i386__)
+#define MMGRAD_GEMM_X86 1
+#include <immintrin.h>
+#endif
+
+#if !defined(MMGRAD_GEMM_OWN_POOL) && __has_include("core/parallel.h")
+#include "core/parallel.h"
+#define MMGRAD_GEMM_USE_PARALLEL_FOR 1
+#endif
+
+#ifdef MMGRAD_HAVE_OPENBLAS
+#include <cblas.h>
+#endif
+
+namespace mmgrad::cpu {
+namespace {
+
+// ------------------------------------------------------------------------------------------
+// Threads
+// ------------------------------------------------------------------------------------------
+
+[[maybe_unused]] int default_threads() {
+  if (const char* s = std::getenv("MMGRAD_NUM_THREADS")) {
+    int n = std::atoi(s);
+    if (n > 0) return n;
+  }
+  unsigned hc = std::thread::hardware_concurrency();
+  return hc == 0 ? 1 : static_cast<int>(hc);
+}
+
+std::atomic<int> g_thread_cap{0};  // 0: default_threads()
+
+int max_threads() {
+#ifdef MMGRAD_GEMM_USE_PARALLEL_FOR
+  const int def = mmgrad::num_threads();
+#else
+  static const int def = default_threads();
+#endif
+  int cap = g_thread_cap.load(std::memory_order_relaxed);
+  return cap > 0 ? cap : def;
+}
+
+#ifndef MMGRAD_GEMM_USE_PARALLEL_FOR
+// A small persistent pool used until the project has one (core/parallel.h). The calling
+// thread takes part in the work. Calls from inside a task, or while another thread is using
+// the pool, run serially on the caller instead of waiting (no nesting, no deadlock).
+thread_local bool t_in_pool_worker = false;
+
+class Pool {
+ public:
+  explicit Pool(int workers) {
+    for (int i = 0; i < workers; ++i) threads_.emplace_back([this] { loop(); });
+  }
+  int size() const { return static_cast<int>(threads_.size()) + 1; }
+
+  void run(int64_t n, const std::function<void(int64_t)>& task) {
+    std::unique_lock<std::mutex> busy(run_mutex_, std::try_to_lock);
+    if (!busy.owns_lock() || t_in_pool_worker || threads_.empty()) {
+      for (int64_t i = 0; i < n; ++i) task(i);
+      return;
+    }
+    uint64_t gen;
+    {
+      std::lock_guard<std::mutex> lk(m_);
+      gen = ++gen_;
+      task_ = &task;
+      ntasks_ = n;
+      remaining_ = n;
+      ticket_.store(gen << 32, std::memory_order_release);
+    }
+    cv_.notify_all();
+    work(gen, n, &task);
+    std::unique_lock<std::mutex> lk(m_);
+    done_cv_.wait(lk, [&] { return remaining_ == 0; });
+    task_ = nullptr;
+  }
+
+ private:
+  // ticket_ = (generation << 32) | next task index: a worker that wakes late for an old job
+  // sees a different generation and claims nothing.
+  void work(uint64_t gen, int64_t n, const std::function<void(int64_t)>* task) {
+    int64_t done = 0;
+    for (;;) {
+      uint64_t t = ticket_.load(std::memory_order_acquire);
+      if ((t >> 32) != gen) break;
+      int64_t i = static_cast<int64_t>(t & 0xffffffffu);
+      if (i >= n) break;
+      if (!ticket_.compare_exchange_weak(t, t + 1, std::memory_order_acq_rel)) continue;
+      (*task)(i);
+      ++done;
+    }
+    if (done > 0) {
+      std::lock_guard<std::mutex> lk(m_);
+      remaining_ -= done;
+      if (remaining_ == 0) done_cv_.notify_all();
+    }
+  }
+
+  void loop() {
+    t_in_pool_worker = true;
+    uint64_t seen = 0;
+    for (;;) {
+      uint64_t gen;
+      int64_t n;
+      const std::function<void(int64_t)>* task;
+      {
+        std::unique_lock<std::mutex> lk(m_);
+        cv_.wait(lk, [&] { return gen_ != seen; });
+        seen = gen = gen_;
+        n = ntasks_;
+        task = task_;
+      }
+      if (task) work(gen, n, task);
+    }
+  }
+
+  std::vector<std::thread> threads_;
+  std::mutex run_mutex_;
+  std::mutex m_;
+  std::condition_variable cv_, done_cv_;
+  uint64_t gen_ = 0;
+  int64_t ntasks_ = 0;
+  int64_t remaining_ = 0;
+  const std::function<void(int64_t)>* task_ = nullptr;
+  std::atomic<uint64_t> ticket_{0};
+};
+
+Pool& pool() {
+  // Never destroyed: its threads park on a condition variable and die with the process, so
+  // a GEMM during static destruction or after exit() starts cannot hit a dead pool.
+  static Pool* p = new Pool(std::max(0, default_threads() - 1));
+  return *p;
+}
+#endif
+
+void run_tasks(int64_t n, const std::function<void(int64_t)>& task) {
+  if (n <= 1) {
+    if (n == 1) task(0);
+    return;
+  }
+#ifdef MMGRAD_GEMM_USE_PARALLEL_FOR
+  mmgrad::parallel_for(0, n, 1, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) task(i);
+  });
+#else
+  pool().run(n, task);
+#endif
+}
+
+// ------------------------------------------------------------------------------------------
+// Buffers
+// ------------------------------------------------------------------------------------------
+
+struct AlignedBuffer {
+  void* p = nullptr;
+  size_t bytes = 0;
+  AlignedBuffer() = default;
+  AlignedBuffer(const AlignedBuffer&) = delete;
+  AlignedBuffer& operator=(const AlignedBuffer&) = delete;
+  ~AlignedBuffer() { std::free(p); }
+  template <class T>
+  T* get(size_t n) {
+    size_t need = (n * sizeof(T) + 63) / 64 * 64;
+    if (need > bytes) {
+      std::free(p);
+      p = std::aligned_alloc(64, need);
+      if (!p) throw std::bad_alloc();
+      bytes = need;
+    }
+    return static_cast<T*>(p);
+  }
+};
+
+thread_local AlignedBuffer t_pack_a, t_pack_b;
+
+int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
+int64_t ceil_div(int64_t x, int64_t m) { return (x + m - 1) / m; }
+
+// ------------------------------------------------------------------------------------------
+// Kernel tables
+// ------------------------------------------------------------------------------------------
+
+constexpr int kMaxMR = 8;
+constexpr int kMaxNR = 32;
+
+template <class T>
+using UKernel = void (*)(int64_t kc, const T* a, const T* b, T* c, int64_t rsc, T alpha, T beta);
+template <class T>
+using PackA = void (*)(int64_t mc, int64_t kc, const T* A, int64_t rsa, int64_t csa, T* Ap);
+template <class T>
+using PackB = void (*)(int64_t kc, int64_t nc, const T* B, int64_t rsb, int64_t csb, T* Bp);
+
+// Micro-kernel that reads A straight from the source (any strides, m <= MR rows) and B with
+// row stride rsb (a packed panel, rsb = NR, or the source when its columns are contiguous),
+// n <= NR columns; C tile with unit column stride.
+template <class T>
+using DirectKernel = void (*)(int64_t kc, const T* a, int64_t rsa, int64_t csa, int64_t m,
+                              const T* b, int64_t rsb, int64_t n, T* c, int64_t rsc, T alpha,
+                              T beta);
+
+template <class T>
+struct Kernels {
+  const char* isa;
+  int mr, nr;
+  int64_t mc, kc, nc;  // cache block sizes (mc multiple of mr, nc multiple of nr)
+  UKernel<T> ukernel;
+  PackA<T> pack_a;
+  PackB<T> pack_b;
+  DirectKernel<T> direct = nullptr;  // optional
+};
+
+// ---- Portable packing (any strides; zero-pads partial panels) ----------------------------
+
+// Ap holds ceil(mc/MR) panels of kc*MR: panel p, step k, row r at Ap[p*kc*MR + k*MR + r].
+template <class T, int MR>
+void pack_a_portable(int64_t mc, int64_t kc, const T* A, int64_t rsa, int64_t csa, T* Ap) {
+  for (int64_t i0 = 0; i0 < mc; i0 += MR, Ap += MR * kc) {
+    const int64_t m = std::min<int64_t>(MR, mc - i0);
+    const T* a = A + i0 * rsa;
+    if (m == MR && rsa == 1) {
+      for (int64_t k = 0; k < kc; ++k)
+        for (int r = 0; r < MR; ++r) Ap[k * MR + r] = a[k * csa + r];
+    } else if (m == MR && csa == 1) {
+      for (int r = 0; r < MR; ++r) {
+        const T* row = a + r * rsa;
+        for (int64_t k = 0; k < kc; ++k) Ap[k * MR + r] = row[k];
+      }
+    } else {
+      for (int64_t k = 0; k < kc; ++k) {
+        int r = 0;
+        for (; r < m; ++r) Ap[k * MR + r] = a[r * rsa + k * csa];
+        for (; r < MR; ++r) Ap[k * MR + r] = T(0);
+      }
+    }
+  }
+}
+
+// Bp holds ceil(nc/NR) panels of kc*NR: panel p, step k, column j at Bp[p*kc*NR + k*NR + j].
+template <class T, int NR>
+void pack_b_portable(int64_t kc, int64_t nc, const T* B, int64_t rsb, int64_t csb, T* Bp) {
+  for (int64_t j0 = 0; j0 < nc; j0 += NR, Bp += NR * kc) {
+    const int64_t n = std::min<int64_t>(NR, nc - j0);
+    const T* b = B + j0 * csb;
+    if (n == NR && csb == 1) {
+      for (int64_t k = 0; k < kc; ++k) std::memcpy(Bp + k * NR, b + k * rsb, NR * sizeof(T));
+    } else if (n == NR && rsb == 1) {
+      for (int j = 0; j < NR; ++j) {
+        const T* col = b + j * csb;
+        for (int64_t k = 0; k < kc; ++k) Bp[k * NR + j] = col[k];
+      }
+    } else {
+      for (int64_t k = 0; k < kc; ++k) {
+        int j = 0;
+        for (; j < n; ++j) Bp[k * NR + j] = b[k * rsb + j * csb];
+        for (; j < NR; ++j) Bp[k * NR + j] = T(0);
+      }
+    }
+  }
+}
+
+// ---- Portable micro-kernel (GCC vector extensions; SSE2 on baseline x86-64, NEON on arm) ---
+
+template <class T, int MR, int NV, int VBYTES>
+void ukernel_portable(int64_t kc, const T* __restrict a, const T* __restrict b, T* c,
+                      int64_t rsc, T alpha, T beta) {
+  typedef T V __attribute__((vector_size(VBYTES)));
+  constexpr int VL = VBYTES / sizeof(T);
+  constexpr int NR = NV * VL;
+  V acc[MR][NV];
+  for (int r = 0; r < MR; ++r)
+    for (int v = 0; v < NV; ++v) acc[r][v] = V{};
+  for (int64_t k = 0; k < kc; ++k) {
+    V bv[NV];
+    std::memcpy(bv, b, sizeof(bv));
+#pragma GCC unroll 8
+    for (int r = 0; r < MR; ++r) {
+      const T av = a[r];
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) acc[r][v] += bv[v] * av;
+    }
+    a += MR;
+    b += NR;
+  }
+  for (int r = 0; r < MR; ++r) {
+    T* cr = c + r * rsc;
+    for (int v = 0; v < NV; ++v) {
+      V res = acc[r][v] * alpha;
+      if (beta != T(0)) {
+        V old;
+        std::memcpy(&old, cr + v * VL, sizeof(V));
+        res += old * beta;
+      }
+      std::memcpy(cr + v * VL, &res, sizeof(V));
+    }
+  }
+}
+
+const Kernels<float> kGenericF32{"generic", 4, 8, 128, 256, 4096,
+                                 ukernel_portable<float, 4, 2, 16>,
+                                 pack_a_portable<float, 4>, pack_b_portable<float, 8>};
+const Kernels<double> kGenericF64{"generic", 4, 4, 128, 256, 4096,
+                                  ukernel_portable<double, 4, 2, 16>,
+                                  pack_a_portable<double, 4>, pack_b_portable<double, 4>};
+
+#ifdef MMGRAD_GEMM_X86
+
+#define MMGRAD_TARGET_AVX2 __attribute__((target("avx2,fma")))
+#define MMGRAD_TARGET_AVX512 __attribute__((target("avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")))
+
+// ---- AVX2 + FMA ---------------------------------------------------------------------------
+
+// 6 x 16 floats: 12 ymm accumulators, 2 for B, 1 broadcast.
+MMGRAD_TARGET_AVX2 void ukernel_avx2_f32(int64_t kc, const float* __restrict a,
+                                         const float* __restrict b, float* c, int64_t rsc,
+                                         float alpha, float beta) {
+  constexpr int MR = 6;
+  __m256 acc0[MR], acc1[MR];
+#pragma GCC unroll 6
+  for (int r = 0; r < MR; ++r) acc0[r] = acc1[r] = _mm256_setzero_ps();
+#pragma GCC unroll 6
+  for (int r = 0; r < MR; ++r) _mm_prefetch(reinterpret_cast<const char*>(c + r * rsc), _MM_HINT_T0);
+#pragma GCC unroll 2
+  for (int64_t k = 0; k < kc; ++k) {
+    const __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
+#pragma GCC unroll 6
+    for (int r = 0; r < MR; ++r) {
+      const __m256 av = _mm256_broadcast_ss(a + r);
+      acc0[r] = _mm256_fmadd_ps(av, b0, acc0[r]);
+      acc1[r] = _mm256_fmadd_ps(av, b1, acc1[r]);
+    }
+    a += MR;
+    b += 16;
+  }
+  const __m256 va = _mm256_set1_ps(alpha);
+  if (beta == 0.0f) {
+#pragma GCC unroll 6
+    for (int r = 0; r < MR; ++r) {
+      _mm256_storeu_ps(c + r * rsc, _mm256_mul_ps(va, acc0[r]));
+      _mm256_storeu_ps(c + r * rsc + 8, _mm256_mul_ps(va, acc1[r]));
+    }
+  } else {
+    const __m256 vb = _mm256_set1_ps(beta);
+#pragma GCC unroll 6
+    for (int r = 0; r < MR; ++r) {
+      float* cr = c + r * rsc;
+      _mm256_storeu_ps(cr, _mm256_fmadd_ps(vb, _mm256_loadu_ps(cr), _mm256_mul_ps(va, acc0[r])));
+      _mm256_storeu_ps(cr + 8,
+                       _mm256_fmadd_ps(vb, _mm256_loadu_ps(cr + 8), _mm256_mul_ps(va, acc1[r])));
+    }
+  }
+}
+
+// 6 x 8 doubles.
+MMGRAD_TARGET_AVX2 void ukernel_avx2_f64(int64_t kc, const double* __restrict a,
+                                         const double* __restrict b, double* c, int64_t rsc,
+                                         double alpha, double beta) {
+  constexpr int MR = 6;
+  __m256d acc0[MR], acc1[MR];
+#pragma GCC unroll 6
+  for (int r = 0; r < MR; ++r) acc0[r] = acc1[r] = _mm256_setzero_pd();
+#pragma GCC unroll 2
+  for (int64_t k = 0; k < kc; ++k) {
+    const __m256d b0 = _mm256_load_pd(b), b1 = _mm256_load_pd(b + 4);
+#pragma GCC unroll 6
+    for (int r = 0; r < MR; ++r) {
+      const __m256d av = _mm256_broadcast_sd(a + r);
+      acc0[r] = _mm256_fmadd_pd(av, b0, acc0[r]);
+      acc1[r] = _mm256_fmadd_pd(av, b1, acc1[r]);
+    }
+    a += MR;
+    b += 8;
+  }
+  const __m256d va = _mm256_set1_pd(alpha);
+  if (beta == 0.0) {
+#pragma GCC unroll 6
+    for (int r = 0; r < MR; ++r) {
+      _mm256_storeu_pd(c + r * rsc, _mm256_mul_pd(va, acc0[r]));
+      _mm256_storeu_pd(c + r * rsc + 4, _mm256_mul_pd(va, acc1[r]));
+    }
+  } else {
+    const __m256d vb = _mm256_set1_pd(beta);
+#pragma GCC unroll 6
+    for (int r = 0; r < MR; ++r) {
+      double* cr = c + r * rsc;
+      _mm256_storeu_pd(cr, _mm256_fmadd_pd(vb, _mm256_loadu_pd(cr), _mm256_mul_pd(va, acc0[r])));
+      _mm256_storeu_pd(cr + 4,
+                       _mm256_fmadd_pd(vb, _mm256_loadu_pd(cr + 4), _mm256_mul_pd(va, acc1[r])));
+    }
+  }
+}
+
+MMGRAD_TARGET_AVX2 void pack_a_avx2_f32(int64_t mc, int64_t kc, const float* A, int64_t rsa,
+                                        int64_t csa, float* Ap) {
+  pack_a_portable<float, 6>(mc, kc, A, rsa, csa, Ap);
+}
+MMGRAD_TARGET_AVX2 void pack_b_avx2_f32(int64_t kc, int64_t nc, const float* B, int64_t rsb,
+                                        int64_t csb, float* Bp) {
+  pack_b_portable<float, 16>(kc, nc, B, rsb, csb, Bp);
+}
+MMGRAD_TARGET_AVX2 void pack_a_avx2_f64(int64_t mc, int64_t kc, const double* A, int64_t rsa,
+                                        int64_t csa, double* Ap) {
+  pack_a_portable<double, 6>(mc, kc, A, rsa, csa, Ap);
+}
+MMGRAD_TARGET_AVX2 void pack_b_avx2_f64(int64_t kc, int64_t nc, const double* B, int64_t rsb,
+                                        int64_t csb, double* Bp) {
+  pack_b_portable<double, 8>(kc, nc, B, rsb, csb, Bp);
+}
+
+const Kernels<float> kAvx2F32{"avx2", 6, 16, 144, 256, 4096,
+                              ukernel_avx2_f32, pack_a_avx2_f32, pack_b_avx2_f32};
+const Kernels<double> kAvx2F64{"avx2", 6, 8, 96, 256, 4096,
+                               ukernel_avx2_f64, pack_a_avx2_f64, pack_b_avx2_f64};
+
+// ---- AVX-512 --------------------------------------------------------------------------------
+
+// 8 x 32 floats: 16 zmm accumulators, 2 for B, broadcasts folded into the FMAs.
+MMGRAD_TARGET_AVX512 void ukernel_avx512_f32(int64_t kc, const float* __restrict a,
+                                             const float* __restrict b, float* c, int64_t rsc,
+                                             float alpha, float beta) {
+  constexpr int MR = 8;
+  __m512 acc0[MR], acc1[MR];
+#pragma GCC unroll 8
+  for (int r = 0; r < MR; ++r) acc0[r] = acc1[r] = _mm512_setzero_ps();
+#pragma GCC unroll 8
+  for (int r = 0; r < MR; ++r) {
+    _mm_prefetch(reinterpret_cast<const char*>(c + r * rsc), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(c + r * rsc + 31), _MM_HINT_T0);
+  }
+#pragma GCC unroll 4
+  for (int64_t k = 0; k < kc; ++k) {
+    const __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
+#pragma GCC unroll 8
+    for (int r = 0; r < MR; ++r) {
+      const __m512 av = _mm512_set1_ps(a[r]);
+      acc0[r] = _mm512_fmadd_ps(av, b0, acc0[r]);
+      acc1[r] = _mm512_fmadd_ps(av, b1, acc1[r]);
+    }
+    a += MR;
+    b += 32;
+  }
+  const __m512 va = _mm512_set1_ps(alpha);
+  if (beta == 0.0f) {
+#pragma GCC unroll 8
+    for (int r = 0; r < MR; ++r) {
+      _mm512_storeu_ps(c + r * rsc, _mm512_mul_ps(va, acc0[r]));
+      _mm512_storeu_ps(c + r * rsc + 16, _mm512_mul_ps(va, acc1[r]));
+    }
+  } else {
+    const __m512 vb = _mm512_set1_ps(beta);
+#pragma GCC unroll 8
+    for (int r = 0; r < MR; ++r) {
+      float* cr = c + r * rsc;
+      _mm512_storeu_ps(cr, _mm512_fmadd_ps(vb, _mm512_loadu_ps(cr), _mm512_mul_ps(va, acc0[r])));
+      _mm512_storeu_ps(cr + 16,
+                       _mm512_fmadd_ps(vb, _mm512_loadu_ps(cr + 16), _mm512_mul_ps(va, acc1[r])));
+    }
+  }
+}
+
+// 8 x 16 doubles.
+MMGRAD_TARGET_AVX512 void ukernel_avx512_f64(int64_t kc, const double* __restrict a,
+                                             const double* __restrict b, double* c, int64_t rsc,
+                                             double alpha, double beta) {
+  constexpr int MR = 8;
+  __m512d acc0[MR], acc1[MR];
+#pragma GCC unroll 8
+  for (int r = 0; r < MR; ++r) acc0[r] = acc1[r] = _mm512_setzero_pd();
+#pragma GCC unroll 4
+  for (int64_t k = 0; k < kc; ++k) {
+    const __m512d b0 = _mm512_load_pd(b), b1 = _mm512_load_pd(b + 8);
+#pragma GCC unroll 8
+    for (int r = 0; r < MR; ++r) {
+      const __m512d av = _mm512_set1_pd(a[r]);
+      acc0[r] = _mm512_fmadd_pd(av, b0, acc0[r]);
+      acc1[r] = _mm512_fmadd_pd(av, b1, acc1[r]);
+    }
+    a += MR;
+    b += 16;
+  }
+  const __m512d va = _mm512_set1_pd(alpha);
+  if (beta == 0.0) {
+#pragma GCC unroll 8
+    for (int r = 0; r < MR; ++r) {
+      _mm512_storeu_pd(c + r * rsc, _mm512_mul_pd(va, acc0[r]));
+      _mm512_storeu_pd(c + r * rsc + 8, _mm512_mul_pd(va, acc1[r]));
+    }
+  } else {
+    const __m512d vb = _mm512_set1_pd(beta);
+#pragma GCC unroll 8
+    for (int r = 0; r < MR; ++r) {
+      double* cr = c + r * rsc;
+      _mm512_storeu_pd(cr, _mm512_fmadd_pd(vb, _mm512_loadu_pd(cr), _mm512_mul_pd(va, acc0[r])));
+      _mm512_storeu_pd(cr + 8,
+                       _mm512_fmadd_pd(vb, _mm512_loadu_pd(cr + 8), _mm512_mul_pd(va, acc1[r])));
+    }
+  }
+}
+
+// Transposes an 8x8 float block: src row r (8 floats at src + r*ld) becomes column r of dst,
+// dst[k*8 + r] = src[r*ld + k].
+MMGRAD_TARGET_AVX512 inline void transpose8x8(const float* src, int64_t ld, float* dst) {
+  const __m256 r0 = _mm256_loadu_ps(src), r1 = _mm256_loadu_ps(src + ld),
+               r2 = _mm256_loadu_ps(src + 2 * ld), r3 = _mm256_loadu_ps(src + 3 * ld),
+               r4 = _mm256_loadu_ps(src + 4 * ld), r5 = _mm256_loadu_ps(src + 5 * ld),
+               r6 = _mm256_loadu_ps(src + 6 * ld), r7 = _mm256_loadu_ps(src + 7 * ld);
+  const __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1),
+               t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3),
+               t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5),
+               t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+  const __m256 u0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0)),
+               u1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2)),
+               u2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0)),
+               u3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2)),
+               u4 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(1, 0, 1, 0)),
+               u5 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(3, 2, 3, 2)),
+               u6 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(1, 0, 1, 0)),
+               u7 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(3, 2, 3, 2));
+  _mm256_store_ps(dst + 0, _mm256_permute2f128_ps(u0, u4, 0x20));
+  _mm256_store_ps(dst + 8, _mm256_permute2f128_ps(u1, u5, 0x20));
+  _mm256_store_ps(dst + 16, _mm256_permute2f128_ps(u2, u6, 0x20));
+  _mm256_store_ps(dst + 24, _mm256_permute2f128_ps(u3, u7, 0x20));
+  _mm256_store_ps(dst + 32, _mm256_permute2f128_ps(u0, u4, 0x31));
+  _mm256_store_ps(dst + 40, _mm256_permute2f128_ps(u1, u5, 0x31));
+  _mm256_store_ps(dst + 48, _mm256_permute2f128_ps(u2, u6, 0x31));
+  _mm256_store_ps(dst + 56, _mm256_permute2f128_ps(u3, u7, 0x31));
+}
+
+MMGRAD_TARGET_AVX512 void pack_a_avx512_f32(int64_t mc, int64_t kc, const float* A,
+                                            int64_t rsa, int64_t csa, float* Ap) {
+  constexpr int MR = 8;
+  if (csa != 1) {
+    pack_a_portable<float, MR>(mc, kc, A, rsa, csa, Ap);
+    return;
+  }
+  // Row-major A: 8x8 transposes (the common case of X @ W^T and dY @ W).
+  for (int64_t i0 = 0; i0 < mc; i0 += MR, Ap += MR * kc) {
+    const int64_t m = std::min<int64_t>(MR, mc - i0);
+    const float* a = A + i0 * rsa;
+    if (m < MR) {
+      pack_a_portable<float, MR>(m, kc, a, rsa, csa, Ap);
+      continue;
+    }
+    int64_t k = 0;
+    for (; k + 8 <= kc; k += 8) transpose8x8(a + k, rsa, Ap + k * MR);
+    for (; k < kc; ++k)
+      for (int r = 0; r < MR; ++r) Ap[k * MR + r] = a[r * rsa + k];
+  }
+}
+
+MMGRAD_TARGET_AVX512 void pack_b_avx512_f32(int64_t kc, int64_t nc, const float* B, int64_t rsb,
+                                            int64_t csb, float* Bp) {
+  constexpr int NR = 32;
+  if (rsb != 1) {
+    pack_b_portable<float, NR>(kc, nc, B, rsb, csb, Bp);
+    return;
+  }
+  // Column-major B (W^T of a Linear layer): transposes of 8 columns x 8 steps.
+  for (int64_t j0 = 0; j0 < nc; j0 += NR, Bp += NR * kc) {
+    const int64_t n = std::min<int64_t>(NR, nc - j0);
+    const float* b = B + j0 * csb;
+    if (n < NR) {
+      pack_b_portable<float, NR>(kc, n, b, rsb, csb, Bp);
+      continue;
+    }
+    int64_t k = 0;
+    for (; k + 8 <= kc; k += 8) {
+      alignas(64) float blk[64];
+      for (int jb = 0; jb < NR; jb += 8) {
+        transpose8x8(b + jb * csb + k, csb, blk);
+        for (int kk = 0; kk < 8; ++kk)
+          _mm256_storeu_ps(Bp + (k + kk) * NR + jb, _mm256_load_ps(blk + kk * 8));
+      }
+    }
+    for (; k < kc; ++k)
+      for (int j = 0; j < NR; ++j) Bp[k * NR + j] = b[j * csb + k];
+  }
+}
+
+enum AMode { kAGeneral, kARowMajor, kAColMajor };
+
+// 8 x 32 tile, A read in place: kARowMajor needs csa == 1, kAColMajor rsa == 1 and m == 8.
+// Rows past m reuse row m-1 (in bounds) and are not stored; columns past n are masked.
+template <int AMODE, bool FULL_N>
+MMGRAD_TARGET_AVX512 __attribute__((always_inline)) inline void direct_avx512_f32_body(
+    int64_t kc, const float* a, int64_t rsa, int64_t csa, int64_t m, const float* b,
+    int64_t rsb, int64_t n, float* c, int64_t rsc, float alpha, float beta) {
+  constexpr int MR = 8;
+  const __mmask16 k0 = FULL_N ? 0xffff : (n >= 16 ? 0xffff : (1u << n) - 1);
+  const __mmask16 k1 = FULL_N ? 0xffff : (n <= 16 ? 0 : (1u << (n - 16)) - 1);
+  const float* ar[MR];
+#pragma GCC unroll 8
+  for (int r = 0; r < MR; ++r) ar[r] = a + std::min<int64_t>(r, m - 1) * rsa;
+  __m512 acc0[MR], acc1[MR];
+#pragma GCC unroll 8
+  for (int r = 0; r < MR; ++r) {
+    acc0[r] = acc1[r] = _mm512_setzero_ps();
+    const float* cr = c + std::min<int64_t>(r, m - 1) * rsc;
+    _mm_prefetch(reinterpret_cast<const char*>(cr), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(cr + n - 1), _MM_HINT_T0);
+  }
+#pragma GCC unroll 4
+  for (int64_t k = 0; k < kc; ++k) {
+    const __m512 b0 = FULL_N ? _mm512_loadu_ps(b) : _mm512_maskz_loadu_ps(k0, b);
+    const __m512 b1 = FULL_N ? _mm512_loadu_ps(b + 16) : _mm512_maskz_loadu_ps(k1, b + 16);
+#pragma GCC unroll 8
+    for (int r = 0; r < MR; ++r) {
+      float x;
+      if constexpr (AMODE == kARowMajor) x = ar[r][k];
+      else if constexpr (AMODE == kAColMajor) x = a[k * csa + r];
+      else x = ar[r][k * csa];
+      const __m512 av = _mm512_set1_ps(x);
+      acc0[r] = _mm512_fmadd_ps(av, b0, acc0[r]);
+      acc1[r] = _mm512_fmadd_ps(av, b1, acc1[r]);
+    }
+    b += rsb;
+  }
+  const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+#pragma GCC unroll 8
+  for (int r = 0; r < MR; ++r) {
+    if (r >= m) break;
+    float* cr = c + r * rsc;
+    __m512 v0 = _mm512_mul_ps(va, acc0[r]), v1 = _mm512_mul_ps(va, acc1[r]);
+    if (FULL_N) {
+      if (beta != 0.0f) {
+        v0 = _mm512_fmadd_ps(vb, _mm512_loadu_ps(cr), v0);
+        v1 = _mm512_fmadd_ps(vb, _mm512_loadu_ps(cr + 16), v1);
+      }
+      _mm512_storeu_ps(cr, v0);
+      _mm512_storeu_ps(cr + 16, v1);
+    } else {
+      if (beta != 0.0f) {
+        v0 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(k0, cr), v0);
+        v1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(k1, cr + 16), v1);
+      }
+      _mm512_mask_storeu_ps(cr, k0, v0);
+      _mm512_mask_storeu_ps(cr + 16, k1, v1);
+    }
+  }
+}
+
+MMGRAD_TARGET_AVX512 void direct_avx512_f32(int64_t kc, const float* a, int64_t rsa,
+                                            int64_t csa, int64_t m, const float* b, int64_t rsb,
+                                            int64_t n, float* c, int64_t rsc, float alpha,
+                                            float beta) {
+  const bool full_n = n == 32;
+  if (csa == 1) {
+    if (full_n) direct_avx512_f32_body<kARowMajor, true>(kc, a, rsa, csa, m, b, rsb, n, c, rsc, alpha, beta);
+    else direct_avx512_f32_body<kARowMajor, false>(kc, a, rsa, csa, m, b, rsb, n, c, rsc, alpha, beta);
+  } else if (rsa == 1 && m == 8) {
+    if (full_n) direct_avx512_f32_body<kAColMajor, true>(kc, a, rsa, csa, m, b, rsb, n, c, rsc, alpha, beta);
+    else direct_avx512_f32_body<kAColMajor, false>(kc, a, rsa, csa, m, b, rsb, n, c, rsc, alpha, beta);
+  } else {
+    if (full_n) direct_avx512_f32_body<kAGeneral, true>(kc, a, rsa, csa, m, b, rsb, n, c, rsc, alpha, beta);
+    else direct_avx512_f32_body<kAGeneral, false>(kc, a, rsa, csa, m, b, rsb, n, c, rsc, alpha, beta);
+  }
+}
+
+MMGRAD_TARGET_AVX512 void pack_a_avx512_f64(int64_t mc, int64_t kc, const double* A,
+                                            int64_t rsa, int64_t csa, double* Ap) {
+  pack_a_portable<double, 8>(mc, kc, A, rsa, csa, Ap);
+}
+MMGRAD_TARGET_AVX512 void pack_b_avx512_f64(int64_t kc, int64_t nc, const double* B,
+                                            int64_t rsb, int64_t csb, double* Bp) {
+  pack_b_portable<double, 16>(kc, nc, B, rsb, csb, Bp);
+}
+
+const Kernels<float> kAvx512F32{"avx512", 8, 32, 256, 256, 4096,
+                                ukernel_avx512_f32, pack_a_avx512_f32, pack_b_avx512_f32,
+                                direct_avx512_f32};
+const Kernels<double> kAvx512F64{"avx512", 8, 16, 128, 256, 2048,
+                                 ukernel_avx512_f64, pack_a_avx512_f64, pack_b_avx512_f64};
+
+#endif  // MMGRAD_GEMM_X86
+
+// ------------------------------------------------------------------------------------------
+// Dispatch
+// ------------------------------------------------------------------------------------------
+
+enum class Isa : int { Generic = 0, Avx2 = 1, Avx512 = 2 };
+
+bool cpu_supports(Isa isa) {
+  switch (isa) {
+    case Isa::Generic:
+      return true;
+#ifdef MMGRAD_GEMM_X86
+    case Isa::Avx2:
+      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    case Isa::Avx512:
+      return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+             __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw") &&
+             __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#endif
+    default:
+      return false;
+  }
+}
+
+bool parse_isa(std::string_view s, Isa* out) {
+  if (s == "avx512") *out = Isa::Avx512;
+  else if (s == "avx2") *out = Isa::Avx2;
+  else if (s == "generic") *out = Isa::Generic;
+  else return false;
+  return true;
+}
+
+Isa detect_isa() {
+  Isa best = Isa::Generic;
+  if (cpu_supports(Isa::Avx512)) best = Isa::Avx512;
+  else if (cpu_supports(Isa::Avx2)) best = Isa::Avx2;
+  if (const char* s = std::getenv("MMGRAD_GEMM_ISA")) {
+    Isa want;
+    if (parse_isa(s, &want) && static_cast<int>(want) <= static_cast<int>(best)) best = want;
+  }
+  return best;
+}
+
+std::atomic<int>& isa_state() {
+  static std::atomic<int> isa{static_cast<int>(detect_isa())};
+  return isa;
+}
+
+Isa current_isa() { return static_cast<Isa>(isa_state().load(std::memory_order_relaxed)); }
+
+const char* isa_name(Isa isa) {
+  switch (isa) {
+    case Isa::Avx512: return "avx512";
+    case Isa::Avx2: return "avx2";
+    default: return "generic";
+  }
+}
+
+template <class T>
+const Kernels<T>& kernels_for(Isa isa);
+
+template <>
+const Kernels<float>& kernels_for<float>(Isa isa) {
+#ifdef MMGRAD_GEMM_X86
+  if (isa == Isa::Avx512) return kAvx512F32;
+  if (isa == Isa::Avx2) return kAvx2F32;
+#endif
+  (void)isa;
+  return kGenericF32;
+}
+
+template <>
+const Kernels<double>& kernels_for<double>(Isa isa) {
+#ifdef MMGRAD_GEMM_X86
+  if (isa == Isa::Avx512) return kAvx512F64;
+  if (isa == Isa::Avx2) return kAvx2F64;
+#endif
+  (void)isa;
+  return kGenericF64;
+}
+
+// ------------------------------------------------------------------------------------------
+// Builtin driver
+// ------------------------------------------------------------------------------------------
+
+// C = beta * C over an M x N strided matrix (beta == 0: C is overwritten, never read).
+template <class T>
+void scale_c(int64_t M, int64_t N, T beta, T* C, int64_t rsc, int64_t csc) {
+  for (int64_t i = 0; i < M; ++i)
+    for (int64_t j = 0; j < N; ++j) {
+      T& c = C[i * rsc + j * csc];
+      c = beta == T(0) ? T(0) : beta * c;
+    }
+}
+
+// Splits `len` into pieces of at most `max_block` that are multiples of `unit` and balanced.
+int64_t balanced_block(int64_t len, int64_t max_block, int64_t unit) {
+  if (len <= max_block) return round_up(len, unit);
+  int64_t pieces = ceil_div(len, max_block);
+  return std::min(max_block, round_up(ceil_div(len, pieces), unit));
+}
+
+// The serial blocked algorithm on one sub-block of C.
+template <class T>
+void gemm_serial(const Kernels<T>& kr, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
+                 int64_t rsa, int64_t csa, const T* B, int64_t rsb, int64_t csb, T beta, T* C,
+                 int64_t rsc, int64_t csc) {
+  const int MR = kr.mr, NR = kr.nr;
+  const int64_t KC = balanced_block(K, kr.kc, 1);
+  const int64_t MC = balanced_block(M, kr.mc, MR);
+  const int64_t NC = balanced_block(N, kr.nc, NR);
+  T* Ap = t_pack_a.get<T>(static_cast<size_t>(MC * KC));
+  T* Bp = t_pack_b.get<T>(static_cast<size_t>(NC * KC));
+  alignas(64) T tmp[kMaxMR * kMaxNR];
+
+  for (int64_t jc = 0; jc < N; jc += NC) {
+    const int64_t nc = std::min(NC, N - jc);
+    for (int64_t pc = 0; pc < K; pc += KC) {
+      const int64_t kc = std::min(KC, K - pc);
+      const T beta_k = pc == 0 ? beta : T(1);
+      kr.pack_b(kc, nc, B + pc * rsb + jc * csb, rsb, csb, Bp);
+      for (int64_t ic = 0; ic < M; ic += MC) {
+        const int64_t mc = std::min(MC, M - ic);
+        kr.pack_a(mc, kc, A + ic * rsa + pc * csa, rsa, csa, Ap);
+        for (int64_t jr = 0; jr < nc; jr += NR) {
+          const int64_t n = std::min<int64_t>(NR, nc - jr);
+          const T* bp = Bp + jr * kc;
+          for (int64_t ir = 0; ir < mc; ir += MR) {
+            const int64_t m = std::min<int64_t>(MR, mc - ir);
+            const T* ap = Ap + ir * kc;
+            T* c = C + (ic + ir) * rsc + (jc + jr) * csc;
+            if (m == MR && n == NR && csc == 1) {
+              kr.ukernel(kc, ap, bp, c, rsc, alpha, beta_k);
+            } else {
+              kr.ukernel(kc, ap, bp, tmp, NR, T(1), T(0));
+              for (int64_t i = 0; i < m; ++i)
+                for (int64_t j = 0; j < n; ++j) {
+                  T& cij = c[i * rsc + j * csc];
+                  const T v = alpha * tmp[i * NR + j];
+                  cij = beta_k == T(0) ? v : v + beta_k * cij;
+                }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+int env_int(const char* name, int def) {
+  const char* s = std::getenv(name);
+  return s ? std::atoi(s) : def;
+}
+
+// Same blocking, but A is read in place by the direct kernel (no A packing), and B is packed
+// only when its columns are not contiguous or the block is large.
+template <class T>
+void gemm_serial_direct(const Kernels<T>& kr, int64_t M, int64_t N, int64_t K, T alpha,
+                        const T* A, int64_t rsa, int64_t csa, const T* B, int64_t rsb,
+                        int64_t csb, T beta, T* C, int64_t rsc, int64_t csc) {
+  const int MR = kr.mr, NR = kr.nr;
+  const int64_t KC = balanced_block(K, kr.kc, 1);
+  const int64_t MC = balanced_block(M, kr.mc, MR);
+  const int64_t NC = balanced_block(N, kr.nc, NR);
+  static const int64_t bdirect_max = env_int("MMGRAD_GEMM_BDIRECT", 16384);
+  const bool b_direct = csb == 1 && K * N <= bdirect_max;
+  T* Bp = b_direct ? nullptr : t_pack_b.get<T>(static_cast<size_t>(NC * KC));
+  alignas(64) T tmp[kMaxMR * kMaxNR];
+
+  for (int64_t jc = 0; jc < N; jc += NC) {
+    const int64_t nc = std::min(NC, N - jc);
+    for (int64_t pc = 0; pc < K; pc += KC) {
+      const int64_t kc = std::min(KC, K - pc);
+      const T beta_k = pc == 0 ? beta : T(1);
+      if (!b_direct) kr.pack_b(kc, nc, B + pc * rsb + jc * csb, rsb, csb, Bp);
+      for (int64_t ic = 0; ic < M; ic += MC) {
+        const int64_t mc = std::min(MC, M - ic);
+        for (int64_t jr = 0; jr < nc; jr += NR) {
+          const int64_t n = std::min<int64_t>(NR, nc - jr);
+          const T* bp = b_direct ? B + pc * rsb + jc + jr : Bp + jr * kc;
+          const int64_t bstride = b_direct ? rsb : NR;
+          for (int64_t ir = 0; ir < mc; ir += MR) {
+            const int64_t m = std::min<int64_t>(MR, mc - ir);
+            const T* ap = A + (ic + ir) * rsa + pc * csa;
+            T* c = C + (ic + ir) * rsc + (jc + jr) * csc;
+            if (csc == 1) {
+              kr.direct(kc, ap, rsa, csa, m, bp, bstride, n, c, rsc, alpha, beta_k);
+            } else {
+              kr.direct(kc, ap, rsa, csa, m, bp, bstride, n, tmp, NR, T(1), T(0));
+              for (int64_t i = 0; i < m; ++i)
+                for (int64_t j = 0; j < n; ++j) {
+                  T& cij = c[i * rsc + j * csc];
+                  const T v = alpha * tmp[i * NR + j];
+                  cij = beta_k == T(0) ? v : v + beta_k * cij;
+                }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+// Picks the packed or the direct algorithm for one (sub-)problem.
+template <class T>
+void gemm_block(const Kernels<T>& kr, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
+                int64_t rsa, int64_t csa, const T* B, int64_t rsb, int64_t csb, T beta, T* C,
+                int64_t rsc, int64_t csc) {
+  static const int mode = env_int("MMGRAD_GEMM_DIRECT", -1);
+  bool direct = false;
+  if (kr.direct) {
+    if (mode >= 0) direct = mode == 1;
+    else direct = true;
+  }
+  if (direct)
+    gemm_serial_direct(kr, M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc);
+  else
+    gemm_serial(kr, M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc);
+}
+
+// Below this many flops per thread, more threads cost more than they save.
+constexpr double kMinFlopsPerThread = 1.5e6;
+
+template <class T>
+void builtin_impl(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t rsa,
+                  int64_t csa, const T* B, int64_t rsb, int64_t csb, T beta, T* C, int64_t rsc,
+                  int64_t csc) {
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0 || alpha == T(0)) {
+    scale_c(M, N, beta, C, rsc, csc);
+    return;
+  }
+  // Micro-tiles are stored along C's rows; a column-major C is handled as C^T = B^T A^T.
+  if (csc != 1 && (rsc == 1 || M == 1) && N > 1) {
+    const T* nA = B;
+    const int64_t nrsa = csb, ncsa = rsb;
+    const T* nB = A;
+    const int64_t nrsb = csa, ncsb = rsa;
+    A = nA, rsa = nrsa, csa = ncsa;
+    B = nB, rsb = nrsb, csb = ncsb;
+    std::swap(M, N);
+    std::swap(rsc, csc);
+  }
+  if (N == 1) csc = 1;  // the column stride of a single column is never used
+  const Kernels<T>& kr = kernels_for<T>(current_isa());
+  const int64_t mtiles = ceil_div(M, kr.mr), ntiles = ceil_div(N, kr.nr);
+
+  // Thread grid tm x tn: fewest padded flops plus packing per thread.
+  const double flops = 2.0 * static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K);
+  int64_t nt = std::min<int64_t>(max_threads(), static_cast<int64_t>(flops / kMinFlopsPerThread));
+  nt = std::max<int64_t>(1, std::min(nt, mtiles * ntiles));
+  int64_t tm = 1, tn = 1;
+  if (nt > 1) {
+    double best = std::numeric_limits<double>::infinity();
+    for (int64_t a = 1; a <= nt; ++a) {
+      const int64_t b = nt / a;
+      if (a > mtiles || b > ntiles) continue;
+      const double rows = static_cast<double>(ceil_div(mtiles, a) * kr.mr);
+      const double cols = static_cast<double>(ceil_div(ntiles, b) * kr.nr);
+      const double used = static_cast<double>(a * b);
+      // compute (FMAs, at ~16 per cycle) + packing (elements, ~1 per cycle), per thread,
+      // with a penalty for idle threads
+      double cost = rows * cols / 16.0 + rows * std::ceil(cols / static_cast<double>(kr.nc)) + cols;
+      cost *= static_cast<double>(nt) / used;
+      if (cost < best) {
+        best = cost;
+        tm = a;
+        tn = b;
+      }
+    }
+  }
+  if (tm * tn <= 1) {
+    gemm_block(kr, M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc);
+    return;
+  }
+  run_tasks(tm * tn, [&](int64_t t) {
+    const int64_t ti = t / tn, tj = t % tn;
+    const int64_t m0 = mtiles * ti / tm * kr.mr, m1 = std::min(M, mtiles * (ti + 1) / tm * kr.mr);
+    const int64_t n0 = ntiles * tj / tn * kr.nr, n1 = std::min(N, ntiles * (tj + 1) / tn * kr.nr);
+    if (m0 >= m1 || n0 >= n1) return;
+    gemm_block(kr, m1 - m0, n1 - n0, K, alpha, A + m0 * rsa, rsa, csa, B + n0 * csb, rsb, csb,
+                beta, C + m0 * rsc + n0 * csc, rsc, csc);
+  });
+}
+
+// ------------------------------------------------------------------------------------------
+// cblas mapping
+// ------------------------------------------------------------------------------------------
+
+#ifdef MMGRAD_HAVE_OPENBLAS
+
+void cblas_call(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int64_t M, int64_t N, int64_t K,
+                float alpha, const float* A, int64_t lda, const float* B, int64_t ldb, float beta,
+                float* C, int64_t ldc) {
+  cblas_sgemm(CblasRowMajor, ta, tb, static_cast<blasint>(M), static_cast<blasint>(N),
+              static_cast<blasint>(K), alpha, A, static_cast<blasint>(lda), B,
+              static_cast<blasint>(ldb), beta, C, static_cast<blasint>(ldc));
+}
+void cblas_call(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int64_t M, int64_t N, int64_t K,
+                double alpha, const double* A, int64_t lda, const double* B, int64_t ldb,
+                double beta, double* C, int64_t ldc) {
+  cblas_dgemm(CblasRowMajor, ta, tb, static_cast<blasint>(M), static_cast<blasint>(N),
+              static_cast<blasint>(K), alpha, A, static_cast<blasint>(lda), B,
+              static_cast<blasint>(ldb), beta, C, static_cast<blasint>(ldc));
+}
+
+constexpr int64_t kBlasIntMax = std::numeric_limits<blasint>::max();
+
+// How an R x Cc strided operand X(r,c) = X[r*rs + c*cs] is described to row-major cblas.
+struct BlasOperand {
+  bool ok = false;
+  CBLAS_TRANSPOSE trans = CblasNoTrans;
+  int64_t ld = 1;
+};
+
+BlasOperand as_blas_operand(int64_t R, int64_t Cc, int64_t rs, int64_t cs) {
+  const int64_t r1 = std::max<int64_t>(R, 1), c1 = std::max<int64_t>(Cc, 1);
+  // Row-major (NoTrans): unit column stride, leading dim = row stride. Strides of size-1
+  // dims are never used, so they may be anything.
+  if (cs == 1 || Cc == 1) {
+    const int64_t ld = R == 1 ? c1 : rs;
+    if (ld >= c1 && ld <= kBlasIntMax) return {true, CblasNoTrans, ld};
+  }
+  // Column-major (Trans of a row-major Cc x R matrix): unit row stride.
+  if (rs == 1 || R == 1) {
+    const int64_t ld = Cc == 1 ? r1 : cs;
+    if (ld >= r1 && ld <= kBlasIntMax) return {true, CblasTrans, ld};
+  }
+  return {};
+}
+
+// Copies a strided R x Cc matrix into a contiguous row-major buffer.
+template <class T>
+std::vector<T> to_contiguous(int64_t R, int64_t Cc, const T* X, int64_t rs, int64_t cs) {
+  std::vector<T> out(static_cast<size_t>(R * Cc));
+  for (int64_t r = 0; r < R; ++r)
+    for (int64_t c = 0; c < Cc; ++c) out[static_cast<size_t>(r * Cc + c)] = X[r * rs + c * cs];
+  return out;
+}
+
+template <class T>
+void blas_impl(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t rsa, int64_t csa,
+               const T* B, int64_t rsb, int64_t csb, T beta, T* C, int64_t rsc, int64_t csc,
+               bool may_swap = true) {
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0 || alpha == T(0)) {
+    scale_c(M, N, beta, C, rsc, csc);
+    return;
+  }
+  if (M > kBlasIntMax || N > kBlasIntMax || K > kBlasIntMax) {
+    builtin_impl(M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc);
+    return;
+  }
+  // C must be row-major for cblas (RowMajor layout).
+  const BlasOperand oc = as_blas_operand(M, N, rsc, csc);
+  if (!oc.ok || oc.trans != CblasNoTrans) {
+    if (may_swap && oc.ok) {
+      // Column-major C: C^T = B^T A^T.
+      blas_impl(N, M, K, alpha, B, csb, rsb, A, csa, rsa, beta, C, csc, rsc, false);
+      return;
+    }
+    // No unit stride in C: compute into a contiguous temporary.
+    std::vector<T> tmp = beta == T(0) ? std::vector<T>(static_cast<size_t>(M * N))
+                                      : to_contiguous(M, N, C, rsc, csc);
+    blas_impl(M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, tmp.data(), N, int64_t{1}, false);
+    for (int64_t i = 0; i < M; ++i)
+      for (int64_t j = 0; j < N; ++j) C[i * rsc + j * csc] = tmp[static_cast<size_t>(i * N + j)];
+    return;
+  }
+  BlasOperand oa = as_blas_operand(M, K, rsa, csa);
+  std::vector<T> a_copy, b_copy;
+  if (!oa.ok) {
+    a_copy = to_contiguous(M, K, A, rsa, csa);
+    A = a_copy.data();
+    oa = {true, CblasNoTrans, K};
+  }
+  BlasOperand ob = as_blas_operand(K, N, rsb, csb);
+  if (!ob.ok) {
+    b_copy = to_contiguous(K, N, B, rsb, csb);
+    B = b_copy.data();
+    ob = {true, CblasNoTrans, N};
+  }
+  cblas_call(oa.trans, ob.trans, M, N, K, alpha, A, oa.ld, B, ob.ld, beta, C, oc.ld);
+}
+
+#endif  // MMGRAD_HAVE_OPENBLAS
+
+}  // namespace
+
+// ------------------------------------------------------------------------------------------
+// Public entry points
+// ------------------------------------------------------------------------------------------
+
+void builtin_gemm(int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t rsa,
+                  int64_t csa, const float* B, int64_t rsb, int64_t csb, float beta, float* C,
+                  int64_t rsc, int64_t csc) {
+  builtin_impl(M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc);
+}
+
+void builtin_gemm(int64_t M, int64_t N, int64_t K, double alpha, const double* A, int64_t rsa,
+                  int64_t csa, const double* B, int64_t rsb, int64_t csb, double beta, double* C,
+                  int64_t rsc, int64_t csc) {
+  builtin_impl(M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc);
+}
+
+void gemm(int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t rsa, int64_t csa,
+          const float* B, int64_t rsb, int64_t csb, float beta, float* C, int64_t rsc,
+          int64_t csc) {
+#ifdef MMGRAD_HAVE_OPENBLAS
+  blas_impl(M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc);
+#else
+  builtin_impl(M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc);
+#endif
+}
+
+void gemm(int64_t M, int64_t N, int64_t K, double alpha, const double* A, int64_t rsa,
+          int64_t csa, const double* B, int64_t rsb, int64_t csb, double beta, double* C,
+          int64_t rsc, int64_t csc) {
+#ifdef MMGRAD_HAVE_OPENBLAS
+  blas_impl(M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc);
+#else
+  builtin_impl(M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc);
+#endif
+}
+
+const char* builtin_gemm_isa() { return isa_name(current_isa()); }
+
+bool builtin_gemm_isa_supported(std::string_view isa) {
+  Isa i;
+  return parse_isa(isa, &i) && cpu_supports(i);
+}
+
+bool set_builtin_gemm_isa(std::string_view isa) {
+  Isa i;
+  if (!parse_isa(isa, &i) || !cpu_supports(i)) return false;
+  isa_state().store(static_cast<int>(i), std::memory_order_relaxed);
+  return true;
+}
+
+int builtin_gemm_threads() {
+#ifdef MMGRAD_GEMM_USE_PARALLEL_FOR
+  return max_threads();
+#else
+  return std::min(max_threads(), pool().size());
+#endif
+}
+
+void set_builtin_gemm_threads(int n) { g_thread_cap.store(n > 0 ? n : 0, std::memory_order_relaxed); }
+
+}  // namespace mmgrad::cpu

@@ -1,0 +1,73 @@
+// softmax and log_softmax over the last dim, forward and backward. Rows run in parallel;
+// each row subtracts its max first so exp never overflows.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "backends/cpu/dispatch.h"
+#include "backends/cpu/kernels.h"
+
+namespace mmgrad::cpu {
+
+void softmax(const Tensor& out, const Tensor& in, bool log) {
+  const int64_t C = in.shape().back();
+  const int64_t rows = C ? in.numel() / C : 0;
+  dispatch_float(in.dtype(), log ? "log_softmax" : "softmax", [&](auto tag) {
+    using T = decltype(tag);
+    const T* x = in.data_ptr<T>();
+    T* y = out.data_ptr<T>();
+    parallel_for(0, rows, std::max<int64_t>(1, 4096 / std::max<int64_t>(C, 1)), [&](int64_t lo, int64_t hi) {
+      for (int64_t r = lo; r < hi; ++r) {
+        const T* xr = x + r * C;
+        T* yr = y + r * C;
+        T mx = -std::numeric_limits<T>::infinity();
+        for (int64_t j = 0; j < C; ++j) mx = std::max(mx, xr[j]);
+        // A row of all -inf (fully masked) gives zeros / -inf instead of NaN.
+        if (mx == -std::numeric_limits<T>::infinity()) mx = 0;
+        T sum = 0;
+        if (log) {
+          for (int64_t j = 0; j < C; ++j) sum += std::exp(xr[j] - mx);
+          T lse = mx + std::log(sum);
+          for (int64_t j = 0; j < C; ++j) yr[j] = xr[j] - lse;
+        } else {
+          for (int64_t j = 0; j < C; ++j) {
+            yr[j] = std::exp(xr[j] - mx);
+            sum += yr[j];
+          }
+          T inv = sum > 0 ? T(1) / sum : T(0);
+          for (int64_t j = 0; j < C; ++j) yr[j] *= inv;
+        }
+      }
+    });
+  });
+}
+
+void softmax_backward(const Tensor& grad_in, const Tensor& grad_out, const Tensor& out, bool log) {
+  const int64_t C = out.shape().back();
+  const int64_t rows = C ? out.numel() / C : 0;
+  dispatch_float(out.dtype(), "softmax_backward", [&](auto tag) {
+    using T = decltype(tag);
+    const T* g = grad_out.data_ptr<T>();
+    const T* y = out.data_ptr<T>();
+    T* gi = grad_in.data_ptr<T>();
+    parallel_for(0, rows, std::max<int64_t>(1, 4096 / std::max<int64_t>(C, 1)), [&](int64_t lo, int64_t hi) {
+      for (int64_t r = lo; r < hi; ++r) {
+        const T* gr = g + r * C;
+        const T* yr = y + r * C;
+        T* gir = gi + r * C;
+        T acc = 0;
+        if (log) {
+          // d/dx log_softmax: g - softmax * sum(g)
+          for (int64_t j = 0; j < C; ++j) acc += gr[j];
+          for (int64_t j = 0; j < C; ++j) gir[j] = gr[j] - std::exp(yr[j]) * acc;
+        } else {
+          // d/dx softmax: y * (g - sum(g * y))
+          for (int64_t j = 0; j < C; ++j) acc += gr[j] * yr[j];
+          for (int64_t j = 0; j < C; ++j) gir[j] = yr[j] * (gr[j] - acc);
+        }
+      }
+    });
+  });
+}
+
+}  // namespace mmgrad::cpu

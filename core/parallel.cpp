@@ -1,0 +1,145 @@
+#include "core/parallel.h"
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <cstdlib>
+#include <exception>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace mmgrad {
+namespace {
+
+thread_local bool t_inside_parallel_region = false;
+
+// Workers sleep on a condition variable; a job is a chunked range that the caller and the
+// workers drain together through an atomic chunk counter.
+class ThreadPool {
+ public:
+  explicit ThreadPool(int threads) { resize(threads); }
+  ~ThreadPool() { stop_workers(); }
+
+  int size() const { return static_cast<int>(workers_.size()) + 1; }
+
+  void resize(int threads) {
+    stop_workers();
+    stopping_ = false;
+    for (int i = 1; i < std::max(threads, 1); ++i) workers_.emplace_back([this] { work_loop(); });
+  }
+
+  void run(int64_t begin, int64_t end, int64_t chunks,
+           const std::function<void(int64_t, int64_t)>& fn) {
+    std::lock_guard<std::mutex> run_lock(run_mutex_);  // one job at a time
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      fn_ = &fn;
+      begin_ = begin;
+      end_ = end;
+      chunks_ = chunks;
+      next_chunk_.store(0);
+      pending_ = chunks;
+      error_ = nullptr;
+      ++generation_;
+    }
+    wake_.notify_all();
+    drain();
+    std::unique_lock<std::mutex> lock(mutex_);
+    // Also wait for every worker that joined this job to leave drain(), so none of them can
+    // read the next job's parameters half-written.
+    done_.wait(lock, [&] { return pending_ == 0 && active_workers_ == 0; });
+    fn_ = nullptr;
+    if (error_) std::rethrow_exception(error_);
+  }
+
+ private:
+  void drain() {
+    t_inside_parallel_region = true;
+    int64_t n = end_ - begin_;
+    for (;;) {
+      int64_t c = next_chunk_.fetch_add(1);
+      if (c >= chunks_) break;
+      int64_t lo = begin_ + n * c / chunks_, hi = begin_ + n * (c + 1) / chunks_;
+      try {
+        (*fn_)(lo, hi);
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (!error_) error_ = std::current_exception();
+      }
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (--pending_ == 0) done_.notify_all();
+    }
+    t_inside_parallel_region = false;
+  }
+
+  void work_loop() {
+    uint64_t seen = 0;
+    for (;;) {
+      {
+        std::unique_lock<std::mutex> lock(mutex_);
+        wake_.wait(lock, [&] { return stopping_ || (generation_ != seen && fn_ != nullptr); });
+        if (stopping_) return;
+        seen = generation_;
+        ++active_workers_;
+      }
+      drain();
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (--active_workers_ == 0) done_.notify_all();
+    }
+  }
+
+  void stop_workers() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stopping_ = true;
+    }
+    wake_.notify_all();
+    for (auto& w : workers_) w.join();
+    workers_.clear();
+  }
+
+  std::vector<std::thread> workers_;
+  std::mutex run_mutex_, mutex_;
+  std::condition_variable wake_, done_;
+  const std::function<void(int64_t, int64_t)>* fn_ = nullptr;
+  int64_t begin_ = 0, end_ = 0, chunks_ = 0, pending_ = 0;
+  int active_workers_ = 0;
+  std::atomic<int64_t> next_chunk_{0};
+  uint64_t generation_ = 0;
+  bool stopping_ = false;
+  std::exception_ptr error_;
+};
+
+int default_threads() {
+  if (const char* env = std::getenv("MMGRAD_NUM_THREADS")) {
+    int n = std::atoi(env);
+    if (n > 0) return n;
+  }
+  return std::max(1u, std::thread::hardware_concurrency());
+}
+
+ThreadPool& pool() {
+  static ThreadPool p(default_threads());
+  return p;
+}
+
+}  // namespace
+
+int num_threads() { return pool().size(); }
+void set_num_threads(int n) { pool().resize(n); }
+
+void parallel_for(int64_t begin, int64_t end, int64_t grain,
+                  const std::function<void(int64_t, int64_t)>& fn) {
+  int64_t n = end - begin;
+  if (n <= 0) return;
+  grain = std::max<int64_t>(grain, 1);
+  int64_t chunks = std::min<int64_t>(num_threads(), (n + grain - 1) / grain);
+  if (chunks <= 1 || t_inside_parallel_region) {
+    fn(begin, end);
+    return;
+  }
+  pool().run(begin, end, chunks, fn);
+}
+
+}  // namespace mmgrad

@@ -1,0 +1,79 @@
+// Counter-based random numbers (Philox-4x32-10, Salmon et al. 2011).
+//
+// Why counter-based: element i of a random tensor is a pure function of (seed, offset + i),
+// so any thread split, and later a CUDA kernel, reproduces the CPU draws bit for bit.
+// A Generator hands out disjoint counter ranges: each draw advances its offset.
+#pragma once
+#include <array>
+#include <cstdint>
+#include <cmath>
+
+namespace mmgrad {
+
+struct Philox {
+  // Four 32-bit random words for a 64-bit counter under a 64-bit key.
+  static std::array<uint32_t, 4> block(uint64_t key, uint64_t counter) {
+    uint32_t c0 = static_cast<uint32_t>(counter), c1 = static_cast<uint32_t>(counter >> 32);
+    uint32_t c2 = 0, c3 = 0;
+    uint32_t k0 = static_cast<uint32_t>(key), k1 = static_cast<uint32_t>(key >> 32);
+    for (int round = 0; round < 10; ++round) {
+      uint64_t p0 = static_cast<uint64_t>(0xD2511F53u) * c0;
+      uint64_t p1 = static_cast<uint64_t>(0xCD9E8D57u) * c2;
+      uint32_t n0 = static_cast<uint32_t>(p1 >> 32) ^ c1 ^ k0;
+      uint32_t n1 = static_cast<uint32_t>(p1);
+      uint32_t n2 = static_cast<uint32_t>(p0 >> 32) ^ c3 ^ k1;
+      uint32_t n3 = static_cast<uint32_t>(p0);
+      c0 = n0; c1 = n1; c2 = n2; c3 = n3;
+      k0 += 0x9E3779B9u;
+      k1 += 0xBB67AE85u;
+    }
+    return {c0, c1, c2, c3};
+  }
+  // Uniform in (0, 1], never 0, so log() in Box-Muller is safe.
+  static double to_unit_open0(uint32_t hi, uint32_t lo) {
+    uint64_t bits = (static_cast<uint64_t>(hi) << 21) ^ lo;  // 53 random bits
+    bits &= (1ull << 53) - 1;
+    return (static_cast<double>(bits) + 1.0) * (1.0 / 9007199254740992.0);
+  }
+  // Element i of a uniform [0,1) stream: a pure function of (key, i).
+  static double uniform(uint64_t key, uint64_t i) {
+    auto r = block(key, i / 2);
+    int lane = static_cast<int>(i % 2) * 2;
+    return to_unit_open0(r[lane], r[lane + 1]) - 0x1p-53;  // in [0, 1)
+  }
+  // Element i of a standard-normal stream (Box-Muller over one block per pair).
+  static double normal(uint64_t key, uint64_t i) {
+    auto r = block(key, i / 2);
+    double u1 = to_unit_open0(r[0], r[1]);
+    double u2 = to_unit_open0(r[2], r[3]);
+    double radius = std::sqrt(-2.0 * std::log(u1));
+    double angle = 6.283185307179586 * u2;
+    return (i % 2 == 0) ? radius * std::cos(angle) : radius * std::sin(angle);
+  }
+};
+
+// A seed plus a running offset. Each random op takes a fresh key from it, so consecutive
+// draws never overlap and replaying the same seed replays the same sequence.
+class Generator {
+ public:
+  explicit Generator(uint64_t seed = 0x6d6d67726164ull) : seed_(seed) {}
+  void manual_seed(uint64_t seed) { seed_ = seed; draws_ = 0; }
+  uint64_t seed() const { return seed_; }
+  uint64_t draws() const { return draws_; }          // saved in checkpoints to resume exactly
+  void set_draws(uint64_t draws) { draws_ = draws; }
+  // The key for the next random op: mixes seed and draw index so streams are independent.
+  uint64_t next_key() {
+    auto r = Philox::block(seed_, draws_++ | (1ull << 63));
+    return (static_cast<uint64_t>(r[0]) << 32) | r[1];
+  }
+
+ private:
+  uint64_t seed_;
+  uint64_t draws_ = 0;
+};
+
+// The process-wide generator used when an op is not given one.
+Generator& default_generator();
+void manual_seed(uint64_t seed);
+
+}  // namespace mmgrad

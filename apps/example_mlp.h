@@ -9,7 +9,7 @@ struct MlpOptions {
   int64_t steps = 600;
   int64_t hidden = 64;
   int64_t points = 1024;  // per class
-  double lr = 0.1;
+  double lr = 0.3;
   double momentum = 0.9;
   uint64_t seed = 0;
   int64_t log_every = 50;

@@ -19,7 +19,7 @@ commands:
   mlp [options]        train an MLP with autograd on a synthetic two-spirals task
       --steps N        optimisation steps (default 600)
       --hidden N       hidden width (default 64)
-      --lr X           learning rate (default 0.1)
+      --lr X           learning rate (default 0.3)
       --seed N         random seed (default 0)
 
 example:

@@ -104,6 +104,22 @@ void elementwise_inner(const std::array<char*, N>& p, const std::array<int64_t, 
   bool dense = st[0] == sizeof(Out);
   for (size_t k = 1; k < N; ++k) dense = dense && st[k] == sizeof(In);
   Out* out = reinterpret_cast<Out*>(p[0]);
+  if constexpr (N == 3) {
+    // One operand broadcast along the inner dim (a scalar, or a bias added to columns):
+    // hoist it out of the loop so the other operand streams densely.
+    if (st[0] == sizeof(Out) && st[1] == sizeof(In) && st[2] == 0) {
+      const In* a = reinterpret_cast<const In*>(p[1]);
+      const In b = *reinterpret_cast<const In*>(p[2]);
+      for (int64_t i = 0; i < n; ++i) out[i] = f(a[i], b);
+      return;
+    }
+    if (st[0] == sizeof(Out) && st[1] == 0 && st[2] == sizeof(In)) {
+      const In a = *reinterpret_cast<const In*>(p[1]);
+      const In* b = reinterpret_cast<const In*>(p[2]);
+      for (int64_t i = 0; i < n; ++i) out[i] = f(a, b[i]);
+      return;
+    }
+  }
   if (dense) {
     if constexpr (N == 2) {
       const In* a = reinterpret_cast<const In*>(p[1]);

@@ -609,81 +609,99 @@ MMGRAD_TARGET_AVX512 void pack_b_avx512_f32(int64_t kc, int64_t nc, const float*
 
 enum AMode { kAGeneral, kARowMajor, kAColMajor };
 
-// 8 x 32 tile, A read in place: kARowMajor needs csa == 1, kAColMajor rsa == 1 and m == 8.
-// Rows past m reuse row m-1 (in bounds) and are not stored; columns past n are masked.
-template <int AMODE, bool FULL_N>
+// MRT x (16*NV) tile with A read in place: kARowMajor needs csa == 1, kAColMajor rsa == 1
+// and m == MRT. Rows past m reuse row m-1 (stays in bounds) and are not stored; columns past
+// n are masked (FULL: n == 16*NV, no masks).
+template <int MRT, int NV, bool FULL, int AMODE>
 MMGRAD_TARGET_AVX512 __attribute__((always_inline)) inline void direct_avx512_f32_body(
     int64_t kc, const float* a, int64_t rsa, int64_t csa, int64_t m, const float* b,
     int64_t rsb, int64_t n, float* c, int64_t rsc, float alpha, float beta) {
-  constexpr int MR = 8;
-  const __mmask16 k0 = FULL_N ? 0xffff : (n >= 16 ? 0xffff : (1u << n) - 1);
-  const __mmask16 k1 = FULL_N ? 0xffff : (n <= 16 ? 0 : (1u << (n - 16)) - 1);
-  const float* ar[MR];
+  __mmask16 km[NV];
+#pragma GCC unroll 2
+  for (int v = 0; v < NV; ++v) {
+    const int64_t cols = std::clamp<int64_t>(n - 16 * v, 0, 16);
+    km[v] = FULL ? __mmask16(0xffff) : __mmask16((1u << cols) - 1);
+  }
+  const float* ar[MRT];
+  __m512 acc[MRT][NV];
 #pragma GCC unroll 8
-  for (int r = 0; r < MR; ++r) ar[r] = a + std::min<int64_t>(r, m - 1) * rsa;
-  __m512 acc0[MR], acc1[MR];
-#pragma GCC unroll 8
-  for (int r = 0; r < MR; ++r) {
-    acc0[r] = acc1[r] = _mm512_setzero_ps();
-    const float* cr = c + std::min<int64_t>(r, m - 1) * rsc;
+  for (int r = 0; r < MRT; ++r) {
+    const int64_t rr = std::min<int64_t>(r, m - 1);
+    ar[r] = a + rr * rsa;
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_ps();
+    const float* cr = c + rr * rsc;
     _mm_prefetch(reinterpret_cast<const char*>(cr), _MM_HINT_T0);
     _mm_prefetch(reinterpret_cast<const char*>(cr + n - 1), _MM_HINT_T0);
   }
 #pragma GCC unroll 4
   for (int64_t k = 0; k < kc; ++k) {
-    const __m512 b0 = FULL_N ? _mm512_loadu_ps(b) : _mm512_maskz_loadu_ps(k0, b);
-    const __m512 b1 = FULL_N ? _mm512_loadu_ps(b + 16) : _mm512_maskz_loadu_ps(k1, b + 16);
+    __m512 bv[NV];
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v)
+      bv[v] = FULL ? _mm512_loadu_ps(b + 16 * v) : _mm512_maskz_loadu_ps(km[v], b + 16 * v);
 #pragma GCC unroll 8
-    for (int r = 0; r < MR; ++r) {
+    for (int r = 0; r < MRT; ++r) {
       float x;
       if constexpr (AMODE == kARowMajor) x = ar[r][k];
       else if constexpr (AMODE == kAColMajor) x = a[k * csa + r];
       else x = ar[r][k * csa];
       const __m512 av = _mm512_set1_ps(x);
-      acc0[r] = _mm512_fmadd_ps(av, b0, acc0[r]);
-      acc1[r] = _mm512_fmadd_ps(av, b1, acc1[r]);
+#pragma GCC unroll 2
+      for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_fmadd_ps(av, bv[v], acc[r][v]);
     }
     b += rsb;
   }
   const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
 #pragma GCC unroll 8
-  for (int r = 0; r < MR; ++r) {
+  for (int r = 0; r < MRT; ++r) {
     if (r >= m) break;
     float* cr = c + r * rsc;
-    __m512 v0 = _mm512_mul_ps(va, acc0[r]), v1 = _mm512_mul_ps(va, acc1[r]);
-    if (FULL_N) {
-      if (beta != 0.0f) {
-        v0 = _mm512_fmadd_ps(vb, _mm512_loadu_ps(cr), v0);
-        v1 = _mm512_fmadd_ps(vb, _mm512_loadu_ps(cr + 16), v1);
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) {
+      __m512 x = _mm512_mul_ps(va, acc[r][v]);
+      if (FULL) {
+        if (beta != 0.0f) x = _mm512_fmadd_ps(vb, _mm512_loadu_ps(cr + 16 * v), x);
+        _mm512_storeu_ps(cr + 16 * v, x);
+      } else {
+        if (beta != 0.0f) x = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(km[v], cr + 16 * v), x);
+        _mm512_mask_storeu_ps(cr + 16 * v, km[v], x);
       }
-      _mm512_storeu_ps(cr, v0);
-      _mm512_storeu_ps(cr + 16, v1);
-    } else {
-      if (beta != 0.0f) {
-        v0 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(k0, cr), v0);
-        v1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(k1, cr + 16), v1);
-      }
-      _mm512_mask_storeu_ps(cr, k0, v0);
-      _mm512_mask_storeu_ps(cr + 16, k1, v1);
     }
   }
 }
 
-MMGRAD_TARGET_AVX512 void direct_avx512_f32(int64_t kc, const float* a, int64_t rsa,
-                                            int64_t csa, int64_t m, const float* b, int64_t rsb,
-                                            int64_t n, float* c, int64_t rsc, float alpha,
-                                            float beta) {
-  const bool full_n = n == 32;
-  if (csa == 1) {
-    if (full_n) direct_avx512_f32_body<kARowMajor, true>(kc, a, rsa, csa, m, b, rsb, n, c, rsc, alpha, beta);
-    else direct_avx512_f32_body<kARowMajor, false>(kc, a, rsa, csa, m, b, rsb, n, c, rsc, alpha, beta);
-  } else if (rsa == 1 && m == 8) {
-    if (full_n) direct_avx512_f32_body<kAColMajor, true>(kc, a, rsa, csa, m, b, rsb, n, c, rsc, alpha, beta);
-    else direct_avx512_f32_body<kAColMajor, false>(kc, a, rsa, csa, m, b, rsb, n, c, rsc, alpha, beta);
-  } else {
-    if (full_n) direct_avx512_f32_body<kAGeneral, true>(kc, a, rsa, csa, m, b, rsb, n, c, rsc, alpha, beta);
-    else direct_avx512_f32_body<kAGeneral, false>(kc, a, rsa, csa, m, b, rsb, n, c, rsc, alpha, beta);
-  }
+template <int MRT, int NV, bool FULL>
+MMGRAD_TARGET_AVX512 void direct_avx512_f32_v(int64_t kc, const float* a, int64_t rsa,
+                                              int64_t csa, int64_t m, const float* b,
+                                              int64_t rsb, int64_t n, float* c, int64_t rsc,
+                                              float alpha, float beta) {
+  if (csa == 1)
+    direct_avx512_f32_body<MRT, NV, FULL, kARowMajor>(kc, a, rsa, csa, m, b, rsb, n, c, rsc,
+                                                       alpha, beta);
+  else if (rsa == 1 && m == MRT)
+    direct_avx512_f32_body<MRT, NV, FULL, kAColMajor>(kc, a, rsa, csa, m, b, rsb, n, c, rsc,
+                                                       alpha, beta);
+  else
+    direct_avx512_f32_body<MRT, NV, FULL, kAGeneral>(kc, a, rsa, csa, m, b, rsb, n, c, rsc,
+                                                      alpha, beta);
+}
+
+// Up to 8 x 32; narrower edge tiles use 4-row and/or 16-column variants.
+void direct_avx512_f32(int64_t kc, const float* a, int64_t rsa, int64_t csa, int64_t m,
+                       const float* b, int64_t rsb, int64_t n, float* c, int64_t rsc,
+                       float alpha, float beta) {
+  using Fn = void (*)(int64_t, const float*, int64_t, int64_t, int64_t, const float*, int64_t,
+                      int64_t, float*, int64_t, float, float);
+  // [rows 8 or 4][16 or 32 columns][full]
+  static constexpr Fn table[2][2][2] = {
+      {{direct_avx512_f32_v<8, 1, false>, direct_avx512_f32_v<8, 1, true>},
+       {direct_avx512_f32_v<8, 2, false>, direct_avx512_f32_v<8, 2, true>}},
+      {{direct_avx512_f32_v<4, 1, false>, direct_avx512_f32_v<4, 1, true>},
+       {direct_avx512_f32_v<4, 2, false>, direct_avx512_f32_v<4, 2, true>}}};
+  const int wide = n > 16 ? 1 : 0;
+  const int full = n == 16 * (wide + 1) ? 1 : 0;
+  table[m <= 4 ? 1 : 0][wide][full](kc, a, rsa, csa, m, b, rsb, n, c, rsc, alpha, beta);
 }
 
 MMGRAD_TARGET_AVX512 void pack_a_avx512_f64(int64_t mc, int64_t kc, const double* A,

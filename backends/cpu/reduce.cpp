@@ -1,7 +1,12 @@
 // Reductions (sum, max, min, with optional indices) over any set of dims.
 //
-// The output keeps the input's rank with size 1 on reduced dims. We view the input as
-// [kept..., reduced...] and give each output element its own walk over the reduced block;
+// The output keeps the input's rank with size 1 on reduced dims. Dims are coalesced first
+// (adjacent dims that are contiguous with each other merge), then one of three loops runs:
+//  - inner reduction: each output element reduces one run of the input (sum over last dim);
+//  - column accumulation: the innermost dim is kept, so whole rows are added into an
+//    accumulator row, which streams memory and vectorises (sum over the batch, bias grads);
+//  - full reduction: the input is cut into fixed-size chunks whose partial results are
+//    combined in order, so the result does not depend on the number of threads.
 // f32 sums accumulate in f64, so long reductions do not drift.
 #include <cmath>
 #include <limits>
@@ -10,88 +15,208 @@
 #include "backends/cpu/kernels.h"
 
 namespace mmgrad::cpu {
+namespace {
 
-void reduce(ReduceOp op, const Tensor& out, const Tensor& indices, const Tensor& in) {
-  const int nd = in.dim();
-  std::vector<int64_t> kept_size, kept_stride_in, kept_stride_out, red_size, red_stride;
-  for (int d = 0; d < nd; ++d) {
-    if (out.shape()[d] == 1 && in.shape()[d] != 1) {
-      red_size.push_back(in.shape()[d]);
-      red_stride.push_back(in.strides()[d]);
-    } else if (in.shape()[d] != 1) {
-      kept_size.push_back(in.shape()[d]);
-      kept_stride_in.push_back(in.strides()[d]);
-      kept_stride_out.push_back(out.strides()[d]);
+struct Dim {
+  int64_t size, in_stride, out_stride, idx_stride;
+};
+
+// Offset contributions of flat index `i` over `dims` (row-major), for the in/out/idx strides.
+struct Offsets {
+  int64_t in = 0, out = 0, idx = 0;
+};
+Offsets offsets_of(int64_t i, const std::vector<Dim>& dims) {
+  Offsets o;
+  for (int d = static_cast<int>(dims.size()) - 1; d >= 0; --d) {
+    int64_t k = i % dims[d].size;
+    i /= dims[d].size;
+    o.in += k * dims[d].in_stride;
+    o.out += k * dims[d].out_stride;
+    o.idx += k * dims[d].idx_stride;
+  }
+  return o;
+}
+
+std::vector<Dim> coalesce(std::vector<Dim> dims) {
+  std::vector<Dim> out;
+  for (const Dim& d : dims) {
+    if (!out.empty()) {
+      Dim& prev = out.back();
+      if (prev.in_stride == d.in_stride * d.size && prev.out_stride == d.out_stride * d.size &&
+          prev.idx_stride == d.idx_stride * d.size) {
+        prev.size *= d.size;
+        prev.in_stride = d.in_stride;
+        prev.out_stride = d.out_stride;
+        prev.idx_stride = d.idx_stride;
+        continue;
+      }
+    }
+    out.push_back(d);
+  }
+  return out;
+}
+
+// Running state of one reduction: a value and, for max/min, where it was found.
+template <typename T, typename Acc>
+struct Accumulator {
+  ReduceOp op;
+  Acc value{};
+  int64_t index = -1;  // -1: nothing seen yet
+
+  void add(T v, int64_t at) {
+    if (op == ReduceOp::Sum) {
+      value += static_cast<Acc>(v);
+      index = 0;
+      return;
+    }
+    if (index < 0 || better(v)) {
+      value = static_cast<Acc>(v);
+      index = at;
     }
   }
-  int64_t n_out = numel_of(kept_size);
-  int64_t n_red = numel_of(red_size);
-  if (indices.defined() && red_size.size() > 1)
+  void merge(const Accumulator& other) {
+    if (other.index < 0) return;
+    if (op == ReduceOp::Sum) {
+      value += other.value;
+      index = 0;
+    } else if (index < 0 || better(static_cast<T>(other.value))) {
+      value = other.value;
+      index = other.index;
+    }
+  }
+  bool better(T v) const {
+    if constexpr (std::is_floating_point_v<T>) {
+      // NaN wins and stays, so a NaN anywhere shows in the result (as in PyTorch).
+      if (std::isnan(static_cast<double>(value))) return false;
+      if (std::isnan(v)) return true;
+    }
+    return op == ReduceOp::Max ? v > static_cast<T>(value) : v < static_cast<T>(value);
+  }
+};
+
+// A dense sum with eight independent accumulators: a single running sum is bound by the
+// latency of one add per element; eight chains keep the FP units busy and vectorise.
+template <typename T, typename Acc>
+Acc sum_dense(const T* p, int64_t n) {
+  Acc lane[8] = {};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int k = 0; k < 8; ++k) lane[k] += static_cast<Acc>(p[i + k]);
+  Acc total = ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
+  for (; i < n; ++i) total += static_cast<Acc>(p[i]);
+  return total;
+}
+
+}  // namespace
+
+void reduce(ReduceOp op, const Tensor& out, const Tensor& indices, const Tensor& in) {
+  std::vector<Dim> kept, red;
+  for (int d = 0; d < in.dim(); ++d) {
+    int64_t size = in.shape()[d];
+    if (size == 1) continue;
+    int64_t idx_stride = indices.defined() ? indices.strides()[d] : 0;
+    if (out.shape()[d] == 1)
+      red.push_back({size, in.strides()[d], 0, 0});
+    else
+      kept.push_back({size, in.strides()[d], out.strides()[d], idx_stride});
+  }
+  if (out.numel() == 0) return;
+  if (indices.defined() && red.size() > 1)
     fail("reduce", "indices can only be returned for a reduction over one dim");
-  std::vector<int64_t> idx_stride;
-  if (indices.defined())
-    for (int d = 0; d < nd; ++d)
-      if (!(out.shape()[d] == 1 && in.shape()[d] != 1) && in.shape()[d] != 1)
-        idx_stride.push_back(indices.strides()[d]);
+  kept = coalesce(kept);
+  red = coalesce(red);
+  const int64_t n_out = std::max<int64_t>(1, [&] { int64_t n = 1; for (auto& d : kept) n *= d.size; return n; }());
+  int64_t n_red = 1;
+  for (auto& d : red) n_red *= d.size;
+  if (n_red == 0 && op != ReduceOp::Sum) fail(reduce_op_name(op), "cannot reduce over an empty dimension");
+  if (in.numel() == 0 && op == ReduceOp::Sum) {  // sums over empty dims are 0
+    fill(out, 0);
+    if (indices.defined()) fill(indices, 0);
+    return;
+  }
 
   dispatch_numeric(in.dtype(), reduce_op_name(op), [&](auto tag) {
     using T = decltype(tag);
     using Acc = std::conditional_t<std::is_same_v<T, float>, double, T>;
-    const T* src = in.data_ptr<T>();
-    T* dst = out.data_ptr<T>();
-    int64_t* idx = indices.defined() ? indices.data_ptr<int64_t>() : nullptr;
+    using A = Accumulator<T, Acc>;
+    const T* src = static_cast<const T*>(in.raw_data());
+    T* dst = static_cast<T*>(out.raw_data());
+    int64_t* idx = indices.defined() ? static_cast<int64_t*>(indices.raw_data()) : nullptr;
+
+    // Reduces flat reduced positions [lo, hi) starting at input offset `base`.
+    auto reduce_range = [&](const T* base, int64_t lo, int64_t hi, A& acc) {
+      if (red.size() == 1) {
+        const int64_t s = red[0].in_stride;
+        if (op == ReduceOp::Sum && s == 1) {
+          acc.value += sum_dense<T, Acc>(base + lo, hi - lo);
+          acc.index = 0;
+        } else {
+          for (int64_t r = lo; r < hi; ++r) acc.add(base[r * s], r);
+        }
+      } else {
+        for (int64_t r = lo; r < hi; ++r) acc.add(base[offsets_of(r, red).in], r);
+      }
+    };
+
+    if (kept.empty()) {
+      // Full reduction: fixed chunks, partials combined in order (thread-count independent).
+      constexpr int64_t kChunk = 1 << 16;
+      int64_t chunks = (n_red + kChunk - 1) / kChunk;
+      std::vector<A> partial(chunks, A{op});
+      parallel_for(0, chunks, 1, [&](int64_t lo, int64_t hi) {
+        for (int64_t c = lo; c < hi; ++c)
+          reduce_range(src, c * kChunk, std::min(n_red, (c + 1) * kChunk), partial[c]);
+      });
+      A total{op};
+      for (const A& p : partial) total.merge(p);
+      dst[0] = static_cast<T>(total.value);
+      if (idx) idx[0] = total.index;
+      return;
+    }
+
+    const Dim& inner = kept.back();
+    if (!idx && !red.empty() && inner.in_stride == 1) {
+      // Column accumulation: add whole input rows into an accumulator row.
+      constexpr int64_t kBlock = 256;
+      std::vector<Dim> outer(kept.begin(), kept.end() - 1);
+      int64_t n_outer = 1;
+      for (auto& d : outer) n_outer *= d.size;
+      int64_t blocks = (inner.size + kBlock - 1) / kBlock;
+      parallel_for(0, n_outer * blocks, 1, [&](int64_t lo, int64_t hi) {
+        Acc acc[kBlock];
+        for (int64_t task = lo; task < hi; ++task) {
+          Offsets o = offsets_of(task / blocks, outer);
+          int64_t c0 = (task % blocks) * kBlock, width = std::min(kBlock, inner.size - c0);
+          for (int64_t r = 0; r < n_red; ++r) {
+            const T* row = src + o.in + offsets_of(r, red).in + c0;
+            if (r == 0) {
+              for (int64_t c = 0; c < width; ++c) acc[c] = static_cast<Acc>(row[c]);
+            } else if (op == ReduceOp::Sum) {
+              for (int64_t c = 0; c < width; ++c) acc[c] += static_cast<Acc>(row[c]);
+            } else {
+              for (int64_t c = 0; c < width; ++c) {
+                A a{op, acc[c], 0};
+                a.add(row[c], 1);
+                acc[c] = a.value;
+              }
+            }
+          }
+          T* drow = dst + o.out + c0 * inner.out_stride;
+          for (int64_t c = 0; c < width; ++c) drow[c * inner.out_stride] = static_cast<T>(acc[c]);
+        }
+      });
+      return;
+    }
+
+    // Inner reduction: each output element reduces its own run.
     int64_t grain = std::max<int64_t>(1, (1 << 15) / std::max<int64_t>(n_red, 1));
     parallel_for(0, n_out, grain, [&](int64_t lo, int64_t hi) {
       for (int64_t o = lo; o < hi; ++o) {
-        int64_t in_off = 0, out_off = 0, idx_off = 0, rest = o;
-        for (int d = static_cast<int>(kept_size.size()) - 1; d >= 0; --d) {
-          int64_t i = rest % kept_size[d];
-          rest /= kept_size[d];
-          in_off += i * kept_stride_in[d];
-          out_off += i * kept_stride_out[d];
-          if (idx) idx_off += i * idx_stride[d];
-        }
-        const T* base = src + in_off;
-        Acc acc{};
-        int64_t best = 0;
-        // Walk the reduced block; a contiguous innermost reduced dim is the common case.
-        bool simple = red_size.size() == 1;
-        for (int64_t r = 0; r < n_red; ++r) {
-          int64_t off = 0;
-          if (simple) {
-            off = r * red_stride[0];
-          } else {
-            int64_t rr = r;
-            for (int d = static_cast<int>(red_size.size()) - 1; d >= 0; --d) {
-              off += (rr % red_size[d]) * red_stride[d];
-              rr /= red_size[d];
-            }
-          }
-          T v = base[off];
-          if (op == ReduceOp::Sum) {
-            acc += static_cast<Acc>(v);
-          } else if (r == 0) {
-            acc = static_cast<Acc>(v);
-          } else {
-            bool better;
-            if constexpr (std::is_floating_point_v<T>) {
-              // NaN wins, so a NaN anywhere shows in the result (as in PyTorch).
-              if (std::isnan(static_cast<double>(acc))) better = false;
-              else if (std::isnan(v)) better = true;
-              else better = op == ReduceOp::Max ? v > acc : v < acc;
-            } else {
-              better = op == ReduceOp::Max ? v > acc : v < acc;
-            }
-            if (better) {
-              acc = static_cast<Acc>(v);
-              best = r;
-            }
-          }
-        }
-        if (n_red == 0 && op != ReduceOp::Sum)
-          fail(reduce_op_name(op), "cannot reduce over an empty dimension");
-        dst[out_off] = static_cast<T>(acc);
-        if (idx) idx[idx_off] = best;
+        Offsets off = offsets_of(o, kept);
+        A acc{op};
+        reduce_range(src + off.in, 0, n_red, acc);
+        dst[off.out] = static_cast<T>(acc.value);
+        if (idx) idx[off.idx] = acc.index;
       }
     });
   });

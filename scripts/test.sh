@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The whole test suite: install, build (default build with OpenBLAS, and the constrained
+# build with blas=none and cuda=disabled), run every test, print one summary line.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/setup.sh build
+scripts/setup.sh build-noblas -Dblas=none -Dcuda=disabled -Dbenchmarks=false
+
+status=0
+meson test -C build --print-errorlogs --num-processes 1 || status=1
+meson test -C build-noblas --print-errorlogs --num-processes 1 || status=1
+
+# One closing line for CI, counting GoogleTest cases over both builds.
+passed=0; failed=0; skipped=0
+for log in build/meson-logs/testlog.txt build-noblas/meson-logs/testlog.txt; do
+  p=$(grep -hoE '^\[  PASSED  \] [0-9]+ test' "$log" | awk '{s+=$4} END {print s+0}')
+  f=$(grep -hoE '^\[  FAILED  \] [0-9]+ test' "$log" | awk '{s+=$4} END {print s+0}')
+  s=$(grep -hoE '^\[  SKIPPED \] [0-9]+ test' "$log" | awk '{s+=$4} END {print s+0}')
+  passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
+done
+if [ $status -ne 0 ] && [ $failed -eq 0 ]; then failed=1; fi  # a suite crashed before reporting
+echo "$passed passed, $failed failed, $skipped skipped"
+exit $status

@@ -1,0 +1,94 @@
+// Helpers shared by the core and autograd test suites.
+#pragma once
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <functional>
+#include <initializer_list>
+#include <string>
+#include <vector>
+
+#include "autograd/ops.h"
+#include "core/error.h"
+#include "core/tensor.h"
+
+namespace mmtest {
+
+// Runs `fn`, expects it to throw mmgrad::Error whose op() is `op` (unless empty) and whose
+// full message contains every string in `parts`. Returns the message ("" if nothing thrown).
+inline std::string expect_error(const std::function<void()>& fn, const std::string& op,
+                                std::initializer_list<std::string> parts) {
+  try {
+    fn();
+  } catch (const mmgrad::Error& e) {
+    const std::string what = e.what();
+    if (!op.empty()) EXPECT_EQ(e.op(), op) << "message: " << what;
+    for (const std::string& p : parts)
+      EXPECT_NE(what.find(p), std::string::npos)
+          << "expected the message to contain \"" << p << "\"; message: " << what;
+    return what;
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << "expected mmgrad::Error, got another exception: " << e.what();
+    return "";
+  }
+  ADD_FAILURE() << "expected mmgrad::Error (op " << op << "), nothing was thrown";
+  return "";
+}
+
+#define EXPECT_MMGRAD_ERROR(stmt, op, ...)                        \
+  do {                                                            \
+    SCOPED_TRACE(#stmt);                                          \
+    ::mmtest::expect_error([&] { (void)(stmt); }, op, {__VA_ARGS__}); \
+  } while (0)
+
+// Reads a CPU tensor's elements in row-major logical order straight from its storage
+// through shape/strides/offset, without any mmgrad op (an independent check of views).
+template <typename T>
+std::vector<T> strided_values(const mmgrad::Tensor& t) {
+  std::vector<T> out;
+  const T* base = static_cast<const T*>(t.storage().data()) + t.offset();
+  const int nd = t.dim();
+  const int64_t n = t.numel();
+  std::vector<int64_t> idx(nd, 0);
+  for (int64_t k = 0; k < n; ++k) {
+    int64_t off = 0;
+    for (int d = 0; d < nd; ++d) off += idx[d] * t.strides()[d];
+    out.push_back(base[off]);
+    for (int d = nd - 1; d >= 0; --d) {
+      if (++idx[d] < t.shape()[d]) break;
+      idx[d] = 0;
+    }
+  }
+  return out;
+}
+
+inline std::vector<float> fvec(const mmgrad::Tensor& t) { return mmgrad::to_vector<float>(t); }
+inline std::vector<double> dvec(const mmgrad::Tensor& t) { return mmgrad::to_vector<double>(t); }
+inline std::vector<int64_t> ivec(const mmgrad::Tensor& t) { return mmgrad::to_vector<int64_t>(t); }
+
+// Element-wise |a - b| <= tol, with a message naming the first mismatch.
+inline ::testing::AssertionResult near_all(const std::vector<double>& got,
+                                           const std::vector<double>& want, double tol) {
+  if (got.size() != want.size())
+    return ::testing::AssertionFailure()
+           << "size " << got.size() << " differs from expected " << want.size();
+  for (size_t i = 0; i < got.size(); ++i)
+    if (!(std::abs(got[i] - want[i]) <= tol))
+      return ::testing::AssertionFailure()
+             << "element " << i << ": got " << got[i] << ", want " << want[i] << " (tol " << tol
+             << ")";
+  return ::testing::AssertionSuccess();
+}
+
+inline mmgrad::Tensor f32(std::vector<float> v, mmgrad::Shape s) {
+  return mmgrad::from_data<float>(v, s);
+}
+inline mmgrad::Tensor f64(std::vector<double> v, mmgrad::Shape s) {
+  return mmgrad::from_data<double>(v, s);
+}
+inline mmgrad::Tensor i64(std::vector<int64_t> v, mmgrad::Shape s) {
+  return mmgrad::from_data<int64_t>(v, s);
+}
+
+}  // namespace mmtest

@@ -9,6 +9,9 @@
 #include "core/blas_info.h"
 #include "core/error.h"
 #include "core/parallel.h"
+#ifdef MMGRAD_HAVE_CUDA_RUNTIME
+#include "backends/cuda/device_query.h"
+#endif
 
 namespace {
 
@@ -68,6 +71,11 @@ int run(int argc, char** argv) {
   std::string cmd = argv[1];
   if (cmd == "info") {
     fmt::print("mmgrad 0.1.0\n{}\nthreads: {}\n", mmgrad::blas_summary(), mmgrad::num_threads());
+#ifdef MMGRAD_HAVE_CUDA_RUNTIME
+    fmt::print("{}\n", mmgrad::cuda::describe_devices());
+#else
+    fmt::print("CUDA: not built in (configure with -Dcuda=enabled)\n");
+#endif
     return 0;
   }
   if (cmd == "mlp") {

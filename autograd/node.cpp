@@ -32,6 +32,20 @@ const Tensor& SavedTensor::get() const {
 
 Node::Node(std::string name) : name_(std::move(name)), sequence_(g_next_sequence++) {}
 
+Node::~Node() {
+  std::vector<std::shared_ptr<Node>> pending = std::move(next);
+  while (!pending.empty()) {
+    std::shared_ptr<Node> n = std::move(pending.back());
+    pending.pop_back();
+    // If we hold the last reference, take over its edges before it dies, so its own
+    // destructor finds nothing to recurse into.
+    if (n && n.use_count() == 1) {
+      for (auto& e : n->next) pending.push_back(std::move(e));
+      n->next.clear();
+    }
+  }
+}
+
 std::vector<Tensor> FunctionNode::apply(const Tensor& grad_output) {
   if (!fn_)
     fail(name(),

@@ -30,7 +30,9 @@ class SavedTensor {
 class Node {
  public:
   explicit Node(std::string name);
-  virtual ~Node() = default;
+  // Frees the chain of nodes behind this one iteratively: a long graph destroyed
+  // recursively would overflow the stack.
+  virtual ~Node();
 
   const std::string& name() const { return name_; }
   uint64_t sequence() const { return sequence_; }

@@ -36,6 +36,15 @@ inline void check_integer_index(const Tensor& t, const char* op) {
     fail(op, "indices must be i64 or i32", {describe("index", t)});
 }
 
+// The broadcast shape of a and b, or an error naming both operands.
+inline Shape broadcast_or_fail(const Tensor& a, const Tensor& b, const char* op) {
+  try {
+    return broadcast_shapes(a.shape(), b.shape(), op);
+  } catch (const Error& e) {
+    fail(op, e.detail(), {describe("a", a), describe("b", b)});
+  }
+}
+
 // A fresh contiguous tensor like `t` but with another shape/dtype.
 inline Tensor empty_like_shape(const Tensor& t, const Shape& shape) {
   return Tensor::empty(shape, t.dtype(), t.device());

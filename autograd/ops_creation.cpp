@@ -66,7 +66,11 @@ static Tensor random_tensor(const Shape& shape, DType dtype, Device device, Gene
 
 Tensor rand(const Shape& shape, DType dtype, Device device, Generator* gen) {
   if (!is_floating(dtype)) fail("rand", "rand makes floating tensors; use randint for integers");
-  return random_tensor(shape, dtype, device, gen, false, 0.0, 1.0);
+  Tensor t = random_tensor(shape, DType::F32 == dtype || dtype == DType::F64 ? dtype : DType::F32,
+                           device, gen, false, 0.0, 1.0);
+  if (dtype != DType::BF16) return t;
+  // bf16 has 8 significant bits: values just below 1 would round up to 1.
+  return minimum(t, 1.0 - 0x1p-8).to(DType::BF16);
 }
 
 Tensor randn(const Shape& shape, DType dtype, Device device, Generator* gen) {

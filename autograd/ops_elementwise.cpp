@@ -23,7 +23,7 @@ Tensor unary_forward(UnaryOp op, const Tensor& x, double scalar = 0) {
 // reduction happens in the op's backward).
 std::pair<Tensor, Tensor> broadcast_pair(const Tensor& a, const Tensor& b, const char* op, Shape& shape) {
   detail::check_compatible(a, b, op);
-  shape = broadcast_shapes(a.shape(), b.shape(), op);
+  shape = detail::broadcast_or_fail(a, b, op);
   auto spread = [&](const Tensor& t) {
     if (t.shape() == shape) return t;
     size_t lead = shape.size() - t.dim();
@@ -290,6 +290,9 @@ Tensor& copy_(Tensor& self, const Tensor& src) {
     Tensor s = src;
     if (s.device() != self.device()) s = to(s, self.device());
     NoGradGuard no_grad;
+    if (detail::broadcast_or_fail(self, s, "copy_") != self.shape())
+      fail("copy_", "the source does not broadcast to the destination's shape",
+           {describe("self", self), describe("src", s)});
     Tensor spread = expand(s, self.shape());
     MMGRAD_DISPATCH(copy, self.device(), self, spread);
   });

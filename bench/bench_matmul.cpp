@@ -6,7 +6,8 @@
 // a direct cblas_sgemm call on the same data (OpenBLAS build only) and of mmgrad's own
 // builtin_gemm, each the median of N timed runs after one warm-up. Linear layers y = x W^T
 // appear three times: forward (NT), dX = dY W (NN) and dW = dY^T X (TN). Attention products
-// are per (sample, head) and run as a loop of `batch` calls. "count" is how many times the
+// are per (sample, head) and run as a loop of `batch` calls. g/cb and bi/cb are speed ratios
+// against the direct cblas call (time_cblas / time_x: above 1 means faster than OpenBLAS). "count" is how many times the
 // shape occurs in one step of the two towers (fusion layers not counted); the last line
 // weights the times by it.
 #include <algorithm>
@@ -170,23 +171,34 @@ int main(int argc, char** argv) {
               "op", "bat", "cnt", "gemm", "cblas", "builtin", "g/cb", "bi/cb");
   std::printf("%-24s %5s %5s %5s %2s %4s %4s | %8s %8s %8s | %6s %6s\n", "", "", "", "", "", "",
               "", "GFLOP/s", "GFLOP/s", "GFLOP/s", "", "");
+  // Builtin runs first for every shape, OpenBLAS after: OpenBLAS's worker threads keep
+  // spinning for a while after each call (OPENBLAS_THREAD_TIMEOUT) and would steal the cores
+  // from mmgrad's thread pool if the two were interleaved.
   std::mt19937 rng(1234);
   std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
-  double step_flops = 0, t_gemm = 0, t_blas = 0, t_builtin = 0;
-  for (const Case& cs : cases) {
-    Data d;
+  std::vector<Data> data(cases.size());
+  std::vector<double> t_bi(cases.size()), t_g(cases.size()), t_cb(cases.size(), 0.0);
+  for (size_t i = 0; i < cases.size(); ++i) {
+    const Case& cs = cases[i];
+    Data& d = data[i];
     d.a.resize(static_cast<size_t>(cs.batch * cs.M * cs.K));
     d.b.resize(static_cast<size_t>(cs.batch * cs.K * cs.N));
     d.c.assign(static_cast<size_t>(cs.batch * cs.M * cs.N), 0.0f);
     for (float& x : d.a) x = dist(rng);
     for (float& x : d.b) x = dist(rng);
-    const double flops = 2.0 * static_cast<double>(cs.M * cs.N * cs.K * cs.batch);
-    const double tg = run_case(cs, d, mmgrad_f32, reps);
-    double tb = 0;
+    t_bi[i] = run_case(cs, d, builtin_f32, reps);
+  }
+  for (size_t i = 0; i < cases.size(); ++i) {
+    t_g[i] = run_case(cases[i], data[i], mmgrad_f32, reps);
 #ifdef MMGRAD_HAVE_OPENBLAS
-    tb = run_case(cs, d, direct_cblas, reps);
+    t_cb[i] = run_case(cases[i], data[i], direct_cblas, reps);
 #endif
-    const double ti = run_case(cs, d, builtin_f32, reps);
+  }
+  double step_flops = 0, t_gemm = 0, t_blas = 0, t_builtin = 0;
+  for (size_t i = 0; i < cases.size(); ++i) {
+    const Case& cs = cases[i];
+    const double flops = 2.0 * static_cast<double>(cs.M * cs.N * cs.K * cs.batch);
+    const double tg = t_g[i], tb = t_cb[i], ti = t_bi[i];
     const char* op = cs.ta ? (cs.tb ? "TT" : "TN") : (cs.tb ? "NT" : "NN");
     char blas_col[16] = "       -", r1[16] = "     -", r2[16] = "     -";
     if (have_blas) {

@@ -23,6 +23,7 @@ namespace {
 
 constexpr const char* kCoreVar = "OPENBLAS_CORETYPE";
 constexpr const char* kGuardVar = "MMGRAD_BLAS_REEXEC";
+constexpr const char* kOverrideVar = "MMGRAD_BLAS_OVERRIDE_CORETYPE";
 
 std::string lower(std::string_view s) {
   std::string out(s);
@@ -105,10 +106,12 @@ void ensure_blas_kernels(int argc, char** argv) {
   const BlasInfo info = blas_info();
   if (!info.core_mismatch) return;
   const std::string& rec = info.recommended_core;
-  if (info.user_set) {
+  const char* force = std::getenv(kOverrideVar);
+  if (info.user_set && !(force && std::strcmp(force, "1") == 0)) {
     warn("OPENBLAS_CORETYPE=" + std::string(std::getenv(kCoreVar)) + " (set by you) makes " +
          info.library + " run its " + info.core + " kernels, but this CPU supports " + rec +
-         "; set OPENBLAS_CORETYPE=" + rec + " (or unset it) for faster matmuls");
+         "; set OPENBLAS_CORETYPE=" + rec + " (or unset it, or set " + kOverrideVar +
+         "=1 to let mmgrad replace it) for faster matmuls");
     return;
   }
   if (guard_set()) {

@@ -25,7 +25,9 @@ BlasInfo blas_info();
 // sets OPENBLAS_CORETYPE=<recommended> and re-executes /proc/self/exe with the same argv
 // (guarded by MMGRAD_BLAS_REEXEC=1 against loops). A value the user set is always respected;
 // then, or when the re-exec is impossible or fails, one warning line goes to stderr naming the
-// core and the fix. Without OpenBLAS it does nothing.
+// core and the fix. MMGRAD_BLAS_OVERRIDE_CORETYPE=1 opts in to replacing a weaker value that
+// the environment set (e.g. a machine image exporting OPENBLAS_CORETYPE=Haswell).
+// Without OpenBLAS it does nothing.
 void ensure_blas_kernels(int argc, char** argv);
 
 // One line, e.g. "BLAS: openblas 0.3.21, core SkylakeX (set by mmgrad), 2 threads".

@@ -134,7 +134,7 @@ void parallel_for(int64_t begin, int64_t end, int64_t grain,
   int64_t n = end - begin;
   if (n <= 0) return;
   grain = std::max<int64_t>(grain, 1);
-  int64_t chunks = std::min<int64_t>(num_threads(), (n + grain - 1) / grain);
+  int64_t chunks = std::min<int64_t>(num_threads(), std::max<int64_t>(1, n / grain));
   if (chunks <= 1 || t_inside_parallel_region) {
     fn(begin, end);
     return;

@@ -36,6 +36,7 @@ int64_t Tensor::size(int64_t d) const { return shape()[normalize_dim(d, dim(), "
 int64_t Tensor::stride(int64_t d) const { return strides()[normalize_dim(d, dim(), "stride")]; }
 
 bool Tensor::is_contiguous() const {
+  if (numel() == 0) return true;
   int64_t expected = 1;
   for (int i = dim() - 1; i >= 0; --i) {
     if (shape()[i] == 1) continue;
@@ -46,6 +47,7 @@ bool Tensor::is_contiguous() const {
 }
 
 bool Tensor::is_non_overlapping_and_dense() const {
+  if (numel() == 0) return true;
   std::vector<int> order;
   for (int i = 0; i < dim(); ++i)
     if (shape()[i] != 1) order.push_back(i);

@@ -41,19 +41,27 @@ void fill(const Tensor& dst, double value) {
 
 // Element i of a random tensor is drawn from counter i, whatever the thread split.
 template <typename Draw>
-static void random_fill(const Tensor& dst, const char* op, Draw draw) {
+static void random_fill(const Tensor& dst, const char* op, Draw draw, bool upper_exclusive = false,
+                        double upper = 0) {
   if (!dst.is_contiguous()) fail(op, "random fills need a contiguous destination");
   dispatch_float(dst.dtype(), op, [&](auto tag) {
     using T = decltype(tag);
     T* d = dst.data_ptr<T>();
     parallel_for(0, dst.numel(), 1 << 14, [&](int64_t lo, int64_t hi) {
       for (int64_t i = lo; i < hi; ++i) d[i] = static_cast<T>(draw(static_cast<uint64_t>(i)));
+      if (upper_exclusive) {
+        // Rounding to T can land exactly on `upper`; keep the interval half-open.
+        const T top = static_cast<T>(upper), below = std::nextafter(top, static_cast<T>(-INFINITY));
+        for (int64_t i = lo; i < hi; ++i)
+          if (d[i] >= top) d[i] = below;
+      }
     });
   });
 }
 
 void random_uniform(const Tensor& dst, uint64_t key, double low, double high) {
-  random_fill(dst, "rand", [=](uint64_t i) { return low + (high - low) * Philox::uniform(key, i); });
+  random_fill(dst, "rand", [=](uint64_t i) { return low + (high - low) * Philox::uniform(key, i); },
+              true, high);
 }
 
 void random_normal(const Tensor& dst, uint64_t key, double mean, double std) {

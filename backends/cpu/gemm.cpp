@@ -1,16 +1,21 @@
 // mmgrad's GEMM: the cblas mapping (OpenBLAS build) and the builtin blocked kernel.
 //
 // Builtin kernel layout (Goto/BLIS scheme):
-//   for jc in N step NC            B block  KC x NC  packed into NR-wide panels (L3/L2)
+//   for jc in N step NC            B block  KC x NC  packed into NR-wide panels (L2)
 //     for pc in K step KC
 //       pack B(pc:pc+kc, jc:jc+nc)
-//       for ic in M step MC        A block  MC x KC  packed into MR-tall panels (L2)
-//         pack A(ic:ic+mc, pc:pc+kc)
+//       for ic in M step MC        A block  MC x KC  (L2)
+//         pack A(ic:ic+mc, pc:pc+kc)          [packed path only]
 //         for jr in nc step NR     B micro-panel stays in L1
 //           for ir in mc step MR   micro-kernel: MR x NR tile of C in registers
-// Packing copes with any strides (transposed and sliced views), so the micro-kernels only see
-// unit-stride panels. Micro-kernels exist for AVX-512, AVX2+FMA and portable C++ (GCC vector
-// extensions); the one to use is chosen at run time from the CPU's features, so the binary
+// Packing copes with any strides (transposed and sliced views), so the packed micro-kernels
+// only see unit-stride panels. The AVX-512 f32 kernel (the one this project's CPUs run) has a
+// "direct" variant instead: it broadcasts A(i,k) straight from the source with any strides,
+// handles edge tiles with masks instead of a scratch tile, and reads small B blocks with
+// contiguous rows in place, so nothing but B is ever packed; it reaches ~95% of FMA peak at
+// the clip-tiny shapes and is much faster on small (attention-sized) products.
+// Micro-kernels exist for AVX-512, AVX2+FMA and portable C++ (GCC vector extensions); the one
+// to use is chosen at run time from the CPU's features (__builtin_cpu_supports), so the binary
 // needs no -march flags. Threads split C into a grid of sub-blocks, each computed by the
 // serial blocked algorithm with its own thread-local pack buffers.
 #include "backends/cpu/gemm.h"
@@ -29,7 +34,7 @@
 #include <thread>
 #include <vector>
 
-#if defined(__x86_64__) || defined(__i386__)
+#if (defined(__x86_64__) || defined(__i386__)) && !defined(MMGRAD_GEMM_PORTABLE_ONLY)
 #define MMGRAD_GEMM_X86 1
 #include <immintrin.h>
 #endif
@@ -869,11 +874,6 @@ void gemm_serial(const Kernels<T>& kr, int64_t M, int64_t N, int64_t K, T alpha,
   }
 }
 
-int env_int(const char* name, int def) {
-  const char* s = std::getenv(name);
-  return s ? std::atoi(s) : def;
-}
-
 // Same blocking, but A is read in place by the direct kernel (no A packing), and B is packed
 // only when its columns are not contiguous or the block is large.
 template <class T>
@@ -884,8 +884,9 @@ void gemm_serial_direct(const Kernels<T>& kr, int64_t M, int64_t N, int64_t K, T
   const int64_t KC = balanced_block(K, kr.kc, 1);
   const int64_t MC = balanced_block(M, kr.mc, MR);
   const int64_t NC = balanced_block(N, kr.nc, NR);
-  static const int64_t bdirect_max = env_int("MMGRAD_GEMM_BDIRECT", 16384);
-  const bool b_direct = csb == 1 && K * N <= bdirect_max;
+  // B with contiguous rows is used in place when small (packing it would cost about as much
+  // as the product itself); otherwise packed, which avoids L1 set conflicts between its rows.
+  const bool b_direct = csb == 1 && K * N <= 16384;
   T* Bp = b_direct ? nullptr : t_pack_b.get<T>(static_cast<size_t>(NC * KC));
   alignas(64) T tmp[kMaxMR * kMaxNR];
 
@@ -923,25 +924,21 @@ void gemm_serial_direct(const Kernels<T>& kr, int64_t M, int64_t N, int64_t K, T
   }
 }
 
-// Picks the packed or the direct algorithm for one (sub-)problem.
+// Picks the direct algorithm where the ISA has a direct kernel (no A packing: faster at
+// every clip-tiny shape), else the fully packed one.
 template <class T>
 void gemm_block(const Kernels<T>& kr, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
                 int64_t rsa, int64_t csa, const T* B, int64_t rsb, int64_t csb, T beta, T* C,
                 int64_t rsc, int64_t csc) {
-  static const int mode = env_int("MMGRAD_GEMM_DIRECT", -1);
-  bool direct = false;
-  if (kr.direct) {
-    if (mode >= 0) direct = mode == 1;
-    else direct = true;
-  }
-  if (direct)
+  if (kr.direct)
     gemm_serial_direct(kr, M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc);
   else
     gemm_serial(kr, M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc);
 }
 
-// Below this many flops per thread, more threads cost more than they save.
-constexpr double kMinFlopsPerThread = 1.5e6;
+// Below this many flops per thread, more threads cost more than they save: waking a sleeping
+// pool thread takes tens of microseconds on a VM, about what 6 MFLOP take on one core.
+constexpr double kMinFlopsPerThread = 6e6;
 
 template <class T>
 void builtin_impl(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t rsa,
@@ -980,9 +977,12 @@ void builtin_impl(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t 
       const double rows = static_cast<double>(ceil_div(mtiles, a) * kr.mr);
       const double cols = static_cast<double>(ceil_div(ntiles, b) * kr.nr);
       const double used = static_cast<double>(a * b);
-      // compute (FMAs, at ~16 per cycle) + packing (elements, ~1 per cycle), per thread,
-      // with a penalty for idle threads
-      double cost = rows * cols / 16.0 + rows * std::ceil(cols / static_cast<double>(kr.nc)) + cols;
+      // Per thread: compute (FMAs at ~16 per cycle) + packing B (~1 element per cycle) +
+      // A, packed (~1 per cycle, once per NC block) or read in place (~1/4).
+      const double a_cost = kr.direct ? rows / 4.0
+                                      : rows * std::ceil(cols / static_cast<double>(kr.nc));
+      double cost = rows * cols / 16.0 + a_cost + cols;
+      // idle threads count as lost work
       cost *= static_cast<double>(nt) / used;
       if (cost < best) {
         best = cost;

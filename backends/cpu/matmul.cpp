@@ -5,6 +5,19 @@
 #include "backends/cpu/kernels.h"
 
 namespace mmgrad::cpu {
+namespace {
+// Function-pointer-friendly wrappers over the overloaded GEMM entry points.
+template <typename T>
+void gemm_t(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t rsa, int64_t csa, const T* B,
+            int64_t rsb, int64_t csb, T beta, T* C, int64_t rsc, int64_t csc) {
+  gemm(M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc);
+}
+template <typename T>
+void builtin_gemm_t(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t rsa, int64_t csa,
+                    const T* B, int64_t rsb, int64_t csb, T beta, T* C, int64_t rsc, int64_t csc) {
+  builtin_gemm(M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc);
+}
+}  // namespace
 
 void matmul(const Tensor& out, const Tensor& a, const Tensor& b, bool accumulate) {
   const int nd = out.dim();
@@ -16,7 +29,11 @@ void matmul(const Tensor& out, const Tensor& a, const Tensor& b, bool accumulate
     const T* A = a.data_ptr<T>();
     const T* B = b.data_ptr<T>();
     T* C = out.data_ptr<T>();
-    for (int64_t i = 0; i < n_batch; ++i) {
+    // Many small GEMMs (attention's per-head products) are too small to thread one by one:
+    // run the batch in parallel instead, each GEMM on one core with the built-in kernel
+    // (calling into OpenBLAS from several threads at once is not something we rely on).
+    const bool batch_parallel = n_batch > 1 && M * N * K < (1 << 21);
+    auto one = [&](int64_t i) {
       int64_t oa = 0, ob = 0, oc = 0, rest = i;
       for (int d = nd - 3; d >= 0; --d) {
         int64_t k = rest % out.shape()[d];
@@ -25,9 +42,17 @@ void matmul(const Tensor& out, const Tensor& a, const Tensor& b, bool accumulate
         ob += k * b.strides()[d];
         oc += k * out.strides()[d];
       }
-      gemm(M, N, K, T(1), A + oa, a.strides()[nd - 2], a.strides()[nd - 1], B + ob,
-           b.strides()[nd - 2], b.strides()[nd - 1], accumulate ? T(1) : T(0), C + oc,
-           out.strides()[nd - 2], out.strides()[nd - 1]);
+      auto run = batch_parallel ? &builtin_gemm_t<T> : &gemm_t<T>;
+      run(M, N, K, T(1), A + oa, a.strides()[nd - 2], a.strides()[nd - 1], B + ob,
+          b.strides()[nd - 2], b.strides()[nd - 1], accumulate ? T(1) : T(0), C + oc,
+          out.strides()[nd - 2], out.strides()[nd - 1]);
+    };
+    if (batch_parallel) {
+      parallel_for(0, n_batch, 1, [&](int64_t lo, int64_t hi) {
+        for (int64_t i = lo; i < hi; ++i) one(i);
+      });
+    } else {
+      for (int64_t i = 0; i < n_batch; ++i) one(i);
     }
   });
 }

@@ -14,6 +14,7 @@
 #include <random>
 #include <string>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include "backends/cpu/gemm.h"

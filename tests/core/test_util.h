@@ -23,7 +23,9 @@ inline std::string expect_error(const std::function<void()>& fn, const std::stri
     fn();
   } catch (const mmgrad::Error& e) {
     const std::string what = e.what();
-    if (!op.empty()) EXPECT_EQ(e.op(), op) << "message: " << what;
+    if (!op.empty()) {
+      EXPECT_EQ(e.op(), op) << "message: " << what;
+    }
     for (const std::string& p : parts)
       EXPECT_NE(what.find(p), std::string::npos)
           << "expected the message to contain \"" << p << "\"; message: " << what;

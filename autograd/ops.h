@@ -139,8 +139,8 @@ Tensor mean(const Tensor& x, const std::vector<int64_t>& dims = {}, bool keepdim
 // Variance with Bessel's correction by default (correction = 1), as torch.var.
 Tensor var(const Tensor& x, const std::vector<int64_t>& dims = {}, int64_t correction = 1,
            bool keepdim = false);
-// Max/min over dims (values only; the gradient goes to the first arg-max, as in PyTorch's amax
-// evenly split ties -- see ops_reduce.cpp).
+// Max/min over dims (values only). The gradient is split evenly among tied extremes, as in
+// PyTorch's amax/amin.
 Tensor amax(const Tensor& x, const std::vector<int64_t>& dims = {}, bool keepdim = false);
 Tensor amin(const Tensor& x, const std::vector<int64_t>& dims = {}, bool keepdim = false);
 // Max/min over one dim with the indices (I64) of the chosen elements.
@@ -168,7 +168,9 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, int64_t ignore_
                      double label_smoothing = 0.0, Reduction reduction = Reduction::Mean);
 // q [..., T, D], k [..., S, D], v [..., S, Dv] -> [..., T, Dv]; scale defaults to 1/sqrt(D).
 // causal masks key s > query t (aligned to the end when S > T is not supported: T == S).
-// attn_mask, if given, is added to the scores (broadcast to [..., T, S]; use -inf to mask).
+// attn_mask, if given, broadcasts to [..., T, S]: a float mask is added to the scores (use
+// -inf to mask) and receives a gradient (a learned bias); a bool mask keeps the scores where
+// true and masks the rest. A mask may not add batch dims.
 Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v,
                                     bool causal = false, const Tensor& attn_mask = Tensor(),
                                     std::optional<double> scale = std::nullopt);

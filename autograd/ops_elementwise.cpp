@@ -65,6 +65,11 @@ Tensor& inplace(Tensor& self, const char* op, F write) {
     fail(op, "in-place op on a tensor that requires grad while grad mode is on; wrap it in "
              "NoGradGuard (as optimizer updates do) or use the out-of-place op",
          {describe("self", self)});
+  for (int d = 0; d < self.dim(); ++d)
+    if (self.strides()[d] == 0 && self.shape()[d] > 1)
+      fail(op, "in-place write into a broadcast (expanded) view would write one element many "
+               "times; make it contiguous() first",
+           {describe("self", self)});
   write();
   self.bump_version();
   return self;

@@ -145,14 +145,32 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
   if (causal && T != S)
     fail(op, "the causal mask needs as many queries as keys", {describe("q", q), describe("k", k)});
   const double sc = scale ? *scale : 1.0 / std::sqrt(static_cast<double>(D));
+  Shape score_shape = q.shape();
+  score_shape.back() = S;
+  if (attn_mask.defined()) {
+    if (attn_mask.device() != q.device())
+      fail(op, "attn_mask is on another device", {describe("q", q), describe("attn_mask", attn_mask)});
+    if (attn_mask.dtype() != DType::Bool) detail::check_compatible(q, attn_mask, op);
+    bool fits = attn_mask.dim() <= nd;
+    for (int i = 0; fits && i < attn_mask.dim(); ++i) {
+      int64_t m = attn_mask.shape()[attn_mask.dim() - 1 - i], s = score_shape[nd - 1 - i];
+      fits = m == s || m == 1;
+    }
+    if (!fits)
+      fail(op, "attn_mask must broadcast to the scores' shape " + shape_str(score_shape),
+           {describe("q", q), describe("attn_mask", attn_mask)});
+  }
+  const bool additive_mask = attn_mask.defined() && attn_mask.dtype() != DType::Bool;
 
   // Forward with the graph off: the whole attention is one node below, with its own backward.
   Tensor probs, out;
   {
     NoGradGuard no_grad;
     Tensor scores = mul(matmul(q, transpose(k, -1, -2)), sc);
-    if (attn_mask.defined()) {
-      detail::check_compatible(q, attn_mask, op);
+    if (attn_mask.defined() && attn_mask.dtype() == DType::Bool) {
+      // A boolean mask says where to attend (true) as in PyTorch; elsewhere scores are -inf.
+      scores = where(attn_mask, scores, -std::numeric_limits<double>::infinity());
+    } else if (additive_mask) {
       scores = add(scores, attn_mask);
     }
     if (causal) {
@@ -163,18 +181,24 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
     probs = softmax(scores, -1);
     out = matmul(probs, v);
   }
-  record(op, out, {q, k, v},
-         [qs = SavedTensor(q), ks = SavedTensor(k), vs = SavedTensor(v), ps = SavedTensor(probs), sc](const Tensor& g) {
+  // An additive mask is an input like q, k and v (a learned position bias needs its
+  // gradient); a bool mask is not differentiable.
+  Tensor mask_input = additive_mask ? attn_mask : Tensor();
+  bool mask_grad = mask_input.defined() && mask_input.requires_grad();
+  record(op, out, {q, k, v, mask_input},
+         [qs = SavedTensor(q), ks = SavedTensor(k), vs = SavedTensor(v), ps = SavedTensor(probs), sc,
+          mask_grad, mask_shape = mask_input.defined() ? mask_input.shape() : Shape{}](const Tensor& g) {
            const Tensor& P = ps.get();
-           // out = P V;  P = softmax(S);  S = scale * Q K^T
+           // out = P V;  P = softmax(S);  S = scale * Q K^T + mask
            Tensor dV = matmul(transpose(P, -1, -2), g);
            Tensor dP = contiguous(matmul(g, transpose(vs.get(), -1, -2)));
            Tensor dS = Tensor::empty(P.shape(), P.dtype(), P.device());
            MMGRAD_DISPATCH(softmax_backward, P.device(), dS, dP, P, false);
+           Tensor dMask = mask_grad ? sum_to(dS, mask_shape) : Tensor();
            dS = mul(dS, sc);
            Tensor dQ = matmul(dS, ks.get());
            Tensor dK = matmul(transpose(dS, -1, -2), qs.get());
-           return G{dQ, dK, dV};
+           return G{dQ, dK, dV, dMask};
          });
   return out;
 }

@@ -17,11 +17,6 @@ using namespace mmgrad;
 using namespace mmtest;
 
 namespace {
-Tensor leaf(std::vector<double> v, Shape s) {
-  Tensor t = from_data<double>(v, s);
-  t.set_requires_grad();
-  return t;
-}
 }  // namespace
 
 TEST(Engine, LeafGradOfASquare) {

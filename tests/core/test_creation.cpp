@@ -17,17 +17,6 @@ using namespace mmtest;
 namespace {
 const DType kAll[] = {DType::F32, DType::F64, DType::BF16, DType::I32, DType::I64, DType::Bool};
 
-// Restores the thread count a test changed.
-class ThreadCountGuard {
- public:
-  ThreadCountGuard() : saved_(num_threads()) {}
-  ~ThreadCountGuard() { set_num_threads(saved_); }
-  ThreadCountGuard(const ThreadCountGuard&) = delete;
-  ThreadCountGuard& operator=(const ThreadCountGuard&) = delete;
-
- private:
-  int saved_;
-};
 
 double mean_of(const std::vector<double>& v) {
   double s = 0;

@@ -13,21 +13,13 @@
 
 #include "core/error.h"
 #include "core/parallel.h"
+#include "tests/core/test_util.h"
 
 using namespace mmgrad;
+using mmtest::ThreadCountGuard;
 
 namespace {
 
-class ThreadCountGuard {
- public:
-  ThreadCountGuard() : saved_(num_threads()) {}
-  ~ThreadCountGuard() { set_num_threads(saved_); }
-  ThreadCountGuard(const ThreadCountGuard&) = delete;
-  ThreadCountGuard& operator=(const ThreadCountGuard&) = delete;
-
- private:
-  int saved_;
-};
 
 struct Chunk {
   int64_t lo, hi;

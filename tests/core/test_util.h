@@ -11,6 +11,7 @@
 
 #include "autograd/ops.h"
 #include "core/error.h"
+#include "core/parallel.h"
 #include "core/tensor.h"
 
 namespace mmtest {
@@ -91,6 +92,25 @@ inline mmgrad::Tensor f64(std::vector<double> v, mmgrad::Shape s) {
 }
 inline mmgrad::Tensor i64(std::vector<int64_t> v, mmgrad::Shape s) {
   return mmgrad::from_data<int64_t>(v, s);
+}
+
+// Restores the thread count a test changed.
+class ThreadCountGuard {
+ public:
+  ThreadCountGuard() : saved_(mmgrad::num_threads()) {}
+  ~ThreadCountGuard() { mmgrad::set_num_threads(saved_); }
+  ThreadCountGuard(const ThreadCountGuard&) = delete;
+  ThreadCountGuard& operator=(const ThreadCountGuard&) = delete;
+
+ private:
+  int saved_;
+};
+
+// An f64 leaf that requires grad.
+inline mmgrad::Tensor leaf(std::vector<double> v, mmgrad::Shape s) {
+  mmgrad::Tensor t = mmgrad::from_data<double>(v, s);
+  t.set_requires_grad();
+  return t;
 }
 
 }  // namespace mmtest

@@ -126,37 +126,277 @@ class Registry {
 // The other floating dtype (for to(dtype) round trips).
 DType other_float(DType d) { return d == DType::F64 ? DType::F32 : DType::F64; }
 
+// --------------------------------------------------------------- reference implementations
+//
+// Host references read the input values and compute in plain double loops (no gradient);
+// composed references use simpler, separately tested ops, so their gradients come from
+// different backward formulas than the fused op under test.
+
+std::vector<double> host_values(const Tensor& t) {
+  NoGradGuard no_grad;
+  return to_vector<double>(detach(t));
+}
+
+// A constant tensor (no grad) with `like`'s device and the given dtype.
+Tensor host_tensor(const std::vector<double>& v, const Shape& shape, DType dtype, Device device) {
+  NoGradGuard no_grad;
+  Tensor t = to(from_data<double>(v, shape), dtype);
+  return device == Device::cpu() ? t : to(t, device);
+}
+
+Shape bcast(const Shape& a, const Shape& b) { return broadcast_shapes(a, b, "reference"); }
+
+// The values of t broadcast to `shape`, row-major.
+std::vector<double> spread(const Tensor& t, const Shape& shape) {
+  NoGradGuard no_grad;
+  return to_vector<double>(contiguous(expand(detach(t), shape)));
+}
+
+OpFn host_unary(std::function<double(double)> f) {
+  return [f](const Ts& x) {
+    std::vector<double> v = host_values(x[0]);
+    for (double& e : v) e = f(e);
+    return host_tensor(v, x[0].shape(), x[0].dtype(), x[0].device());
+  };
+}
+
+// f(a, b) elementwise with broadcasting; `b_scalar` replaces a missing second input.
+OpFn host_binary(std::function<double(double, double)> f, bool to_bool = false) {
+  return [f, to_bool](const Ts& x) {
+    Shape shape = bcast(x[0].shape(), x[1].shape());
+    std::vector<double> a = spread(x[0], shape), b = spread(x[1], shape), out(a.size());
+    for (size_t i = 0; i < a.size(); ++i) out[i] = f(a[i], b[i]);
+    return host_tensor(out, shape, to_bool ? DType::Bool : x[0].dtype(), x[0].device());
+  };
+}
+OpFn host_scalar(std::function<double(double, double)> f, double s, bool to_bool = false) {
+  return [f, s, to_bool](const Ts& x) {
+    std::vector<double> a = host_values(x[0]);
+    for (double& e : a) e = f(e, s);
+    return host_tensor(a, x[0].shape(), to_bool ? DType::Bool : x[0].dtype(), x[0].device());
+  };
+}
+
+// Reduces the values of t over `dims` (empty: all): `f` maps the values of one reduced group,
+// in increasing index order, to the result.
+Tensor host_reduce(const Tensor& t, const std::vector<int64_t>& dims, bool keepdim, DType dtype,
+                   const std::function<double(const std::vector<double>&)>& f) {
+  const int nd = t.dim();
+  std::vector<bool> reduced(nd, dims.empty());
+  for (int64_t d : dims) reduced[normalize_dim(d, nd, "reference")] = true;
+  Shape kept = t.shape(), dropped;
+  for (int d = 0; d < nd; ++d) {
+    if (reduced[d]) kept[d] = 1;
+    else dropped.push_back(t.shape()[d]);
+  }
+  std::vector<double> v = host_values(t);
+  std::vector<std::vector<double>> groups(numel_of(kept));
+  Shape kept_strides = contiguous_strides(kept);
+  for (int64_t i = 0; i < static_cast<int64_t>(v.size()); ++i) {
+    int64_t rem = i, out = 0;
+    for (int d = nd - 1; d >= 0; --d) {
+      int64_t idx = rem % t.shape()[d];
+      rem /= t.shape()[d];
+      if (!reduced[d]) out += idx * kept_strides[d];
+    }
+    groups[out].push_back(v[i]);
+  }
+  std::vector<double> res(groups.size());
+  for (size_t g = 0; g < groups.size(); ++g) res[g] = f(groups[g]);
+  return host_tensor(res, keepdim ? kept : dropped, dtype, t.device());
+}
+
+double sum_of(const std::vector<double>& g) {
+  long double acc = 0;
+  for (double x : g) acc += x;
+  return static_cast<double>(acc);
+}
+double mean_of(const std::vector<double>& g) { return sum_of(g) / static_cast<double>(g.size()); }
+double var_of(const std::vector<double>& g, int64_t correction) {
+  double m = mean_of(g);
+  long double acc = 0;
+  for (double x : g) acc += (x - m) * (x - m);
+  return static_cast<double>(acc) / static_cast<double>(std::max<int64_t>(static_cast<int64_t>(g.size()) - correction, 0));
+}
+double max_of(const std::vector<double>& g) { return *std::max_element(g.begin(), g.end()); }
+double min_of(const std::vector<double>& g) { return *std::min_element(g.begin(), g.end()); }
+double argmax_of(const std::vector<double>& g) {
+  return static_cast<double>(std::max_element(g.begin(), g.end()) - g.begin());  // first max
+}
+double argmin_of(const std::vector<double>& g) {
+  return static_cast<double>(std::min_element(g.begin(), g.end()) - g.begin());
+}
+
+// matmul as a broadcast product summed over K: a [..., M, K, 1] * b [..., 1, K, N].
+Tensor matmul_ref(const Tensor& a, const Tensor& b) {
+  Tensor a2 = a.dim() == 1 ? unsqueeze(a, 0) : a;
+  Tensor b2 = b.dim() == 1 ? unsqueeze(b, 1) : b;
+  Tensor out = sum(mul(unsqueeze(a2, -1), unsqueeze(b2, -3)), {-2});
+  if (a.dim() == 1 && b.dim() == 1) return reshape(out, {});
+  if (a.dim() == 1) return squeeze(out, -2);
+  if (b.dim() == 1) return squeeze(out, -1);
+  return out;
+}
+
+// softmax by its definition, shifted by the (constant) max for range.
+Tensor softmax_ref(const Tensor& x, int64_t dim, bool log) {
+  if (x.dim() == 0) return reshape(softmax_ref(reshape(x, {1}), 0, log), {});
+  Tensor shifted = sub(x, detach(amax(x, {dim}, true)));
+  Tensor total = sum(mmgrad::exp(shifted), {dim}, true);
+  return log ? sub(shifted, mmgrad::log(total)) : div(mmgrad::exp(shifted), total);
+}
+
+Tensor layer_norm_ref(const Tensor& x, const Tensor& w, const Tensor& b, double eps) {
+  Tensor centred = sub(x, mean(x, {-1}, true));
+  Tensor y = div(centred, mmgrad::sqrt(add(mean(square(centred), {-1}, true), eps)));
+  if (w.defined()) y = mul(y, w);
+  if (b.defined()) y = add(y, b);
+  return y;
+}
+
+// Mean/sum/none of (1 - s) * nll + s * mean_c(-log p_c) over the rows that are not ignored.
+Tensor cross_entropy_ref(const Tensor& logits, const Tensor& target, int64_t ignore,
+                         double smoothing, Reduction reduction) {
+  const int64_t N = logits.shape()[0], C = logits.shape()[1];
+  std::vector<double> t = host_values(target), onehot(N * C, 0.0), keep(N, 0.0);
+  double counted = 0;
+  for (int64_t i = 0; i < N; ++i) {
+    if (static_cast<int64_t>(t[i]) == ignore) continue;
+    onehot[i * C + static_cast<int64_t>(t[i])] = 1;
+    keep[i] = 1;
+    counted += 1;
+  }
+  Tensor logp = softmax_ref(logits, 1, true);
+  Tensor nll = neg(sum(mul(logp, host_tensor(onehot, {N, C}, logits.dtype(), logits.device())), {1}));
+  Tensor smooth = neg(mean(logp, {1}));
+  Tensor loss = add(mul(nll, 1 - smoothing), mul(smooth, smoothing));
+  loss = mul(loss, host_tensor(keep, {N}, logits.dtype(), logits.device()));
+  if (reduction == Reduction::None) return loss;
+  if (reduction == Reduction::Sum) return sum(loss);
+  return div(sum(loss), counted);
+}
+
+Tensor sdpa_ref(const Tensor& q, const Tensor& k, const Tensor& v, bool causal, const Tensor& mask,
+                std::optional<double> scale) {
+  const int64_t D = q.shape().back(), T = q.shape()[q.dim() - 2], S = k.shape()[k.dim() - 2];
+  Tensor scores = mul(matmul_ref(q, transpose(k, -1, -2)), scale ? *scale : 1.0 / std::sqrt(static_cast<double>(D)));
+  if (mask.defined()) scores = add(scores, mask);
+  if (causal) {
+    std::vector<double> m(T * S);
+    for (int64_t i = 0; i < T; ++i)
+      for (int64_t j = 0; j < S; ++j) m[i * S + j] = j > i ? -std::numeric_limits<double>::infinity() : 0.0;
+    scores = add(scores, host_tensor(m, {T, S}, q.dtype(), q.device()));
+  }
+  return matmul_ref(softmax_ref(scores, -1, false), v);
+}
+
+// embedding as a one-hot matrix times the weight.
+Tensor embedding_ref(const Tensor& weight, const Tensor& ids) {
+  const int64_t V = weight.shape()[0];
+  std::vector<double> id = host_values(ids), onehot(id.size() * V, 0.0);
+  for (size_t i = 0; i < id.size(); ++i) onehot[i * V + static_cast<int64_t>(id[i])] = 1;
+  Shape s = ids.shape();
+  s.push_back(V);
+  return matmul_ref(host_tensor(onehot, s, weight.dtype(), weight.device()), weight);
+}
+
+Tensor patch_embed_ref(const Tensor& images, const Tensor& weight) {
+  const int64_t B = images.shape()[0], C = images.shape()[1], H = images.shape()[2], W = images.shape()[3];
+  const int64_t O = weight.shape()[0], P = weight.shape()[2], PH = H / P, PW = W / P;
+  std::vector<double> x = host_values(images), w = host_values(weight), out(B * PH * PW * O, 0.0);
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t ph = 0; ph < PH; ++ph)
+      for (int64_t pw = 0; pw < PW; ++pw)
+        for (int64_t o = 0; o < O; ++o) {
+          double acc = 0;
+          for (int64_t c = 0; c < C; ++c)
+            for (int64_t i = 0; i < P; ++i)
+              for (int64_t j = 0; j < P; ++j)
+                acc += x[((b * C + c) * H + ph * P + i) * W + pw * P + j] * w[((o * C + c) * P + i) * P + j];
+          out[((b * PH + ph) * PW + pw) * O + o] = acc;
+        }
+  return host_tensor(out, {B, PH * PW, O}, images.dtype(), images.device());
+}
+
+// out[..i.., j, ..k..] = x[..i.., index(..), ..k..] for index_select (1-D index) and gather.
+Tensor index_select_ref(const Tensor& x, int64_t dim, const Tensor& index) {
+  int d = normalize_dim(dim, x.dim(), "reference");
+  std::vector<double> v = host_values(x), idx = host_values(index);
+  int64_t outer = 1, inner = 1, n = x.shape()[d];
+  for (int i = 0; i < d; ++i) outer *= x.shape()[i];
+  for (int i = d + 1; i < x.dim(); ++i) inner *= x.shape()[i];
+  std::vector<double> out;
+  for (int64_t o = 0; o < outer; ++o)
+    for (double j : idx)
+      for (int64_t k = 0; k < inner; ++k) out.push_back(v[(o * n + static_cast<int64_t>(j)) * inner + k]);
+  Shape s = x.shape();
+  s[d] = static_cast<int64_t>(idx.size());
+  return host_tensor(out, s, x.dtype(), x.device());
+}
+Tensor gather_ref(const Tensor& x, int64_t dim, const Tensor& index) {
+  int d = normalize_dim(dim, x.dim(), "reference");
+  std::vector<double> v = host_values(x), idx = host_values(index), out(idx.size());
+  Shape xs = contiguous_strides(x.shape());
+  for (int64_t i = 0; i < static_cast<int64_t>(idx.size()); ++i) {
+    int64_t rem = i, off = 0;
+    for (int a = index.dim() - 1; a >= 0; --a) {
+      int64_t c = rem % index.shape()[a];
+      rem /= index.shape()[a];
+      off += (a == d ? static_cast<int64_t>(idx[i]) : c) * xs[a];
+    }
+    out[i] = v[off];
+  }
+  return host_tensor(out, index.shape(), x.dtype(), x.device());
+}
+
 void add_unary_cases(Registry& r) {
   struct Unary {
     const char* name;
     Tensor (*f)(const Tensor&);
     Domain domain;
+    double (*ref)(double);
   };
   const Unary unary[] = {
-      {"neg", [](const Tensor& x) { return neg(x); }, D::Normal},
-      {"abs", [](const Tensor& x) { return mmgrad::abs(x); }, D::AwayFromZero},
-      {"sign", [](const Tensor& x) { return sign(x); }, D::AwayFromZero},
-      {"exp", [](const Tensor& x) { return mmgrad::exp(x); }, D::Normal},
-      {"log", [](const Tensor& x) { return mmgrad::log(x); }, D::Positive},
-      {"sqrt", [](const Tensor& x) { return mmgrad::sqrt(x); }, D::Positive},
-      {"rsqrt", [](const Tensor& x) { return rsqrt(x); }, D::Positive},
-      {"square", [](const Tensor& x) { return square(x); }, D::Normal},
-      {"reciprocal", [](const Tensor& x) { return reciprocal(x); }, D::AwayFromZero},
-      {"tanh", [](const Tensor& x) { return mmgrad::tanh(x); }, D::Normal},
-      {"sigmoid", [](const Tensor& x) { return sigmoid(x); }, D::Normal},
-      {"relu", [](const Tensor& x) { return relu(x); }, D::AwayFromZero},
-      {"gelu", [](const Tensor& x) { return gelu(x); }, D::Normal},
-      {"quick_gelu", [](const Tensor& x) { return quick_gelu(x); }, D::Normal},
-      {"erf", [](const Tensor& x) { return mmgrad::erf(x); }, D::Normal},
+      {"neg", [](const Tensor& x) { return neg(x); }, D::Normal,
+       [](double x) { return -x; }},
+      {"abs", [](const Tensor& x) { return mmgrad::abs(x); }, D::AwayFromZero,
+       [](double x) { return std::abs(x); }},
+      {"sign", [](const Tensor& x) { return sign(x); }, D::AwayFromZero,
+       [](double x) { return static_cast<double>((x > 0) - (x < 0)); }},
+      {"exp", [](const Tensor& x) { return mmgrad::exp(x); }, D::Normal,
+       [](double x) { return std::exp(x); }},
+      {"log", [](const Tensor& x) { return mmgrad::log(x); }, D::Positive,
+       [](double x) { return std::log(x); }},
+      {"sqrt", [](const Tensor& x) { return mmgrad::sqrt(x); }, D::Positive,
+       [](double x) { return std::sqrt(x); }},
+      {"rsqrt", [](const Tensor& x) { return rsqrt(x); }, D::Positive,
+       [](double x) { return 1 / std::sqrt(x); }},
+      {"square", [](const Tensor& x) { return square(x); }, D::Normal,
+       [](double x) { return x * x; }},
+      {"reciprocal", [](const Tensor& x) { return reciprocal(x); }, D::AwayFromZero,
+       [](double x) { return 1 / x; }},
+      {"tanh", [](const Tensor& x) { return mmgrad::tanh(x); }, D::Normal,
+       [](double x) { return std::tanh(x); }},
+      {"sigmoid", [](const Tensor& x) { return sigmoid(x); }, D::Normal,
+       [](double x) { return 1 / (1 + std::exp(-x)); }},
+      {"relu", [](const Tensor& x) { return relu(x); }, D::AwayFromZero,
+       [](double x) { return x > 0 ? x : 0.0; }},
+      {"gelu", [](const Tensor& x) { return gelu(x); }, D::Normal,
+       [](double x) { return 0.5 * x * (1 + std::erf(x / std::sqrt(2.0))); }},
+      {"quick_gelu", [](const Tensor& x) { return quick_gelu(x); }, D::Normal,
+       [](double x) { return x / (1 + std::exp(-1.702 * x)); }},
+      {"erf", [](const Tensor& x) { return mmgrad::erf(x); }, D::Normal,
+       [](double x) { return std::erf(x); }},
   };
   for (const Unary& u : unary) {
     auto f = u.f;
     OpFn fn = [f](const Ts& x) { return f(x[0]); };
+    OpFn ref = host_unary(u.ref);
     std::string n = u.name;
-    r.add(n, {n}, {F({3, 4}, u.domain)}, fn, elementwise_precision());
+    r.add(n, {n}, {F({3, 4}, u.domain)}, fn, elementwise_precision()).reference = ref;
     r.add(n + "_3d_permuted", {n}, {F({2, 3, 4}, u.domain, L::Permuted)}, fn,
-          elementwise_precision());
-    r.add(n + "_0d", {n}, {F({}, u.domain)}, fn, elementwise_precision());
+          elementwise_precision()).reference = ref;
+    r.add(n + "_0d", {n}, {F({}, u.domain)}, fn, elementwise_precision()).reference = ref;
   }
   struct PowCase {
     const char* name;
@@ -169,7 +409,8 @@ void add_unary_cases(Registry& r) {
   for (const PowCase& p : pows) {
     double e = p.exponent;
     r.add(p.name, {"pow"}, {F({3, 4}, p.domain)}, [e](const Ts& x) { return pow(x[0], e); },
-          elementwise_precision());
+          elementwise_precision())
+        .reference = host_unary([e](double x) { return std::pow(x, e); });
   }
   r.add("pow_3_3d_permuted", {"pow"}, {F({2, 3, 4}, D::Normal, L::Permuted)},
         [](const Ts& x) { return pow(x[0], 3); }, elementwise_precision());
@@ -182,43 +423,46 @@ void add_binary_cases(Registry& r) {
     Tensor (*ts)(const Tensor&, double);
     Domain b_domain;
     double scalar;
+    double (*ref)(double, double);
   };
   const Binary binary[] = {
       {"add", [](const Tensor& a, const Tensor& b) { return add(a, b); },
-       [](const Tensor& a, double b) { return add(a, b); }, D::Normal, 1.5},
+       [](const Tensor& a, double b) { return add(a, b); }, D::Normal, 1.5, [](double a, double b) { return a + b; }},
       {"sub", [](const Tensor& a, const Tensor& b) { return sub(a, b); },
-       [](const Tensor& a, double b) { return sub(a, b); }, D::Normal, -0.75},
+       [](const Tensor& a, double b) { return sub(a, b); }, D::Normal, -0.75, [](double a, double b) { return a - b; }},
       {"mul", [](const Tensor& a, const Tensor& b) { return mul(a, b); },
-       [](const Tensor& a, double b) { return mul(a, b); }, D::Normal, -2.5},
+       [](const Tensor& a, double b) { return mul(a, b); }, D::Normal, -2.5, [](double a, double b) { return a * b; }},
       {"div", [](const Tensor& a, const Tensor& b) { return div(a, b); },
-       [](const Tensor& a, double b) { return div(a, b); }, D::AwayFromZero, 0.625},
+       [](const Tensor& a, double b) { return div(a, b); }, D::AwayFromZero, 0.625, [](double a, double b) { return a / b; }},
       {"maximum", [](const Tensor& a, const Tensor& b) { return maximum(a, b); },
-       [](const Tensor& a, double b) { return maximum(a, b); }, D::Normal, 0.3},
+       [](const Tensor& a, double b) { return maximum(a, b); }, D::Normal, 0.3, [](double a, double b) { return std::max(a, b); }},
       {"minimum", [](const Tensor& a, const Tensor& b) { return minimum(a, b); },
-       [](const Tensor& a, double b) { return minimum(a, b); }, D::Normal, -0.2},
+       [](const Tensor& a, double b) { return minimum(a, b); }, D::Normal, -0.2, [](double a, double b) { return std::min(a, b); }},
   };
   for (const Binary& b : binary) {
     auto tt = b.tt;
     auto ts = b.ts;
     double s = b.scalar;
     OpFn fn = [tt](const Ts& x) { return tt(x[0], x[1]); };
+    OpFn ref = host_binary(b.ref);
+    OpFn sref = host_scalar(b.ref, s);
     std::string n = b.name;
     D bd = b.b_domain;
-    r.add(n + "_same", {n}, {F({3, 4}), F({3, 4}, bd)}, fn, elementwise_precision());
+    r.add(n + "_same", {n}, {F({3, 4}), F({3, 4}, bd)}, fn, elementwise_precision()).reference = ref;
     r.add(n + "_bcast_3x1x4_5x4", {n}, {F({3, 1, 4}), F({5, 4}, bd)}, fn,
-          broadcast_precision(5));
-    r.add(n + "_bcast_4_2x3x4", {n}, {F({4}), F({2, 3, 4}, bd)}, fn, broadcast_precision(6));
+          broadcast_precision(5)).reference = ref;
+    r.add(n + "_bcast_4_2x3x4", {n}, {F({4}), F({2, 3, 4}, bd)}, fn, broadcast_precision(6)).reference = ref;
     r.add(n + "_bcast_2x3x4_4", {n}, {F({2, 3, 4}, D::Normal, L::Permuted), F({4}, bd)}, fn,
-          broadcast_precision(6));
-    r.add(n + "_0d_rhs", {n}, {F({3, 4}), F({}, bd)}, fn, broadcast_precision(12));
-    r.add(n + "_0d_lhs", {n}, {F({}), F({3, 4}, bd)}, fn, broadcast_precision(12));
-    r.add(n + "_0d_0d", {n}, {F({}), F({}, bd)}, fn, elementwise_precision());
+          broadcast_precision(6)).reference = ref;
+    r.add(n + "_0d_rhs", {n}, {F({3, 4}), F({}, bd)}, fn, broadcast_precision(12)).reference = ref;
+    r.add(n + "_0d_lhs", {n}, {F({}), F({3, 4}, bd)}, fn, broadcast_precision(12)).reference = ref;
+    r.add(n + "_0d_0d", {n}, {F({}), F({}, bd)}, fn, elementwise_precision()).reference = ref;
     r.add(n + "_expanded", {n}, {F({4, 3}, D::Normal, L::ExpandedFirst), F({4, 3}, bd)}, fn,
-          broadcast_precision(4));
+          broadcast_precision(4)).reference = ref;
     r.add(n + "_scalar", {n + "_scalar"}, {F({3, 4})}, [ts, s](const Ts& x) { return ts(x[0], s); },
-          elementwise_precision());
+          elementwise_precision()).reference = sref;
     r.add(n + "_scalar_0d", {n + "_scalar"}, {F({})}, [ts, s](const Ts& x) { return ts(x[0], s); },
-          elementwise_precision());
+          elementwise_precision()).reference = sref;
   }
   // Every operator overload, stacked into one output.
   r.add("operators", {"operator+", "operator-", "operator*", "operator/", "operator+(t,s)",
@@ -246,20 +490,27 @@ void add_compare_where_cases(Registry& r) {
     const char* name;
     Tensor (*tt)(const Tensor&, const Tensor&);
     Tensor (*ts)(const Tensor&, double);
+    double (*ref)(double, double);
   };
   const Cmp cmps[] = {
       {"eq", [](const Tensor& a, const Tensor& b) { return eq(a, b); },
-       [](const Tensor& a, double b) { return eq(a, b); }},
+       [](const Tensor& a, double b) { return eq(a, b); },
+       [](double a, double b) { return a == b ? 1.0 : 0.0; }},
       {"ne", [](const Tensor& a, const Tensor& b) { return ne(a, b); },
-       [](const Tensor& a, double b) { return ne(a, b); }},
+       [](const Tensor& a, double b) { return ne(a, b); },
+       [](double a, double b) { return a != b ? 1.0 : 0.0; }},
       {"lt", [](const Tensor& a, const Tensor& b) { return lt(a, b); },
-       [](const Tensor& a, double b) { return lt(a, b); }},
+       [](const Tensor& a, double b) { return lt(a, b); },
+       [](double a, double b) { return a < b ? 1.0 : 0.0; }},
       {"le", [](const Tensor& a, const Tensor& b) { return le(a, b); },
-       [](const Tensor& a, double b) { return le(a, b); }},
+       [](const Tensor& a, double b) { return le(a, b); },
+       [](double a, double b) { return a <= b ? 1.0 : 0.0; }},
       {"gt", [](const Tensor& a, const Tensor& b) { return gt(a, b); },
-       [](const Tensor& a, double b) { return gt(a, b); }},
+       [](const Tensor& a, double b) { return gt(a, b); },
+       [](double a, double b) { return a > b ? 1.0 : 0.0; }},
       {"ge", [](const Tensor& a, const Tensor& b) { return ge(a, b); },
-       [](const Tensor& a, double b) { return ge(a, b); }},
+       [](const Tensor& a, double b) { return ge(a, b); },
+       [](double a, double b) { return a >= b ? 1.0 : 0.0; }},
   };
   for (const Cmp& c : cmps) {
     auto tt = c.tt;
@@ -267,24 +518,37 @@ void add_compare_where_cases(Registry& r) {
     std::string n = c.name;
     // Small integers make exact ties common, so eq/le/ge see both outcomes.
     r.add(n + "_same", {n}, {Const({3, 4}, D::SmallInt), Const({3, 4}, D::SmallInt)},
-          [tt](const Ts& x) { return tt(x[0], x[1]); }, exact_precision());
+          [tt](const Ts& x) { return tt(x[0], x[1]); }, exact_precision())
+        .reference = host_binary(c.ref, true);
     r.add(n + "_bcast", {n}, {Const({3, 1, 4}, D::SmallInt), Const({5, 4}, D::SmallInt)},
-          [tt](const Ts& x) { return tt(x[0], x[1]); }, exact_precision());
+          [tt](const Ts& x) { return tt(x[0], x[1]); }, exact_precision())
+        .reference = host_binary(c.ref, true);
     r.add(n + "_scalar", {n + "_scalar"}, {Const({3, 4}, D::SmallInt)},
-          [ts](const Ts& x) { return ts(x[0], 1.0); }, exact_precision());
+          [ts](const Ts& x) { return ts(x[0], 1.0); }, exact_precision())
+        .reference = host_scalar(c.ref, 1.0, true);
     r.add(n + "_scalar_frac", {n + "_scalar"}, {Const({2, 3, 4})},
-          [ts](const Ts& x) { return ts(x[0], 0.25); }, exact_precision());
+          [ts](const Ts& x) { return ts(x[0], 0.25); }, exact_precision())
+        .reference = host_scalar(c.ref, 0.25, true);
   }
+  // Reference: cond * a + (1 - cond) * b with cond as 0/1 floats (differentiable in a, b).
+  OpFn where_ref = [](const Ts& x) {
+    Tensor c = to(x[0], x[1].dtype());
+    return add(mul(c, x[1]), mul(1.0 - c, x[2]));
+  };
   r.add("where_same", {"where"}, {Mask({3, 4}), F({3, 4}), F({3, 4})},
-        [](const Ts& x) { return where(x[0], x[1], x[2]); }, exact_precision());
+        [](const Ts& x) { return where(x[0], x[1], x[2]); }, exact_precision()).reference = where_ref;
   r.add("where_bcast", {"where"}, {Mask({3, 1, 4}), F({5, 4}), F({4})},
-        [](const Ts& x) { return where(x[0], x[1], x[2]); }, broadcast_precision(15));
+        [](const Ts& x) { return where(x[0], x[1], x[2]); }, broadcast_precision(15)).reference = where_ref;
   r.add("where_0d_cond", {"where"}, {Mask({}), F({3, 4}), F({})},
-        [](const Ts& x) { return where(x[0], x[1], x[2]); }, broadcast_precision(12));
+        [](const Ts& x) { return where(x[0], x[1], x[2]); }, broadcast_precision(12)).reference = where_ref;
   r.add("where_expanded_cond", {"where"}, {Mask({4, 3}, L::ExpandedFirst), F({4, 3}), F({4, 3})},
-        [](const Ts& x) { return where(x[0], x[1], x[2]); }, exact_precision());
+        [](const Ts& x) { return where(x[0], x[1], x[2]); }, exact_precision()).reference = where_ref;
   r.add("where_scalar", {"where_scalar"}, {Mask({3, 4}), F({3, 4})},
-        [](const Ts& x) { return where(x[0], x[1], -0.5); }, exact_precision());
+        [](const Ts& x) { return where(x[0], x[1], -0.5); }, exact_precision())
+      .reference = [](const Ts& x) {
+        Tensor c = to(x[0], x[1].dtype());
+        return add(mul(c, x[1]), mul(1.0 - c, -0.5));
+      };
   r.add("where_of_compare", {"where", "gt", "lt_scalar"}, {F({3, 4}), F({3, 4})},
         [](const Ts& x) {
           return where(gt(x[0], x[1]), x[0] * x[1], where(lt(x[1], 0.0), x[1], -0.5));
@@ -309,25 +573,39 @@ void add_reduction_cases(Registry& r) {
   for (const Red& d : reds) {
     Dims dims = d.dims;
     bool kd = d.keepdim;
+    auto host = [dims, kd](double (*f)(const std::vector<double>&)) {
+      return OpFn([=](const Ts& x) { return host_reduce(x[0], dims, kd, x[0].dtype(), f); });
+    };
     r.add("sum_" + d.name, {"sum"}, {F(s, D::Normal, L::Permuted)},
-          [dims, kd](const Ts& x) { return sum(x[0], dims, kd); }, reduction_precision(d.k));
+          [dims, kd](const Ts& x) { return sum(x[0], dims, kd); }, reduction_precision(d.k))
+        .reference = host(sum_of);
     r.add("mean_" + d.name, {"mean"}, {F(s)},
-          [dims, kd](const Ts& x) { return mean(x[0], dims, kd); }, reduction_precision(d.k));
+          [dims, kd](const Ts& x) { return mean(x[0], dims, kd); }, reduction_precision(d.k))
+        .reference = host(mean_of);
     r.add("var_" + d.name, {"var"}, {F(s, D::Normal, L::Permuted)},
-          [dims, kd](const Ts& x) { return var(x[0], dims, 1, kd); }, reduction_precision(d.k));
+          [dims, kd](const Ts& x) { return var(x[0], dims, 1, kd); }, reduction_precision(d.k))
+        .reference = host([](const std::vector<double>& g) { return var_of(g, 1); });
     r.add("amax_" + d.name, {"amax"}, {F(s, D::Distinct, L::Permuted)},
-          [dims, kd](const Ts& x) { return amax(x[0], dims, kd); }, exact_precision());
+          [dims, kd](const Ts& x) { return amax(x[0], dims, kd); }, exact_precision())
+        .reference = host(max_of);
     r.add("amin_" + d.name, {"amin"}, {F(s, D::Distinct)},
-          [dims, kd](const Ts& x) { return amin(x[0], dims, kd); }, exact_precision());
+          [dims, kd](const Ts& x) { return amin(x[0], dims, kd); }, exact_precision())
+        .reference = host(min_of);
   }
   r.add("sum_0d", {"sum"}, {F({})}, [](const Ts& x) { return sum(x[0]); }, exact_precision());
   r.add("sum_1d", {"sum"}, {F({7})}, [](const Ts& x) { return sum(x[0], {0}); },
         reduction_precision(7));
   r.add("mean_0d", {"mean"}, {F({})}, [](const Ts& x) { return mean(x[0]); }, exact_precision());
   r.add("var_correction0", {"var"}, {F({3, 5})}, [](const Ts& x) { return var(x[0], {-1}, 0); },
-        reduction_precision(5));
+        reduction_precision(5))
+      .reference = [](const Ts& x) {
+        return host_reduce(x[0], {-1}, false, x[0].dtype(), [](const std::vector<double>& g) { return var_of(g, 0); });
+      };
   r.add("var_correction2_keepdim", {"var"}, {F({4, 5}, D::Normal, L::Transposed)},
-        [](const Ts& x) { return var(x[0], {0}, 2, true); }, reduction_precision(4));
+        [](const Ts& x) { return var(x[0], {0}, 2, true); }, reduction_precision(4))
+      .reference = [](const Ts& x) {
+        return host_reduce(x[0], {0}, true, x[0].dtype(), [](const std::vector<double>& g) { return var_of(g, 2); });
+      };
   r.add("amax_0d", {"amax"}, {F({})}, [](const Ts& x) { return amax(x[0]); }, exact_precision());
 
   // max/min over one dim: the values (differentiable) and the indices.
@@ -341,18 +619,29 @@ void add_reduction_cases(Registry& r) {
   for (const One& o : ones_) {
     int64_t dim = o.dim;
     bool kd = o.keepdim;
+    auto host = [dim, kd](double (*f)(const std::vector<double>&), bool index) {
+      return OpFn([=](const Ts& x) {
+        return host_reduce(x[0], {dim}, kd, index ? DType::I64 : x[0].dtype(), f);
+      });
+    };
     r.add("max_values_" + o.name, {"max"}, {F(s, D::Distinct)},
-          [dim, kd](const Ts& x) { return max(x[0], dim, kd).first; }, exact_precision());
+          [dim, kd](const Ts& x) { return max(x[0], dim, kd).first; }, exact_precision())
+        .reference = host(max_of, false);
     r.add("min_values_" + o.name, {"min"}, {F(s, D::Distinct, L::Permuted)},
-          [dim, kd](const Ts& x) { return min(x[0], dim, kd).first; }, exact_precision());
+          [dim, kd](const Ts& x) { return min(x[0], dim, kd).first; }, exact_precision())
+        .reference = host(min_of, false);
     r.add("max_indices_" + o.name, {"max"}, {Const(s, D::Distinct, L::Permuted)},
-          [dim, kd](const Ts& x) { return max(x[0], dim, kd).second; }, exact_precision());
+          [dim, kd](const Ts& x) { return max(x[0], dim, kd).second; }, exact_precision())
+        .reference = host(argmax_of, true);
     r.add("min_indices_" + o.name, {"min"}, {Const(s, D::Distinct)},
-          [dim, kd](const Ts& x) { return min(x[0], dim, kd).second; }, exact_precision());
+          [dim, kd](const Ts& x) { return min(x[0], dim, kd).second; }, exact_precision())
+        .reference = host(argmin_of, true);
     r.add("argmax_" + o.name, {"argmax"}, {Const(s, D::Distinct)},
-          [dim, kd](const Ts& x) { return argmax(x[0], dim, kd); }, exact_precision());
+          [dim, kd](const Ts& x) { return argmax(x[0], dim, kd); }, exact_precision())
+        .reference = host(argmax_of, true);
     r.add("argmin_" + o.name, {"argmin"}, {Const(s, D::Distinct, L::Permuted)},
-          [dim, kd](const Ts& x) { return argmin(x[0], dim, kd); }, exact_precision());
+          [dim, kd](const Ts& x) { return argmin(x[0], dim, kd); }, exact_precision())
+        .reference = host(argmin_of, true);
   }
   r.add("max_values_0d", {"max"}, {F({})}, [](const Ts& x) { return max(x[0], 0).first; },
         exact_precision());
@@ -367,9 +656,11 @@ void add_reduction_cases(Registry& r) {
         elementwise_precision());
 
   r.add("sum_to_3x1", {"sum_to"}, {F(s)}, [](const Ts& x) { return sum_to(x[0], {3, 1}); },
-        reduction_precision(8));
+        reduction_precision(8))
+      .reference = [](const Ts& x) { return reshape(host_reduce(x[0], {0, 2}, true, x[0].dtype(), sum_of), {3, 1}); };
   r.add("sum_to_4", {"sum_to"}, {F(s, D::Normal, L::Permuted)},
-        [](const Ts& x) { return sum_to(x[0], {4}); }, reduction_precision(6));
+        [](const Ts& x) { return sum_to(x[0], {4}); }, reduction_precision(6))
+      .reference = [](const Ts& x) { return host_reduce(x[0], {0, 1}, false, x[0].dtype(), sum_of); };
   r.add("sum_to_2x1x4", {"sum_to"}, {F(s)}, [](const Ts& x) { return sum_to(x[0], {2, 1, 4}); },
         reduction_precision(3));
   r.add("sum_to_same", {"sum_to"}, {F(s)}, [](const Ts& x) { return sum_to(x[0], {2, 3, 4}); },
@@ -380,34 +671,41 @@ void add_reduction_cases(Registry& r) {
 
 void add_matmul_cases(Registry& r) {
   OpFn mm = [](const Ts& x) { return matmul(x[0], x[1]); };
+  OpFn mm_ref = [](const Ts& x) { return matmul_ref(x[0], x[1]); };
   Precision p = reduction_precision(4);  // K = 4 in all of them, except where stated
-  r.add("matmul_2d_transposed", {"matmul"}, {F({3, 4}, D::Normal, L::Transposed), F({4, 5}, D::Normal, L::Transposed)}, mm, p);
-  r.add("matmul_2d_strided", {"matmul"}, {F({3, 4}), F({4, 5})}, mm, p);
+  r.add("matmul_2d_transposed", {"matmul"}, {F({3, 4}, D::Normal, L::Transposed), F({4, 5}, D::Normal, L::Transposed)}, mm, p).reference = mm_ref;
+  r.add("matmul_2d_strided", {"matmul"}, {F({3, 4}), F({4, 5})}, mm, p).reference = mm_ref;
   r.add("matmul_2d_b_transposed_in_fn", {"matmul", "transpose"}, {F({3, 4}), F({5, 4})},
-        [](const Ts& x) { return matmul(x[0], transpose(x[1], 0, 1)); }, p);
+        [](const Ts& x) { return matmul(x[0], transpose(x[1], 0, 1)); }, p)
+      .reference = [](const Ts& x) { return matmul_ref(x[0], transpose(x[1], 0, 1)); };
   r.add("matmul_2d_a_t", {"matmul", "Tensor::t"}, {F({4, 3}), F({4, 5}, D::Normal, L::StridedFirst)},
-        [](const Ts& x) { return matmul(x[0].t(), x[1]); }, p);
-  r.add("matmul_batched", {"matmul"}, {F({2, 3, 4}), F({2, 4, 5}, D::Normal, L::Permuted)}, mm, p);
-  r.add("matmul_batched_transposed", {"matmul"}, {F({2, 3, 4}, D::Normal, L::Transposed), F({2, 4, 5}, D::Normal, L::Transposed)}, mm, p);
-  r.add("matmul_bcast_batch", {"matmul"}, {F({2, 1, 3, 4}), F({3, 4, 2})}, mm, reduction_precision(6));
-  r.add("matmul_bcast_expanded_batch", {"matmul"}, {F({3, 2, 4}, D::Normal, L::ExpandedFirst), F({3, 4, 2})}, mm, reduction_precision(3));
-  r.add("matmul_3d_2d", {"matmul"}, {F({2, 3, 4}), F({4, 5})}, mm, reduction_precision(6));
-  r.add("matmul_1d_2d", {"matmul"}, {F({4}), F({4, 5})}, mm, p);
-  r.add("matmul_2d_1d", {"matmul"}, {F({3, 4}), F({4})}, mm, p);
-  r.add("matmul_1d_1d", {"matmul"}, {F({6}), F({6})}, mm, reduction_precision(6));
-  r.add("matmul_1d_3d", {"matmul"}, {F({4}), F({2, 4, 3})}, mm, reduction_precision(6));
-  r.add("matmul_3d_1d", {"matmul"}, {F({2, 3, 4}), F({4})}, mm, reduction_precision(6));
-  r.add("matmul_k1_outer", {"matmul"}, {F({5, 1}), F({1, 4})}, mm, p);
-  r.add("matmul_k_large", {"matmul"}, {F({2, 30}), F({30, 2})}, mm, reduction_precision(30));
+        [](const Ts& x) { return matmul(x[0].t(), x[1]); }, p)
+      .reference = [](const Ts& x) { return matmul_ref(transpose(x[0], 0, 1), x[1]); };
+  r.add("matmul_batched", {"matmul"}, {F({2, 3, 4}), F({2, 4, 5}, D::Normal, L::Permuted)}, mm, p).reference = mm_ref;
+  r.add("matmul_batched_transposed", {"matmul"}, {F({2, 3, 4}, D::Normal, L::Transposed), F({2, 4, 5}, D::Normal, L::Transposed)}, mm, p).reference = mm_ref;
+  r.add("matmul_bcast_batch", {"matmul"}, {F({2, 1, 3, 4}), F({3, 4, 2})}, mm, reduction_precision(6)).reference = mm_ref;
+  r.add("matmul_bcast_expanded_batch", {"matmul"}, {F({3, 2, 4}, D::Normal, L::ExpandedFirst), F({3, 4, 2})}, mm, reduction_precision(3)).reference = mm_ref;
+  r.add("matmul_3d_2d", {"matmul"}, {F({2, 3, 4}), F({4, 5})}, mm, reduction_precision(6)).reference = mm_ref;
+  r.add("matmul_1d_2d", {"matmul"}, {F({4}), F({4, 5})}, mm, p).reference = mm_ref;
+  r.add("matmul_2d_1d", {"matmul"}, {F({3, 4}), F({4})}, mm, p).reference = mm_ref;
+  r.add("matmul_1d_1d", {"matmul"}, {F({6}), F({6})}, mm, reduction_precision(6)).reference = mm_ref;
+  r.add("matmul_1d_3d", {"matmul"}, {F({4}), F({2, 4, 3})}, mm, reduction_precision(6)).reference = mm_ref;
+  r.add("matmul_3d_1d", {"matmul"}, {F({2, 3, 4}), F({4})}, mm, reduction_precision(6)).reference = mm_ref;
+  r.add("matmul_k1_outer", {"matmul"}, {F({5, 1}), F({1, 4})}, mm, p).reference = mm_ref;
+  r.add("matmul_k_large", {"matmul"}, {F({2, 30}), F({30, 2})}, mm, reduction_precision(30)).reference = mm_ref;
 
   r.add("linear_bias", {"linear"}, {F({3, 4}), F({5, 4}), F({5})},
-        [](const Ts& x) { return linear(x[0], x[1], x[2]); }, reduction_precision(4));
+        [](const Ts& x) { return linear(x[0], x[1], x[2]); }, reduction_precision(4))
+      .reference = [](const Ts& x) { return add(matmul_ref(x[0], transpose(x[1], 0, 1)), x[2]); };
   r.add("linear_no_bias", {"linear"}, {F({3, 4}), F({5, 4}, D::Normal, L::Transposed)},
-        [](const Ts& x) { return linear(x[0], x[1]); }, reduction_precision(4));
+        [](const Ts& x) { return linear(x[0], x[1]); }, reduction_precision(4))
+      .reference = [](const Ts& x) { return matmul_ref(x[0], transpose(x[1], 0, 1)); };
   r.add("linear_3d_input", {"linear"}, {F({2, 3, 4}), F({5, 4}), F({5})},
-        [](const Ts& x) { return linear(x[0], x[1], x[2]); }, reduction_precision(6));
+        [](const Ts& x) { return linear(x[0], x[1], x[2]); }, reduction_precision(6))
+      .reference = [](const Ts& x) { return add(matmul_ref(x[0], transpose(x[1], 0, 1)), x[2]); };
   r.add("linear_1d_input", {"linear"}, {F({4}), F({5, 4}), F({5})},
-        [](const Ts& x) { return linear(x[0], x[1], x[2]); }, reduction_precision(4));
+        [](const Ts& x) { return linear(x[0], x[1], x[2]); }, reduction_precision(4))
+      .reference = [](const Ts& x) { return add(matmul_ref(x[0], transpose(x[1], 0, 1)), x[2]); };
 }
 
 void add_nn_cases(Registry& r) {
@@ -428,31 +726,41 @@ void add_nn_cases(Registry& r) {
   for (const Sm& s : sms) {
     int64_t dim = s.dim;
     r.add("softmax_" + s.name, {"softmax"}, {F(s.shape, D::Normal, s.layout)},
-          [dim](const Ts& x) { return softmax(x[0], dim); }, normalization_precision(s.k));
+          [dim](const Ts& x) { return softmax(x[0], dim); }, normalization_precision(s.k))
+        .reference = [dim](const Ts& x) { return softmax_ref(x[0], dim, false); };
     r.add("log_softmax_" + s.name, {"log_softmax"}, {F(s.shape, D::Normal, s.layout)},
-          [dim](const Ts& x) { return log_softmax(x[0], dim); }, normalization_precision(s.k));
+          [dim](const Ts& x) { return log_softmax(x[0], dim); }, normalization_precision(s.k))
+        .reference = [dim](const Ts& x) { return softmax_ref(x[0], dim, true); };
   }
   // Large logits: the max-subtraction must keep exp() finite.
   InputSpec big = F({3, 5});
   big.values = [](int64_t i, double u) { return std::round((u - 0.5) * 64) + 80.0 * (i % 2); };
   r.add("softmax_large_logits", {"softmax"}, {big}, [](const Ts& x) { return softmax(x[0], -1); },
-        normalization_precision(5));
+        normalization_precision(5))
+      .reference = [](const Ts& x) { return softmax_ref(x[0], -1, false); };
   r.add("log_softmax_large_logits", {"log_softmax"}, {big},
-        [](const Ts& x) { return log_softmax(x[0], -1); }, normalization_precision(5));
+        [](const Ts& x) { return log_softmax(x[0], -1); }, normalization_precision(5))
+      .reference = [](const Ts& x) { return softmax_ref(x[0], -1, true); };
 
   // layer_norm with and without the affine parameters.
   r.add("layer_norm_affine", {"layer_norm"}, {F({3, 6}), F({6}), F({6})},
-        [](const Ts& x) { return layer_norm(x[0], x[1], x[2]); }, normalization_precision(6));
+        [](const Ts& x) { return layer_norm(x[0], x[1], x[2]); }, normalization_precision(6))
+      .reference = [](const Ts& x) { return layer_norm_ref(x[0], x[1], x[2], 1e-5); };
   r.add("layer_norm_plain", {"layer_norm"}, {F({3, 6})},
-        [](const Ts& x) { return layer_norm(x[0], Tensor(), Tensor()); }, normalization_precision(6));
+        [](const Ts& x) { return layer_norm(x[0], Tensor(), Tensor()); }, normalization_precision(6))
+      .reference = [](const Ts& x) { return layer_norm_ref(x[0], Tensor(), Tensor(), 1e-5); };
   r.add("layer_norm_weight_only", {"layer_norm"}, {F({4, 5}), F({5})},
-        [](const Ts& x) { return layer_norm(x[0], x[1], Tensor()); }, normalization_precision(5));
+        [](const Ts& x) { return layer_norm(x[0], x[1], Tensor()); }, normalization_precision(5))
+      .reference = [](const Ts& x) { return layer_norm_ref(x[0], x[1], Tensor(), 1e-5); };
   r.add("layer_norm_bias_only", {"layer_norm"}, {F({4, 5}), F({5})},
-        [](const Ts& x) { return layer_norm(x[0], Tensor(), x[1]); }, normalization_precision(5));
+        [](const Ts& x) { return layer_norm(x[0], Tensor(), x[1]); }, normalization_precision(5))
+      .reference = [](const Ts& x) { return layer_norm_ref(x[0], Tensor(), x[1], 1e-5); };
   r.add("layer_norm_3d_eps", {"layer_norm"}, {F({2, 3, 5}, D::Normal, L::Permuted), F({5}), F({5})},
-        [](const Ts& x) { return layer_norm(x[0], x[1], x[2], 1e-2); }, normalization_precision(5));
+        [](const Ts& x) { return layer_norm(x[0], x[1], x[2], 1e-2); }, normalization_precision(5))
+      .reference = [](const Ts& x) { return layer_norm_ref(x[0], x[1], x[2], 1e-2); };
   r.add("layer_norm_1d", {"layer_norm"}, {F({7}), F({7}), F({7})},
-        [](const Ts& x) { return layer_norm(x[0], x[1], x[2]); }, normalization_precision(7));
+        [](const Ts& x) { return layer_norm(x[0], x[1], x[2]); }, normalization_precision(7))
+      .reference = [](const Ts& x) { return layer_norm_ref(x[0], x[1], x[2], 1e-5); };
 
   // cross_entropy: logits [5, 4], targets in [0, 4), some rows ignored.
   const int64_t N = 5, C = 4;
@@ -468,30 +776,34 @@ void add_nn_cases(Registry& r) {
   auto ce_fn = [](int64_t ignore, double smoothing, Reduction red) {
     return OpFn([=](const Ts& x) { return cross_entropy(x[0], x[1], ignore, smoothing, red); });
   };
-  r.add("cross_entropy_mean", {"cross_entropy"}, {F({N, C}), targets()}, ce_fn(-100, 0, Reduction::Mean), ce);
-  r.add("cross_entropy_sum", {"cross_entropy"}, {F({N, C}), targets()}, ce_fn(-100, 0, Reduction::Sum), ce);
-  r.add("cross_entropy_none", {"cross_entropy"}, {F({N, C}), targets()}, ce_fn(-100, 0, Reduction::None), ce);
-  r.add("cross_entropy_ignore_mean", {"cross_entropy"}, {F({N, C}), ignored(-100)}, ce_fn(-100, 0, Reduction::Mean), ce);
-  r.add("cross_entropy_ignore_sum", {"cross_entropy"}, {F({N, C}), ignored(-100)}, ce_fn(-100, 0, Reduction::Sum), ce);
-  r.add("cross_entropy_ignore_none", {"cross_entropy"}, {F({N, C}), ignored(-100)}, ce_fn(-100, 0, Reduction::None), ce);
-  r.add("cross_entropy_smooth_mean", {"cross_entropy"}, {F({N, C}), targets()}, ce_fn(-100, 0.2, Reduction::Mean), ce);
-  r.add("cross_entropy_smooth_none", {"cross_entropy"}, {F({N, C}), targets()}, ce_fn(-100, 0.1, Reduction::None), ce);
-  r.add("cross_entropy_smooth_ignore_sum", {"cross_entropy"}, {F({N, C}), ignored(-1)}, ce_fn(-1, 0.1, Reduction::Sum), ce);
-  r.add("cross_entropy_smooth_ignore_mean", {"cross_entropy"}, {F({N, C}), ignored(-100)}, ce_fn(-100, 0.3, Reduction::Mean), ce);
-  r.add("cross_entropy_full_smoothing", {"cross_entropy"}, {F({N, C}), targets()}, ce_fn(-100, 1.0, Reduction::Mean), ce);
+  auto ce_ref = [](int64_t ignore, double smoothing, Reduction red) {
+    return OpFn([=](const Ts& x) { return cross_entropy_ref(x[0], x[1], ignore, smoothing, red); });
+  };
+  r.add("cross_entropy_mean", {"cross_entropy"}, {F({N, C}), targets()}, ce_fn(-100, 0, Reduction::Mean), ce).reference = ce_ref(-100, 0, Reduction::Mean);
+  r.add("cross_entropy_sum", {"cross_entropy"}, {F({N, C}), targets()}, ce_fn(-100, 0, Reduction::Sum), ce).reference = ce_ref(-100, 0, Reduction::Sum);
+  r.add("cross_entropy_none", {"cross_entropy"}, {F({N, C}), targets()}, ce_fn(-100, 0, Reduction::None), ce).reference = ce_ref(-100, 0, Reduction::None);
+  r.add("cross_entropy_ignore_mean", {"cross_entropy"}, {F({N, C}), ignored(-100)}, ce_fn(-100, 0, Reduction::Mean), ce).reference = ce_ref(-100, 0, Reduction::Mean);
+  r.add("cross_entropy_ignore_sum", {"cross_entropy"}, {F({N, C}), ignored(-100)}, ce_fn(-100, 0, Reduction::Sum), ce).reference = ce_ref(-100, 0, Reduction::Sum);
+  r.add("cross_entropy_ignore_none", {"cross_entropy"}, {F({N, C}), ignored(-100)}, ce_fn(-100, 0, Reduction::None), ce).reference = ce_ref(-100, 0, Reduction::None);
+  r.add("cross_entropy_smooth_mean", {"cross_entropy"}, {F({N, C}), targets()}, ce_fn(-100, 0.2, Reduction::Mean), ce).reference = ce_ref(-100, 0.2, Reduction::Mean);
+  r.add("cross_entropy_smooth_none", {"cross_entropy"}, {F({N, C}), targets()}, ce_fn(-100, 0.1, Reduction::None), ce).reference = ce_ref(-100, 0.1, Reduction::None);
+  r.add("cross_entropy_smooth_ignore_sum", {"cross_entropy"}, {F({N, C}), ignored(-1)}, ce_fn(-1, 0.1, Reduction::Sum), ce).reference = ce_ref(-1, 0.1, Reduction::Sum);
+  r.add("cross_entropy_smooth_ignore_mean", {"cross_entropy"}, {F({N, C}), ignored(-100)}, ce_fn(-100, 0.3, Reduction::Mean), ce).reference = ce_ref(-100, 0.3, Reduction::Mean);
+  r.add("cross_entropy_full_smoothing", {"cross_entropy"}, {F({N, C}), targets()}, ce_fn(-100, 1.0, Reduction::Mean), ce).reference = ce_ref(-100, 1.0, Reduction::Mean);
   {
     // ignore_index is a real class (2): rows whose target is 2 drop out; row 0 always counts.
     InputSpec t = Idx({N}, 0, C);
     t.values = [](int64_t i, double u) { return i == 0 ? 0.0 : std::floor(u * 4); };
-    r.add("cross_entropy_ignore_class", {"cross_entropy"}, {F({N, C}), t}, ce_fn(2, 0, Reduction::Mean), ce);
+    r.add("cross_entropy_ignore_class", {"cross_entropy"}, {F({N, C}), t}, ce_fn(2, 0, Reduction::Mean), ce).reference = ce_ref(2, 0, Reduction::Mean);
   }
   {
     InputSpec t = targets();
     t.index_dtype = DType::I32;
-    r.add("cross_entropy_i32_target", {"cross_entropy"}, {F({N, C}), t}, ce_fn(-100, 0, Reduction::Mean), ce);
+    r.add("cross_entropy_i32_target", {"cross_entropy"}, {F({N, C}), t}, ce_fn(-100, 0, Reduction::Mean), ce).reference = ce_ref(-100, 0, Reduction::Mean);
   }
   r.add("cross_entropy_transposed_logits", {"cross_entropy", "transpose"}, {F({C, N}), targets()},
-        [](const Ts& x) { return cross_entropy(transpose(x[0], 0, 1), x[1]); }, ce);
+        [](const Ts& x) { return cross_entropy(transpose(x[0], 0, 1), x[1]); }, ce)
+      .reference = [](const Ts& x) { return cross_entropy_ref(transpose(x[0], 0, 1), x[1], -100, 0, Reduction::Mean); };
 
   // scaled_dot_product_attention
   auto sdpa = [](bool causal, std::optional<double> scale, bool mask) {
@@ -499,13 +811,16 @@ void add_nn_cases(Registry& r) {
       return scaled_dot_product_attention(x[0], x[1], x[2], causal, mask ? x[3] : Tensor(), scale);
     });
   };
+  auto sdpa_r = [](bool causal, std::optional<double> scale, bool mask) {
+    return OpFn([=](const Ts& x) { return sdpa_ref(x[0], x[1], x[2], causal, mask ? x[3] : Tensor(), scale); });
+  };
   Precision at = normalization_precision(4);
   r.add("sdpa", {"scaled_dot_product_attention"}, {F({2, 3, 4}), F({2, 3, 4}), F({2, 3, 5})},
-        sdpa(false, std::nullopt, false), at);
+        sdpa(false, std::nullopt, false), at).reference = sdpa_r(false, std::nullopt, false);
   r.add("sdpa_causal", {"scaled_dot_product_attention"}, {F({2, 4, 3}), F({2, 4, 3}), F({2, 4, 2})},
-        sdpa(true, std::nullopt, false), at);
+        sdpa(true, std::nullopt, false), at).reference = sdpa_r(true, std::nullopt, false);
   r.add("sdpa_mask", {"scaled_dot_product_attention"},
-        {F({2, 3, 4}), F({2, 3, 4}), F({2, 3, 5}), Const({3, 3})}, sdpa(false, std::nullopt, true), at);
+        {F({2, 3, 4}), F({2, 3, 4}), F({2, 3, 5}), Const({3, 3})}, sdpa(false, std::nullopt, true), at).reference = sdpa_r(false, std::nullopt, true);
   {
     // -inf entries, never a whole row (column 0 stays open).
     InputSpec m = Const({3, 4});
@@ -514,20 +829,25 @@ void add_nn_cases(Registry& r) {
       return u < 0.4 ? -std::numeric_limits<double>::infinity() : (u - 0.7) * 2;
     };
     r.add("sdpa_mask_inf_t3_s4", {"scaled_dot_product_attention"},
-          {F({2, 3, 4}), F({2, 4, 4}), F({2, 4, 3}), m}, sdpa(false, std::nullopt, true), at);
+          {F({2, 3, 4}), F({2, 4, 4}), F({2, 4, 3}), m}, sdpa(false, std::nullopt, true), at).reference = sdpa_r(false, std::nullopt, true);
   }
+  // A float mask is an additive bias (e.g. a learned relative-position bias): it gets a
+  // gradient like any other input (the sum over the batch of dL/dscores).
+  r.add("sdpa_learned_bias", {"scaled_dot_product_attention"},
+        {F({2, 3, 4}), F({2, 3, 4}), F({2, 3, 5}), F({3, 3})}, sdpa(false, std::nullopt, true), at)
+      .reference = sdpa_r(false, std::nullopt, true);
   r.add("sdpa_causal_bcast_mask", {"scaled_dot_product_attention"},
-        {F({2, 3, 4}), F({2, 3, 4}), F({2, 3, 4}), Const({1, 3})}, sdpa(true, std::nullopt, true), at);
+        {F({2, 3, 4}), F({2, 3, 4}), F({2, 3, 4}), Const({1, 3})}, sdpa(true, std::nullopt, true), at).reference = sdpa_r(true, std::nullopt, true);
   r.add("sdpa_scale", {"scaled_dot_product_attention"}, {F({2, 3, 4}), F({2, 3, 4}), F({2, 3, 4})},
-        sdpa(false, 0.7, false), at);
+        sdpa(false, 0.7, false), at).reference = sdpa_r(false, 0.7, false);
   r.add("sdpa_causal_scale", {"scaled_dot_product_attention"}, {F({1, 4, 4}), F({1, 4, 4}), F({1, 4, 4})},
-        sdpa(true, 1.3, false), at);
+        sdpa(true, 1.3, false), at).reference = sdpa_r(true, 1.3, false);
   r.add("sdpa_t2_s5", {"scaled_dot_product_attention"}, {F({2, 2, 4}), F({2, 5, 4}), F({2, 5, 3})},
-        sdpa(false, std::nullopt, false), at);
+        sdpa(false, std::nullopt, false), at).reference = sdpa_r(false, std::nullopt, false);
   r.add("sdpa_4d_heads", {"scaled_dot_product_attention"},
-        {F({1, 2, 3, 4}), F({1, 2, 3, 4}), F({1, 2, 3, 4}), Const({2, 1, 3})}, sdpa(false, std::nullopt, true), at);
+        {F({1, 2, 3, 4}), F({1, 2, 3, 4}), F({1, 2, 3, 4}), Const({2, 1, 3})}, sdpa(false, std::nullopt, true), at).reference = sdpa_r(false, std::nullopt, true);
   r.add("sdpa_2d", {"scaled_dot_product_attention"}, {F({3, 4}), F({5, 4}), F({5, 2})},
-        sdpa(false, std::nullopt, false), at);
+        sdpa(false, std::nullopt, false), at).reference = sdpa_r(false, std::nullopt, false);
   // Heads split from one projection: q, k, v are permuted views of one tensor.
   r.add("sdpa_heads_from_views", {"scaled_dot_product_attention", "reshape", "permute", "select"},
         {F({3, 4, 4})},
@@ -536,13 +856,18 @@ void add_nn_cases(Registry& r) {
           auto part = [&](int64_t i) { return permute(reshape(select(x[0], 0, i), {4, 2, 2}), {1, 0, 2}); };
           return scaled_dot_product_attention(part(0), part(1), part(2), true);
         },
-        at);
+        at)
+      .reference = [](const Ts& x) {
+        auto part = [&](int64_t i) { return permute(reshape(select(x[0], 0, i), {4, 2, 2}), {1, 0, 2}); };
+        return sdpa_ref(part(0), part(1), part(2), true, Tensor(), std::nullopt);
+      };
 
   // dropout: identities, a fixed mask from a fresh seeded generator, p = 1.
   r.add("dropout_p0", {"dropout"}, {F({3, 4})}, [](const Ts& x) { return dropout(x[0], 0.0); },
-        exact_precision());
+        exact_precision()).reference = [](const Ts& x) { return clone(x[0]); };
   r.add("dropout_eval", {"dropout"}, {F({3, 4})},
-        [](const Ts& x) { return dropout(x[0], 0.5, false); }, exact_precision());
+        [](const Ts& x) { return dropout(x[0], 0.5, false); }, exact_precision())
+      .reference = [](const Ts& x) { return clone(x[0]); };
   r.add("dropout_p03_fixed_seed", {"dropout"}, {F({4, 5})},
         [](const Ts& x) {
           Generator gen(20240607);
@@ -550,51 +875,65 @@ void add_nn_cases(Registry& r) {
         },
         elementwise_precision());
   r.add("dropout_p1", {"dropout"}, {F({3, 4})}, [](const Ts& x) { return dropout(x[0], 1.0); },
-        exact_precision());
+        exact_precision()).reference = [](const Ts& x) { return mul(x[0], 0.0); };
 
   // embedding: repeated ids accumulate into the weight gradient.
   r.add("embedding_2d_ids", {"embedding"}, {F({6, 4}), Idx({2, 3}, 0, 6)},
-        [](const Ts& x) { return embedding(x[0], x[1]); }, exact_precision());
+        [](const Ts& x) { return embedding(x[0], x[1]); }, exact_precision())
+      .reference = [](const Ts& x) { return embedding_ref(x[0], x[1]); };
   r.add("embedding_repeated_ids", {"embedding"}, {F({3, 5}), Idx({8}, 0, 3)},
-        [](const Ts& x) { return embedding(x[0], x[1]); }, exact_precision());
+        [](const Ts& x) { return embedding(x[0], x[1]); }, exact_precision())
+      .reference = [](const Ts& x) { return embedding_ref(x[0], x[1]); };
   {
     InputSpec ids = Idx({4}, 0, 6);
     ids.index_dtype = DType::I32;
     r.add("embedding_i32_ids", {"embedding"}, {F({6, 3}, D::Normal, L::Transposed), ids},
-          [](const Ts& x) { return embedding(x[0], x[1]); }, exact_precision());
+          [](const Ts& x) { return embedding(x[0], x[1]); }, exact_precision())
+      .reference = [](const Ts& x) { return embedding_ref(x[0], x[1]); };
   }
   r.add("embedding_0d_id", {"embedding"}, {F({4, 3}), Idx({}, 0, 4)},
-        [](const Ts& x) { return embedding(x[0], x[1]); }, exact_precision());
+        [](const Ts& x) { return embedding(x[0], x[1]); }, exact_precision())
+      .reference = [](const Ts& x) { return embedding_ref(x[0], x[1]); };
 
   // patch_embed: a stride-P convolution.
   r.add("patch_embed", {"patch_embed"}, {F({1, 2, 4, 6}), F({3, 2, 2, 2})},
-        [](const Ts& x) { return patch_embed(x[0], x[1]); }, reduction_precision(8));
+        [](const Ts& x) { return patch_embed(x[0], x[1]); }, reduction_precision(8))
+      .reference = [](const Ts& x) { return patch_embed_ref(x[0], x[1]); };
   r.add("patch_embed_batch", {"patch_embed"}, {F({2, 1, 4, 4}, D::Normal, L::Permuted), F({2, 1, 2, 2})},
-        [](const Ts& x) { return patch_embed(x[0], x[1]); }, reduction_precision(4));
+        [](const Ts& x) { return patch_embed(x[0], x[1]); }, reduction_precision(4))
+      .reference = [](const Ts& x) { return patch_embed_ref(x[0], x[1]); };
   r.add("patch_embed_p1", {"patch_embed"}, {F({1, 3, 2, 3}), F({4, 3, 1, 1})},
-        [](const Ts& x) { return patch_embed(x[0], x[1]); }, reduction_precision(3));
+        [](const Ts& x) { return patch_embed(x[0], x[1]); }, reduction_precision(3))
+      .reference = [](const Ts& x) { return patch_embed_ref(x[0], x[1]); };
 }
 
 void add_index_cases(Registry& r) {
   r.add("index_select_dim0", {"index_select"}, {F({4, 3}), Idx({5}, 0, 4)},
-        [](const Ts& x) { return index_select(x[0], 0, x[1]); }, exact_precision());
+        [](const Ts& x) { return index_select(x[0], 0, x[1]); }, exact_precision())
+      .reference = [](const Ts& x) { return index_select_ref(x[0], 0, x[1]); };
   r.add("index_select_3d_dim1", {"index_select"}, {F({2, 3, 4}, D::Normal, L::Permuted), Idx({4}, 0, 3)},
-        [](const Ts& x) { return index_select(x[0], 1, x[1]); }, exact_precision());
+        [](const Ts& x) { return index_select(x[0], 1, x[1]); }, exact_precision())
+      .reference = [](const Ts& x) { return index_select_ref(x[0], 1, x[1]); };
   {
     InputSpec idx = Idx({3}, 0, 4);
     idx.index_dtype = DType::I32;
     r.add("index_select_last_i32", {"index_select"}, {F({3, 4}), idx},
-          [](const Ts& x) { return index_select(x[0], -1, x[1]); }, exact_precision());
+          [](const Ts& x) { return index_select(x[0], -1, x[1]); }, exact_precision())
+      .reference = [](const Ts& x) { return index_select_ref(x[0], -1, x[1]); };
   }
   r.add("index_select_0d_index", {"index_select"}, {F({5, 2}), Idx({}, 0, 5)},
-        [](const Ts& x) { return index_select(x[0], 0, x[1]); }, exact_precision());
+        [](const Ts& x) { return index_select(x[0], 0, x[1]); }, exact_precision())
+      .reference = [](const Ts& x) { return index_select_ref(x[0], 0, x[1]); };
 
   r.add("gather_dim1", {"gather"}, {F({3, 4}), Idx({3, 5}, 0, 4)},
-        [](const Ts& x) { return gather(x[0], 1, x[1]); }, exact_precision());
+        [](const Ts& x) { return gather(x[0], 1, x[1]); }, exact_precision())
+      .reference = [](const Ts& x) { return gather_ref(x[0], 1, x[1]); };
   r.add("gather_dim0", {"gather"}, {F({3, 4}, D::Normal, L::Transposed), Idx({2, 4}, 0, 3)},
-        [](const Ts& x) { return gather(x[0], 0, x[1]); }, exact_precision());
+        [](const Ts& x) { return gather(x[0], 0, x[1]); }, exact_precision())
+      .reference = [](const Ts& x) { return gather_ref(x[0], 0, x[1]); };
   r.add("gather_3d_last", {"gather"}, {F({2, 3, 4}), Idx({2, 3, 2}, 0, 4)},
-        [](const Ts& x) { return gather(x[0], -1, x[1]); }, exact_precision());
+        [](const Ts& x) { return gather(x[0], -1, x[1]); }, exact_precision())
+      .reference = [](const Ts& x) { return gather_ref(x[0], -1, x[1]); };
 
   r.add("concat_dim0", {"concat"}, {F({2, 3}), F({1, 3}), F({3, 3})},
         [](const Ts& x) { return concat({x[0], x[1], x[2]}, 0); }, exact_precision());
@@ -853,15 +1192,19 @@ void add_partial_grad_cases(Registry& r) {
   r.add("linear_grad_weight_only", {"linear"}, {Const({3, 4}), F({5, 4}), Const({5})},
         [](const Ts& x) { return linear(x[0], x[1], x[2]); }, reduction_precision(4));
   r.add("layer_norm_grad_params_only", {"layer_norm"}, {Const({3, 6}), F({6}), F({6})},
-        [](const Ts& x) { return layer_norm(x[0], x[1], x[2]); }, normalization_precision(6));
+        [](const Ts& x) { return layer_norm(x[0], x[1], x[2]); }, normalization_precision(6))
+      .reference = [](const Ts& x) { return layer_norm_ref(x[0], x[1], x[2], 1e-5); };
   r.add("layer_norm_grad_x_only", {"layer_norm"}, {F({3, 6}), Const({6}), Const({6})},
-        [](const Ts& x) { return layer_norm(x[0], x[1], x[2]); }, normalization_precision(6));
+        [](const Ts& x) { return layer_norm(x[0], x[1], x[2]); }, normalization_precision(6))
+      .reference = [](const Ts& x) { return layer_norm_ref(x[0], x[1], x[2], 1e-5); };
   r.add("sdpa_grad_v_only", {"scaled_dot_product_attention"}, {Const({2, 3, 4}), Const({2, 3, 4}), F({2, 3, 4})},
         [](const Ts& x) { return scaled_dot_product_attention(x[0], x[1], x[2], true); },
-        normalization_precision(4));
+        normalization_precision(4))
+      .reference = [](const Ts& x) { return sdpa_ref(x[0], x[1], x[2], true, Tensor(), std::nullopt); };
   r.add("sdpa_grad_q_only", {"scaled_dot_product_attention"}, {F({2, 3, 4}), Const({2, 3, 4}), Const({2, 3, 4})},
         [](const Ts& x) { return scaled_dot_product_attention(x[0], x[1], x[2]); },
-        normalization_precision(4));
+        normalization_precision(4))
+      .reference = [](const Ts& x) { return sdpa_ref(x[0], x[1], x[2], false, Tensor(), std::nullopt); };
   r.add("where_grad_a_only", {"where"}, {Mask({3, 4}), F({3, 4}), Const({3, 4})},
         [](const Ts& x) { return where(x[0], x[1], x[2]); }, exact_precision());
   r.add("concat_grad_some", {"concat"}, {F({2, 3}), Const({1, 3}), F({2, 3})},
@@ -952,9 +1295,11 @@ void add_extreme_value_cases(Registry& r) {
     big.values = [](int64_t i, double u) { return std::round((u - 0.5) * 40) + (i % 3 == 0 ? 90.0 : -90.0); };
     r.add("cross_entropy_large_logits", {"cross_entropy"}, {big, Idx({4}, 0, 5)},
           [](const Ts& x) { return cross_entropy(x[0], x[1], -100, 0.1, Reduction::None); },
-          normalization_precision(5));
+          normalization_precision(5))
+        .reference = [](const Ts& x) { return cross_entropy_ref(x[0], x[1], -100, 0.1, Reduction::None); };
     r.add("layer_norm_large_offset", {"layer_norm"}, {big, F({5}), F({5})},
-          [](const Ts& x) { return layer_norm(x[0], x[1], x[2]); }, normalization_precision(5));
+          [](const Ts& x) { return layer_norm(x[0], x[1], x[2]); }, normalization_precision(5))
+      .reference = [](const Ts& x) { return layer_norm_ref(x[0], x[1], x[2], 1e-5); };
     r.add("var_large_offset", {"var"}, {big}, [](const Ts& x) { return var(x[0], {1}); },
           reduction_precision(5));
   }
@@ -963,9 +1308,11 @@ void add_extreme_value_cases(Registry& r) {
 // Sizes past the CPU kernels' thresholds (SIMD tails, GEMM blocks, reduce blocks, parallel
 // grains): parity and precision only.
 void add_large_cases(Registry& r) {
-  auto big = [&](std::string name, std::vector<std::string> ops, std::vector<InputSpec> in, OpFn fn, Precision p) {
+  auto big = [&](std::string name, std::vector<std::string> ops, std::vector<InputSpec> in, OpFn fn,
+                 Precision p) -> OpCase& {
     OpCase& c = r.add("large_" + name, std::move(ops), std::move(in), std::move(fn), p);
     c.gradcheck = false;
+    return c;
   };
   big("gelu", {"gelu"}, {F({300, 257})}, [](const Ts& x) { return gelu(x[0]); }, elementwise_precision());
   big("exp_tanh_sigmoid", {"exp", "tanh", "sigmoid"}, {F({200, 170}, D::Normal, L::Transposed)},
@@ -1000,20 +1347,26 @@ void add_large_cases(Registry& r) {
   big("log_softmax_dim0", {"log_softmax"}, {F({300, 40})}, [](const Ts& x) { return log_softmax(x[0], 0); },
       normalization_precision(300));
   big("layer_norm", {"layer_norm"}, {F({96, 130}), F({130}), F({130})},
-      [](const Ts& x) { return layer_norm(x[0], x[1], x[2]); }, normalization_precision(130));
+      [](const Ts& x) { return layer_norm(x[0], x[1], x[2]); }, normalization_precision(130))
+      .reference = [](const Ts& x) { return layer_norm_ref(x[0], x[1], x[2], 1e-5); };
   big("cross_entropy", {"cross_entropy"}, {F({600, 70}), Idx({600}, 0, 70)},
       [](const Ts& x) { return cross_entropy(x[0], x[1], -100, 0.1); }, normalization_precision(600));
   big("sdpa_causal", {"scaled_dot_product_attention"}, {F({4, 64, 32}), F({4, 64, 32}), F({4, 64, 32})},
       [](const Ts& x) { return scaled_dot_product_attention(x[0], x[1], x[2], true); },
-      normalization_precision(64));
+      normalization_precision(64))
+      .reference = [](const Ts& x) { return sdpa_ref(x[0], x[1], x[2], true, Tensor(), std::nullopt); };
   big("embedding", {"embedding"}, {F({50, 70}), Idx({3000}, 0, 50)},
-      [](const Ts& x) { return embedding(x[0], x[1]); }, reduction_precision(3000 / 50));
+      [](const Ts& x) { return embedding(x[0], x[1]); }, reduction_precision(3000 / 50))
+      .reference = [](const Ts& x) { return embedding_ref(x[0], x[1]); };
   big("index_select_dim1", {"index_select"}, {F({40, 500}), Idx({2000}, 0, 500)},
-      [](const Ts& x) { return index_select(x[0], 1, x[1]); }, reduction_precision(4));
+      [](const Ts& x) { return index_select(x[0], 1, x[1]); }, reduction_precision(4))
+      .reference = [](const Ts& x) { return index_select_ref(x[0], 1, x[1]); };
   big("gather", {"gather"}, {F({300, 20}), Idx({300, 80}, 0, 20)},
-      [](const Ts& x) { return gather(x[0], 1, x[1]); }, reduction_precision(4));
+      [](const Ts& x) { return gather(x[0], 1, x[1]); }, reduction_precision(4))
+      .reference = [](const Ts& x) { return gather_ref(x[0], 1, x[1]); };
   big("patch_embed", {"patch_embed"}, {F({2, 3, 32, 32}), F({48, 3, 4, 4})},
-      [](const Ts& x) { return patch_embed(x[0], x[1]); }, reduction_precision(128));
+      [](const Ts& x) { return patch_embed(x[0], x[1]); }, reduction_precision(128))
+      .reference = [](const Ts& x) { return patch_embed_ref(x[0], x[1]); };
   big("contiguous_permuted", {"contiguous"}, {F({64, 64, 16}, D::Normal, L::Permuted)},
       [](const Ts& x) { return contiguous(permute(x[0], {2, 0, 1})); }, exact_precision());
   big("concat", {"concat"}, {F({300, 70}), F({300, 50})},
@@ -1067,6 +1420,18 @@ std::vector<std::string> case_names(bool differentiable_only) {
     if (!differentiable_only || (c.differentiable() && c.gradcheck)) names.push_back(c.name);
   return names;
 }
+
+std::vector<std::string> reference_case_names() {
+  std::vector<std::string> names;
+  for (const OpCase& c : all_op_cases())
+    if (c.reference) names.push_back(c.name);
+  return names;
+}
+
+// f64 carries 2^29 (~5e8) times less rounding than f32; the class tolerance times 1e-5 leaves
+// a wide margin for a reference that sums in another order or composes more roundings, and
+// still catches any formula error (exact classes stay exact).
+Tolerance reference_tolerance(const Tolerance& t) { return {t.rtol * 1e-5, t.atol * 1e-5}; }
 
 const std::vector<std::string>& required_op_names() {
   static const std::vector<std::string> names = {

@@ -4,7 +4,10 @@
 //                       non-contiguous inputs;
 //   test_parity.cpp     every op on every available backend vs the CPU result (forward and
 //                       the gradient of every input), plus strided vs contiguous on the CPU;
-//   test_precision.cpp  float32 results vs float64 results within the stated tolerances.
+//   test_precision.cpp  float32 results vs float64 results within the stated tolerances,
+//                       and float64 results vs an independent reference where a case has
+//                       one (host loops, or a composition of simpler ops).
+// test_gradcheck.cpp also checks the table itself: every op of ops.h has a case.
 //
 // A case describes its inputs (shape, kind, value domain, how to lay out the non-contiguous
 // variant) and a function of them. The harnesses draw fresh random values for every case
@@ -105,6 +108,10 @@ struct OpCase {
   // Large cases (sizes past the kernels' SIMD, blocking and threading thresholds) run in the
   // parity and precision harnesses only: finite differences cost a forward per element.
   bool gradcheck = true;
+  // Optional independent reference for the f64 results: host math on the input values
+  // (forward only) or a composition of simpler ops (forward and gradients), e.g. softmax as
+  // exp(x - max) / sum. Compared by the OpReference test in test_precision.cpp.
+  OpFn reference;
 
   bool differentiable() const;  // some input requires grad
 };
@@ -113,6 +120,11 @@ struct OpCase {
 const std::vector<OpCase>& all_op_cases();
 const OpCase& find_case(const std::string& name);
 std::vector<std::string> case_names(bool differentiable_only);
+std::vector<std::string> reference_case_names();
+
+// Tolerance of an f64 result against the f64 reference: the case's f32 tolerance times 1e-5
+// (exact classes stay exact).
+Tolerance reference_tolerance(const Tolerance& f32_tolerance);
 
 // Every op of autograd/ops.h that computes values: the registry must cover all of them.
 const std::vector<std::string>& required_op_names();

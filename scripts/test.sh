@@ -12,13 +12,11 @@ meson test -C build --print-errorlogs --num-processes 1 || status=1
 meson test -C build-noblas --print-errorlogs --num-processes 1 || status=1
 
 # One closing line for CI, counting GoogleTest cases over both builds.
-passed=0; failed=0; skipped=0
-for log in build/meson-logs/testlog.txt build-noblas/meson-logs/testlog.txt; do
-  p=$(grep -hoE '^\[  PASSED  \] [0-9]+ test' "$log" | awk '{s+=$4} END {print s+0}')
-  f=$(grep -hoE '^\[  FAILED  \] [0-9]+ test' "$log" | awk '{s+=$4} END {print s+0}')
-  s=$(grep -hoE '^\[  SKIPPED \] [0-9]+ test' "$log" | awk '{s+=$4} END {print s+0}')
-  passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
-done
+counts=$(awk '/^\[  PASSED  \] [0-9]+ test/ {p += $4}
+              /^\[  FAILED  \] [0-9]+ test/ {f += $4}
+              /^\[  SKIPPED \] [0-9]+ test/ {s += $4}
+              END {print p+0, f+0, s+0}' build/meson-logs/testlog.txt build-noblas/meson-logs/testlog.txt)
+read -r passed failed skipped <<< "$counts"
 if [ $status -ne 0 ] && [ $failed -eq 0 ]; then failed=1; fi  # a suite crashed before reporting
 echo "$passed passed, $failed failed, $skipped skipped"
 exit $status

@@ -1,0 +1,119 @@
+#include "core/host_allocator.h"
+
+#include <cstdlib>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "core/error.h"
+
+namespace mmgrad {
+namespace {
+
+constexpr size_t kAlignment = 64;          // a cache line; the widest AVX-512 load
+constexpr size_t kCacheMin = size_t(1) << 16;  // smaller blocks: malloc caches them well
+
+// Size classes: four per power of two above kCacheMin, so at most 25% is wasted.
+size_t size_class(size_t n) {
+  n = (n + kAlignment - 1) / kAlignment * kAlignment;
+  if (n < kCacheMin) return n;
+  int top = 63 - __builtin_clzll(n);
+  size_t step = size_t(1) << (top - 2);
+  return (n + step - 1) / step * step;
+}
+
+size_t default_limit() {
+  if (const char* env = std::getenv("MMGRAD_CPU_CACHE_MB")) {
+    long mb = std::atol(env);
+    if (mb >= 0) return static_cast<size_t>(mb) << 20;
+  }
+  return size_t(2) << 30;
+}
+
+class CachingHostAllocator final : public Allocator {
+ public:
+  void* allocate(size_t nbytes) override {
+    if (nbytes == 0) return nullptr;
+    size_t size = size_class(nbytes);
+    std::lock_guard<std::mutex> lock(mutex_);
+    ++stats_.allocations;
+    void* p = nullptr;
+    if (size >= kCacheMin) {
+      auto it = free_.find(size);
+      if (it != free_.end() && !it->second.empty()) {
+        p = it->second.back();
+        it->second.pop_back();
+        stats_.cached -= size;
+        ++stats_.cache_hits;
+      }
+    }
+    if (!p) p = std::aligned_alloc(kAlignment, size);
+    if (!p && stats_.cached > 0) {  // free the cache and retry before giving up
+      release_locked();
+      p = std::aligned_alloc(kAlignment, size);
+    }
+    if (!p)
+      fail("allocate", "out of memory: could not allocate " + std::to_string(nbytes) +
+                           " bytes on cpu (" + std::to_string(stats_.in_use >> 20) +
+                           " MiB in use by tensors)");
+    stats_.in_use += size;
+    if (stats_.in_use > stats_.peak_in_use) stats_.peak_in_use = stats_.in_use;
+    return p;
+  }
+
+  void deallocate(void* ptr, size_t nbytes) override {
+    if (!ptr) return;
+    size_t size = size_class(nbytes);
+    std::lock_guard<std::mutex> lock(mutex_);
+    stats_.in_use -= size;
+    if (size >= kCacheMin && stats_.cached + size <= limit_) {
+      free_[size].push_back(ptr);
+      stats_.cached += size;
+      return;
+    }
+    std::free(ptr);
+  }
+
+  HostMemoryStats stats() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return stats_;
+  }
+  void empty_cache() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    release_locked();
+  }
+  void set_limit(size_t bytes) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    limit_ = bytes;
+    if (stats_.cached > limit_) release_locked();
+  }
+
+ private:
+  void release_locked() {
+    for (auto& [size, blocks] : free_)
+      for (void* p : blocks) std::free(p);
+    free_.clear();
+    stats_.cached = 0;
+  }
+
+  std::mutex mutex_;
+  std::unordered_map<size_t, std::vector<void*>> free_;
+  size_t limit_ = default_limit();
+  HostMemoryStats stats_;
+};
+
+CachingHostAllocator& instance() {
+  // Never destroyed: tensors in static objects may free into it during exit.
+  static auto* a = new CachingHostAllocator;
+  return *a;
+}
+
+}  // namespace
+
+Allocator& host_allocator() { return instance(); }
+HostMemoryStats host_memory_stats() { return instance().stats(); }
+void host_empty_cache() { instance().empty_cache(); }
+void host_set_cache_limit(size_t bytes) { instance().set_limit(bytes); }
+
+}  // namespace mmgrad

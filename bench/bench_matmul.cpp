@@ -4,7 +4,7 @@
 //
 // For every shape: GFLOP/s of mmgrad::cpu::gemm (the entry point the matmul kernel uses), of
 // a direct cblas_sgemm call on the same data (OpenBLAS build only) and of mmgrad's own
-// builtin_gemm, each the median of N timed runs after one warm-up. Linear layers y = x W^T
+// builtin_gemm, and of the whole mmgrad::matmul op on tensors, each the median of N timed runs after one warm-up. Linear layers y = x W^T
 // appear three times: forward (NT), dX = dY W (NN) and dW = dY^T X (TN). Attention products
 // are per (sample, head) and run as a loop of `batch` calls. g/cb and bi/cb are speed ratios
 // against the direct cblas call (time_cblas / time_x: above 1 means faster than OpenBLAS). "count" is how many times the
@@ -21,6 +21,8 @@
 #include <string>
 #include <vector>
 
+#include "autograd/grad_mode.h"
+#include "autograd/ops.h"
 #include "backends/cpu/gemm.h"
 #include "core/blas_info.h"
 
@@ -138,6 +140,22 @@ double run_case(const Case& cs, Data& d, GemmFn fn, int reps) {
   });
 }
 
+// The whole op, as model code calls it: mmgrad::matmul on tensors, with the transposed
+// operands as views (allocation of the output and dispatch included; batched products go
+// through the batch-parallel path of the CPU kernel).
+double run_matmul_op(const Case& cs, Data& d, int reps) {
+  using namespace mmgrad;
+  NoGradGuard no_grad;
+  auto as_tensor = [&](std::vector<float>& v, int64_t rows, int64_t cols, bool transposed) {
+    Shape stored = cs.batch > 1 ? Shape{cs.batch, transposed ? cols : rows, transposed ? rows : cols}
+                                : Shape{transposed ? cols : rows, transposed ? rows : cols};
+    Tensor t = from_data(v, stored);
+    return transposed ? transpose(t, -1, -2) : t;
+  };
+  Tensor a = as_tensor(d.a, cs.M, cs.K, cs.ta), b = as_tensor(d.b, cs.K, cs.N, cs.tb);
+  return time_median(reps, [&] { matmul(a, b); });
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -167,17 +185,18 @@ int main(int argc, char** argv) {
 #else
   const bool have_blas = false;
 #endif
-  std::printf("%-24s %5s %5s %5s %2s %4s %4s | %8s %8s %8s | %6s %6s\n", "shape", "M", "N", "K",
-              "op", "bat", "cnt", "gemm", "cblas", "builtin", "g/cb", "bi/cb");
-  std::printf("%-24s %5s %5s %5s %2s %4s %4s | %8s %8s %8s | %6s %6s\n", "", "", "", "", "", "",
-              "", "GFLOP/s", "GFLOP/s", "GFLOP/s", "", "");
+  std::printf("%-24s %5s %5s %5s %2s %4s %4s | %8s %8s %8s %8s | %6s %6s %6s\n", "shape", "M", "N",
+              "K", "op", "bat", "cnt", "matmul", "gemm", "cblas", "builtin", "mm/cb", "g/cb", "bi/cb");
+  std::printf("%-24s %5s %5s %5s %2s %4s %4s | %8s %8s %8s %8s | %6s %6s %6s\n", "", "", "", "", "",
+              "", "", "GFLOP/s", "GFLOP/s", "GFLOP/s", "GFLOP/s", "", "", "");
   // Builtin runs first for every shape, OpenBLAS after: OpenBLAS's worker threads keep
   // spinning for a while after each call (OPENBLAS_THREAD_TIMEOUT) and would steal the cores
   // from mmgrad's thread pool if the two were interleaved.
   std::mt19937 rng(1234);
   std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
   std::vector<Data> data(cases.size());
-  std::vector<double> t_bi(cases.size()), t_g(cases.size()), t_cb(cases.size(), 0.0);
+  std::vector<double> t_bi(cases.size()), t_g(cases.size()), t_cb(cases.size(), 0.0),
+      t_op(cases.size());
   for (size_t i = 0; i < cases.size(); ++i) {
     const Case& cs = cases[i];
     Data& d = data[i];
@@ -188,37 +207,41 @@ int main(int argc, char** argv) {
     for (float& x : d.b) x = dist(rng);
     t_bi[i] = run_case(cs, d, builtin_f32, reps);
   }
+  for (size_t i = 0; i < cases.size(); ++i) t_op[i] = run_matmul_op(cases[i], data[i], reps);
   for (size_t i = 0; i < cases.size(); ++i) {
     t_g[i] = run_case(cases[i], data[i], mmgrad_f32, reps);
 #ifdef MMGRAD_HAVE_OPENBLAS
     t_cb[i] = run_case(cases[i], data[i], direct_cblas, reps);
 #endif
   }
-  double step_flops = 0, t_gemm = 0, t_blas = 0, t_builtin = 0;
+  double step_flops = 0, t_gemm = 0, t_blas = 0, t_builtin = 0, t_matmul = 0;
   for (size_t i = 0; i < cases.size(); ++i) {
     const Case& cs = cases[i];
     const double flops = 2.0 * static_cast<double>(cs.M * cs.N * cs.K * cs.batch);
-    const double tg = t_g[i], tb = t_cb[i], ti = t_bi[i];
+    const double tg = t_g[i], tb = t_cb[i], ti = t_bi[i], to = t_op[i];
     const char* op = cs.ta ? (cs.tb ? "TT" : "TN") : (cs.tb ? "NT" : "NN");
-    char blas_col[16] = "       -", r1[16] = "     -", r2[16] = "     -";
+    char blas_col[16] = "       -", r0[16] = "     -", r1[16] = "     -", r2[16] = "     -";
     if (have_blas) {
+      std::snprintf(r0, sizeof r0, "%6.2f", tb / to);
       std::snprintf(blas_col, sizeof blas_col, "%8.1f", flops / tb * 1e-9);
       std::snprintf(r1, sizeof r1, "%6.2f", tb / tg);
       std::snprintf(r2, sizeof r2, "%6.2f", tb / ti);
     }
-    std::printf("%-24s %5lld %5lld %5lld %2s %4lld %4lld | %8.1f %8s %8.1f | %6s %6s\n",
+    std::printf("%-24s %5lld %5lld %5lld %2s %4lld %4lld | %8.1f %8.1f %8s %8.1f | %6s %6s %6s\n",
                 cs.name.c_str(), static_cast<long long>(cs.M), static_cast<long long>(cs.N),
                 static_cast<long long>(cs.K), op, static_cast<long long>(cs.batch),
-                static_cast<long long>(cs.count), flops / tg * 1e-9, blas_col, flops / ti * 1e-9,
-                r1, r2);
+                static_cast<long long>(cs.count), flops / to * 1e-9, flops / tg * 1e-9, blas_col,
+                flops / ti * 1e-9, r0, r1, r2);
     const double n = static_cast<double>(cs.count);
     step_flops += n * flops;
     t_gemm += n * tg;
     t_blas += n * tb;
     t_builtin += n * ti;
+    t_matmul += n * to;
   }
-  std::printf("step total (count-weighted): %.2f GFLOP; gemm %.1f ms (%.1f GFLOP/s)",
-              step_flops * 1e-9, t_gemm * 1e3, step_flops / t_gemm * 1e-9);
+  std::printf("step total (count-weighted): %.2f GFLOP; matmul op %.1f ms (%.1f GFLOP/s), gemm %.1f ms (%.1f GFLOP/s)",
+              step_flops * 1e-9, t_matmul * 1e3, step_flops / t_matmul * 1e-9, t_gemm * 1e3,
+              step_flops / t_gemm * 1e-9);
   if (have_blas)
     std::printf(", cblas %.1f ms (%.1f GFLOP/s)", t_blas * 1e3, step_flops / t_blas * 1e-9);
   std::printf(", builtin %.1f ms (%.1f GFLOP/s)\n", t_builtin * 1e3,

@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <cstdint>
+
 #include "core/error.h"
 
 namespace mmgrad {
@@ -50,8 +52,13 @@ void check_shape(const Shape& shape, const char* op) {
   if (shape.size() > static_cast<size_t>(kMaxDims))
     fail(op, fmt::format("shape {} has {} dims; at most {} are supported", shape_str(shape),
                          shape.size(), kMaxDims));
-  for (int64_t s : shape)
+  int64_t total = 1;
+  for (int64_t s : shape) {
     if (s < 0) fail(op, fmt::format("shape {} has a negative size", shape_str(shape)));
+    // Element and byte counts must fit in 64 bits (8 bytes per element at most).
+    if (__builtin_mul_overflow(total, s, &total) || total > (INT64_MAX >> 3))
+      fail(op, fmt::format("shape {} has too many elements", shape_str(shape)));
+  }
 }
 
 }  // namespace mmgrad

@@ -237,3 +237,13 @@ TEST(Device, StrAndParse) {
   EXPECT_MMGRAD_ERROR(Device::parse("cuda:-1"), "Device::parse");
   EXPECT_MMGRAD_ERROR(Device::parse("cuda:1x"), "Device::parse");
 }
+
+TEST(TensorLimits, ElementCountOverflowIsAnError) {
+  EXPECT_MMGRAD_ERROR(mmgrad::empty({int64_t(1) << 40, int64_t(1) << 40}), "empty", "too many elements");
+  EXPECT_MMGRAD_ERROR(mmgrad::zeros({int64_t(1) << 61}), "empty", "too many elements");
+}
+
+TEST(TensorLimits, HugeButValidShapeFailsAsOutOfMemory) {
+  // 2^50 bytes cannot be allocated: a clear error, not a crash.
+  EXPECT_MMGRAD_ERROR(mmgrad::empty({int64_t(1) << 48}), "allocate", "out of memory");
+}

@@ -23,15 +23,12 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
-#include <condition_variable>
 #include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <limits>
 #include <memory>
-#include <mutex>
 #include <string>
-#include <thread>
 #include <vector>
 
 #if (defined(__x86_64__) || defined(__i386__)) && !defined(MMGRAD_GEMM_PORTABLE_ONLY)
@@ -39,10 +36,7 @@
 #include <immintrin.h>
 #endif
 
-#if !defined(MMGRAD_GEMM_OWN_POOL) && __has_include("core/parallel.h")
 #include "core/parallel.h"
-#define MMGRAD_GEMM_USE_PARALLEL_FOR 1
-#endif
 
 #ifdef MMGRAD_HAVE_OPENBLAS
 #include <cblas.h>
@@ -55,132 +49,22 @@ namespace {
 // Threads
 // ------------------------------------------------------------------------------------------
 
-[[maybe_unused]] int default_threads() {
-  if (const char* s = std::getenv("MMGRAD_NUM_THREADS")) {
-    int n = std::atoi(s);
-    if (n > 0) return n;
-  }
-  unsigned hc = std::thread::hardware_concurrency();
-  return hc == 0 ? 1 : static_cast<int>(hc);
-}
-
-std::atomic<int> g_thread_cap{0};  // 0: default_threads()
+std::atomic<int> g_thread_cap{0};  // 0: as many as the thread pool has
 
 int max_threads() {
-#ifdef MMGRAD_GEMM_USE_PARALLEL_FOR
-  const int def = mmgrad::num_threads();
-#else
-  static const int def = default_threads();
-#endif
   int cap = g_thread_cap.load(std::memory_order_relaxed);
-  return cap > 0 ? cap : def;
+  return cap > 0 ? cap : mmgrad::num_threads();
 }
 
-#ifndef MMGRAD_GEMM_USE_PARALLEL_FOR
-// A small persistent pool used until the project has one (core/parallel.h). The calling
-// thread takes part in the work. Calls from inside a task, or while another thread is using
-// the pool, run serially on the caller instead of waiting (no nesting, no deadlock).
-thread_local bool t_in_pool_worker = false;
-
-class Pool {
- public:
-  explicit Pool(int workers) {
-    for (int i = 0; i < workers; ++i) threads_.emplace_back([this] { loop(); });
-  }
-  int size() const { return static_cast<int>(threads_.size()) + 1; }
-
-  void run(int64_t n, const std::function<void(int64_t)>& task) {
-    std::unique_lock<std::mutex> busy(run_mutex_, std::try_to_lock);
-    if (!busy.owns_lock() || t_in_pool_worker || threads_.empty()) {
-      for (int64_t i = 0; i < n; ++i) task(i);
-      return;
-    }
-    uint64_t gen;
-    {
-      std::lock_guard<std::mutex> lk(m_);
-      gen = ++gen_;
-      task_ = &task;
-      ntasks_ = n;
-      remaining_ = n;
-      ticket_.store(gen << 32, std::memory_order_release);
-    }
-    cv_.notify_all();
-    work(gen, n, &task);
-    std::unique_lock<std::mutex> lk(m_);
-    done_cv_.wait(lk, [&] { return remaining_ == 0; });
-    task_ = nullptr;
-  }
-
- private:
-  // ticket_ = (generation << 32) | next task index: a worker that wakes late for an old job
-  // sees a different generation and claims nothing.
-  void work(uint64_t gen, int64_t n, const std::function<void(int64_t)>* task) {
-    int64_t done = 0;
-    for (;;) {
-      uint64_t t = ticket_.load(std::memory_order_acquire);
-      if ((t >> 32) != gen) break;
-      int64_t i = static_cast<int64_t>(t & 0xffffffffu);
-      if (i >= n) break;
-      if (!ticket_.compare_exchange_weak(t, t + 1, std::memory_order_acq_rel)) continue;
-      (*task)(i);
-      ++done;
-    }
-    if (done > 0) {
-      std::lock_guard<std::mutex> lk(m_);
-      remaining_ -= done;
-      if (remaining_ == 0) done_cv_.notify_all();
-    }
-  }
-
-  void loop() {
-    t_in_pool_worker = true;
-    uint64_t seen = 0;
-    for (;;) {
-      uint64_t gen;
-      int64_t n;
-      const std::function<void(int64_t)>* task;
-      {
-        std::unique_lock<std::mutex> lk(m_);
-        cv_.wait(lk, [&] { return gen_ != seen; });
-        seen = gen = gen_;
-        n = ntasks_;
-        task = task_;
-      }
-      if (task) work(gen, n, task);
-    }
-  }
-
-  std::vector<std::thread> threads_;
-  std::mutex run_mutex_;
-  std::mutex m_;
-  std::condition_variable cv_, done_cv_;
-  uint64_t gen_ = 0;
-  int64_t ntasks_ = 0;
-  int64_t remaining_ = 0;
-  const std::function<void(int64_t)>* task_ = nullptr;
-  std::atomic<uint64_t> ticket_{0};
-};
-
-Pool& pool() {
-  // Never destroyed: its threads park on a condition variable and die with the process, so
-  // a GEMM during static destruction or after exit() starts cannot hit a dead pool.
-  static Pool* p = new Pool(std::max(0, default_threads() - 1));
-  return *p;
-}
-#endif
-
+// Sub-blocks of C run on the project's one thread pool (nested calls run inline).
 void run_tasks(int64_t n, const std::function<void(int64_t)>& task) {
   if (n <= 1) {
     if (n == 1) task(0);
     return;
   }
-#ifdef MMGRAD_GEMM_USE_PARALLEL_FOR
   mmgrad::parallel_for(0, n, 1, [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) task(i);
   });
-#else
-  pool().run(n, task);
-#endif
 }
 
 // ------------------------------------------------------------------------------------------
@@ -1159,13 +1043,7 @@ bool set_builtin_gemm_isa(std::string_view isa) {
   return true;
 }
 
-int builtin_gemm_threads() {
-#ifdef MMGRAD_GEMM_USE_PARALLEL_FOR
-  return max_threads();
-#else
-  return std::min(max_threads(), pool().size());
-#endif
-}
+int builtin_gemm_threads() { return std::min(max_threads(), mmgrad::num_threads()); }
 
 void set_builtin_gemm_threads(int n) { g_thread_cap.store(n > 0 ? n : 0, std::memory_order_relaxed); }
 

@@ -46,8 +46,8 @@ bool builtin_gemm_isa_supported(std::string_view isa);
 
 // Most threads builtin_gemm uses for one call (the thread pool's size; 1 = serial).
 int builtin_gemm_threads();
-// Caps the threads of builtin_gemm (n <= 0 restores the default: hardware_concurrency, or
-// MMGRAD_NUM_THREADS when set).
+// Caps the threads of builtin_gemm (n <= 0 restores the default: the size of mmgrad's thread
+// pool, see core/parallel.h).
 void set_builtin_gemm_threads(int n);
 
 }  // namespace mmgrad::cpu

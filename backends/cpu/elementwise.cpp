@@ -6,6 +6,7 @@
 #include "backends/cpu/dispatch.h"
 #include "backends/cpu/kernels.h"
 #include "backends/cpu/strided_loop.h"
+#include "backends/cpu/vec_math.h"
 
 namespace mmgrad::cpu {
 namespace {
@@ -14,29 +15,21 @@ constexpr double kInvSqrt2 = 0.70710678118654752440;
 constexpr double kInvSqrt2Pi = 0.39894228040143267794;
 
 template <typename T>
-T sigmoid_of(T x) {
-  // Split by sign so exp never overflows.
-  if (x >= T(0)) return T(1) / (T(1) + std::exp(-x));
-  T e = std::exp(x);
-  return e / (T(1) + e);
-}
-
-template <typename T>
 T apply_unary(UnaryOp op, T x, T s) {
   switch (op) {
     case UnaryOp::Neg: return -x;
     case UnaryOp::Abs: return std::abs(x);
     case UnaryOp::Sign: return x > T(0) ? T(1) : (x < T(0) ? T(-1) : T(0));
-    case UnaryOp::Exp: return std::exp(x);
+    case UnaryOp::Exp: return exp_fast(x);
     case UnaryOp::Log: return std::log(x);
     case UnaryOp::Sqrt: return std::sqrt(x);
     case UnaryOp::Rsqrt: return T(1) / std::sqrt(x);
     case UnaryOp::Pow: return std::pow(x, s);
     case UnaryOp::Tanh: return std::tanh(x);
-    case UnaryOp::Sigmoid: return sigmoid_of(x);
+    case UnaryOp::Sigmoid: return sigmoid_fast(x);
     case UnaryOp::Relu: return x > T(0) ? x : T(0);
     case UnaryOp::Gelu: return T(0.5) * x * (T(1) + std::erf(x * T(kInvSqrt2)));
-    case UnaryOp::QuickGelu: return x * sigmoid_of(T(1.702) * x);
+    case UnaryOp::QuickGelu: return x * sigmoid_fast(T(1.702) * x);
     case UnaryOp::Erf: return std::erf(x);
     case UnaryOp::Square: return x * x;
     case UnaryOp::Reciprocal: return T(1) / x;
@@ -69,11 +62,11 @@ T apply_binary(BinaryOp op, T a, T b) {
       case BinaryOp::ReluBackward: return b > T(0) ? a : T(0);
       case BinaryOp::GeluBackward: {
         T cdf = T(0.5) * (T(1) + std::erf(b * T(kInvSqrt2)));
-        T pdf = T(kInvSqrt2Pi) * std::exp(T(-0.5) * b * b);
+        T pdf = T(kInvSqrt2Pi) * exp_fast(T(-0.5) * b * b);
         return a * (cdf + b * pdf);
       }
       case BinaryOp::QuickGeluBackward: {
-        T s = sigmoid_of(T(1.702) * b);
+        T s = sigmoid_fast(T(1.702) * b);
         return a * (s + T(1.702) * b * s * (T(1) - s));
       }
       case BinaryOp::TanhBackward: return a * (T(1) - b * b);      // b = tanh(x)

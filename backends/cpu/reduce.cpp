@@ -13,6 +13,7 @@
 
 #include "backends/cpu/dispatch.h"
 #include "backends/cpu/kernels.h"
+#include "backends/cpu/vec_math.h"
 
 namespace mmgrad::cpu {
 namespace {
@@ -94,19 +95,6 @@ struct Accumulator {
   }
 };
 
-// A dense sum with eight independent accumulators: a single running sum is bound by the
-// latency of one add per element; eight chains keep the FP units busy and vectorise.
-template <typename T, typename Acc>
-Acc sum_dense(const T* p, int64_t n) {
-  Acc lane[8] = {};
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (int k = 0; k < 8; ++k) lane[k] += static_cast<Acc>(p[i + k]);
-  Acc total = ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
-  for (; i < n; ++i) total += static_cast<Acc>(p[i]);
-  return total;
-}
-
 }  // namespace
 
 void reduce(ReduceOp op, const Tensor& out, const Tensor& indices, const Tensor& in) {
@@ -148,7 +136,7 @@ void reduce(ReduceOp op, const Tensor& out, const Tensor& indices, const Tensor&
       if (red.size() == 1) {
         const int64_t s = red[0].in_stride;
         if (op == ReduceOp::Sum && s == 1) {
-          acc.value += sum_dense<T, Acc>(base + lo, hi - lo);
+          acc.value += sum_lanes<Acc>(base + lo, hi - lo);
           acc.index = 0;
         } else {
           for (int64_t r = lo; r < hi; ++r) acc.add(base[r * s], r);

@@ -6,6 +6,7 @@
 
 #include "backends/cpu/dispatch.h"
 #include "backends/cpu/kernels.h"
+#include "backends/cpu/vec_math.h"
 
 namespace mmgrad::cpu {
 
@@ -24,16 +25,13 @@ void softmax(const Tensor& out, const Tensor& in, bool log) {
         for (int64_t j = 0; j < C; ++j) mx = std::max(mx, xr[j]);
         // A row of all -inf (fully masked) gives zeros / -inf instead of NaN.
         if (mx == -std::numeric_limits<T>::infinity()) mx = 0;
-        T sum = 0;
+        // Separate passes (exp, sum, scale) so each one vectorises.
+        for (int64_t j = 0; j < C; ++j) yr[j] = exp_fast(xr[j] - mx);
+        T sum = sum_lanes<T>(yr, C);
         if (log) {
-          for (int64_t j = 0; j < C; ++j) sum += std::exp(xr[j] - mx);
           T lse = mx + std::log(sum);
           for (int64_t j = 0; j < C; ++j) yr[j] = xr[j] - lse;
         } else {
-          for (int64_t j = 0; j < C; ++j) {
-            yr[j] = std::exp(xr[j] - mx);
-            sum += yr[j];
-          }
           T inv = sum > 0 ? T(1) / sum : T(0);
           for (int64_t j = 0; j < C; ++j) yr[j] *= inv;
         }
@@ -59,7 +57,7 @@ void softmax_backward(const Tensor& grad_in, const Tensor& grad_out, const Tenso
         if (log) {
           // d/dx log_softmax: g - softmax * sum(g)
           for (int64_t j = 0; j < C; ++j) acc += gr[j];
-          for (int64_t j = 0; j < C; ++j) gir[j] = gr[j] - std::exp(yr[j]) * acc;
+          for (int64_t j = 0; j < C; ++j) gir[j] = gr[j] - exp_fast(yr[j]) * acc;
         } else {
           // d/dx softmax: y * (g - sum(g * y))
           for (int64_t j = 0; j < C; ++j) acc += gr[j] * yr[j];

@@ -4,6 +4,7 @@
 // one), so a contiguous or broadcast-by-rows case becomes a single long inner loop that the
 // compiler can vectorise. The outer index space is split across the thread pool.
 #pragma once
+#include <algorithm>
 #include <array>
 #include <cstdint>
 
@@ -45,16 +46,24 @@ class StridedLoop {
     }
   }
 
-  // inner(ptrs, strides_in_bytes, n) processes n elements of the innermost dim.
+  // inner(ptrs, strides_in_bytes, n) processes n consecutive elements of the innermost dim.
+  // Rows are split into blocks too when there are too few rows to keep every thread busy
+  // (a contiguous tensor coalesces into a single row).
   template <typename F>
   void run(F&& inner, int64_t min_elements_per_task = 1 << 15) const {
-    int64_t n_inner = sizes_.back();
+    const int64_t n_inner = sizes_.back();
     int64_t n_outer = 1;
     for (size_t d = 0; d + 1 < sizes_.size(); ++d) n_outer *= sizes_[d];
     const std::array<int64_t, N>& inner_strides = strides_.back();
-    int64_t grain = std::max<int64_t>(1, min_elements_per_task / std::max<int64_t>(n_inner, 1));
-    parallel_for(0, n_outer, grain, [&](int64_t lo, int64_t hi) {
-      for (int64_t o = lo; o < hi; ++o) {
+    const int64_t threads = num_threads();
+    int64_t blocks_per_row = 1;
+    if (n_outer < 4 * threads && n_inner >= 2 * min_elements_per_task)
+      blocks_per_row = std::min<int64_t>(n_inner / min_elements_per_task, 4 * threads);
+    const int64_t block = (n_inner + blocks_per_row - 1) / blocks_per_row;
+    const int64_t grain = std::max<int64_t>(1, min_elements_per_task / std::max<int64_t>(block, 1));
+    parallel_for(0, n_outer * blocks_per_row, grain, [&](int64_t lo, int64_t hi) {
+      for (int64_t task = lo; task < hi; ++task) {
+        const int64_t o = task / blocks_per_row, start = (task % blocks_per_row) * block;
         std::array<char*, N> p = base_;
         int64_t rest = o;
         for (int d = static_cast<int>(sizes_.size()) - 2; d >= 0; --d) {
@@ -62,7 +71,8 @@ class StridedLoop {
           rest /= sizes_[d];
           for (size_t k = 0; k < N; ++k) p[k] += i * strides_[d][k];
         }
-        inner(p, inner_strides, n_inner);
+        for (size_t k = 0; k < N; ++k) p[k] += start * inner_strides[k];
+        inner(p, inner_strides, std::min(block, n_inner - start));
       }
     });
   }

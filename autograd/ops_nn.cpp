@@ -219,7 +219,13 @@ Tensor embedding(const Tensor& weight, const Tensor& ids) {
   if (weight.dim() != 2) fail("embedding", "weight must be [V, W]", {describe("weight", weight)});
   Shape out_shape = ids.shape();
   out_shape.push_back(weight.shape()[1]);
-  return reshape(index_select(weight, 0, reshape(ids, {-1})), out_shape);
+  try {
+    return reshape(index_select(weight, 0, reshape(ids, {-1})), out_shape);
+  } catch (const Error& e) {
+    if (e.op() != "index_select") throw;
+    fail("embedding", e.detail() + " (a token id outside the vocabulary)",
+         {describe("weight", weight), describe("ids", ids)});
+  }
 }
 
 Tensor patch_embed(const Tensor& images, const Tensor& weight) {

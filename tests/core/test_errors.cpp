@@ -127,3 +127,10 @@ TEST(Errors, MiscOperandChecks) {
   Tensor dst = zeros({2, 3});
   EXPECT_MMGRAD_ERROR(copy_(dst, zeros({4})), "", "[4]");
 }
+
+TEST(Errors, EmbeddingIdOutsideTheVocabularyNamesEmbedding) {
+  mmgrad::Tensor w = mmgrad::zeros({10, 4});
+  mmgrad::Tensor ids = mmgrad::from_data<int64_t>({1, 12, 3}, {3});
+  EXPECT_MMGRAD_ERROR(mmgrad::embedding(w, ids), "embedding", "index 12", "size 10", "vocabulary",
+                      "f32[10, 4]");
+}

@@ -85,7 +85,7 @@ TEST(Errors, IndexSelectOutOfRange) {
   EXPECT_MMGRAD_ERROR(index_select(x, 1, i64({-1}, {1})), "index_select", "index -1");
   EXPECT_MMGRAD_ERROR(index_select(x, 0, zeros({1})), "index_select", "i64 or i32");
   EXPECT_MMGRAD_ERROR(index_select(x, 0, i64({0, 1}, {1, 2})), "index_select", "1-D");
-  EXPECT_MMGRAD_ERROR(embedding(x, i64({7}, {1})), "index_select", "index 7");
+  EXPECT_MMGRAD_ERROR(embedding(x, i64({7}, {1})), "embedding", "index 7");
   EXPECT_MMGRAD_ERROR(gather(x, 1, i64({0, 0, 0, 5}, {4, 1})), "gather", "index 5");
   // In range works and gives the rows.
   EXPECT_EQ(fvec(index_select(x, 0, i64({3, 0, 3}, {3}))),

@@ -1,4 +1,5 @@
 // copy (with dtype conversion), fill and the random fills.
+#include <algorithm>
 #include <cmath>
 
 #include "backends/cpu/dispatch.h"
@@ -7,7 +8,57 @@
 
 namespace mmgrad::cpu {
 
+namespace {
+
+// A contiguous copy of a transposed view (the source is dense along some dim k but not along
+// the last one) walks tiles, so both sides stay in cache: row by row, every read of the
+// source would touch a new cache line.
+template <typename T>
+bool copy_in_tiles(const Tensor& dst, const Tensor& src) {
+  const int nd = dst.dim();
+  if (nd < 2 || !dst.is_contiguous() || src.strides()[nd - 1] == 1 || dst.numel() < 4096) return false;
+  int k = -1;
+  for (int d = 0; d < nd - 1; ++d)
+    if (src.strides()[d] == 1 && src.shape()[d] > 1) k = d;
+  if (k < 0) return false;
+  constexpr int64_t kTile = 32;
+  const Shape& shape = dst.shape();
+  const int64_t rows = shape[k], cols = shape[nd - 1];
+  const int64_t row_tiles = (rows + kTile - 1) / kTile, col_tiles = (cols + kTile - 1) / kTile;
+  int64_t n_outer = 1;
+  for (int d = 0; d < nd - 1; ++d)
+    if (d != k) n_outer *= shape[d];
+  const T* sp = static_cast<const T*>(src.raw_data());
+  T* dp = static_cast<T*>(dst.raw_data());
+  const int64_t d_row = dst.strides()[k], s_col = src.strides()[nd - 1];
+  parallel_for(0, n_outer * row_tiles * col_tiles, 4, [&](int64_t lo, int64_t hi) {
+    for (int64_t task = lo; task < hi; ++task) {
+      int64_t ct = task % col_tiles, rt = (task / col_tiles) % row_tiles;
+      int64_t rest = task / (col_tiles * row_tiles), so = 0, doff = 0;
+      for (int d = nd - 2; d >= 0; --d) {
+        if (d == k) continue;
+        int64_t i = rest % shape[d];
+        rest /= shape[d];
+        so += i * src.strides()[d];
+        doff += i * dst.strides()[d];
+      }
+      const int64_t r0 = rt * kTile, r1 = std::min(rows, r0 + kTile);
+      const int64_t c0 = ct * kTile, c1 = std::min(cols, c0 + kTile);
+      for (int64_t r = r0; r < r1; ++r)  // destination-dense order; the tile's source lines stay cached
+        for (int64_t c = c0; c < c1; ++c) dp[doff + r * d_row + c] = sp[so + r + c * s_col];
+    }
+  });
+  return true;
+}
+
+}  // namespace
+
 void copy(const Tensor& dst, const Tensor& src) {
+  if (dst.dtype() == src.dtype()) {
+    bool done = false;
+    dispatch_all(dst.dtype(), [&](auto tag) { done = copy_in_tiles<decltype(tag)>(dst, src); });
+    if (done) return;
+  }
   StridedLoop<2> loop(dst.shape(), {&dst, &src});
   dispatch_all(dst.dtype(), [&](auto dtag) {
     using D = decltype(dtag);

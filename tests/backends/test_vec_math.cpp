@@ -52,3 +52,58 @@ TEST(VecMath, SigmoidIsAccurateAndSaturatesCleanly) {
   EXPECT_EQ(sigmoid_fast(-200.0f), 0.0f);
   EXPECT_TRUE(std::isnan(sigmoid_fast(std::nanf(""))));
 }
+
+using mmgrad::cpu::erf_f32;
+using mmgrad::cpu::erfc_nonneg_f32;
+using mmgrad::cpu::normal_cdf_f32;
+
+TEST(VecMath, ErfcIsRelativelyAccurateWhileNormal) {
+  // Relative error below 1e-6 wherever erfc(z) is a normal float (z < 9.1); the tail
+  // beyond flushes to 0.
+  double worst = 0;
+  for (int i = 0; i <= 400000; ++i) {
+    float z = static_cast<float>(9.1 * i / 400000.0);
+    double want = std::erfc(static_cast<double>(z));
+    worst = std::max(worst, std::abs(erfc_nonneg_f32(z) - want) / want);
+  }
+  EXPECT_LT(worst, 1e-6) << "worst relative error " << worst;
+  EXPECT_EQ(erfc_nonneg_f32(10.0f), 0.0f);
+  EXPECT_EQ(erfc_nonneg_f32(std::numeric_limits<float>::infinity()), 0.0f);
+  EXPECT_TRUE(std::isnan(erfc_nonneg_f32(std::nanf(""))));
+}
+
+TEST(VecMath, ErfIsAccurateNearZeroAndSaturates) {
+  // Relative 3e-7 below |x| = 1 (x P(x^2)); absolute 2e-7 (about 2 ulp of 1) beyond.
+  double worst_rel = 0, worst_abs = 0;
+  for (int i = -400000; i <= 400000; ++i) {
+    float x = static_cast<float>(6.0 * i / 400000.0);
+    double want = std::erf(static_cast<double>(x));
+    double err = std::abs(erf_f32(x) - want);
+    if (std::abs(x) < 1) {
+      if (want != 0) worst_rel = std::max(worst_rel, err / std::abs(want));
+    } else {
+      worst_abs = std::max(worst_abs, err);
+    }
+  }
+  EXPECT_LT(worst_rel, 3e-7);
+  EXPECT_LT(worst_abs, 2e-7);
+  EXPECT_NEAR(erf_f32(1e-30f) / (1.1283791670955126 * 1e-30f), 1.0, 2.5e-7);
+  EXPECT_EQ(erf_f32(-std::numeric_limits<float>::infinity()), -1.0f);
+  EXPECT_TRUE(std::isnan(erf_f32(std::nanf(""))));
+}
+
+TEST(VecMath, NormalCdfKeepsRelativeAccuracyInTheLowerTail) {
+  // gelu(x) = x Phi(x): Phi must stay relatively accurate for negative x, where
+  // 1 + erf(x / sqrt 2) would cancel. The limit is rounding z = x / sqrt 2 to f32, which
+  // costs about 2 z^2 ulp relative: 1.5e-6 at x = -5 (Phi = 3e-7), 8.7e-6 at x = -12
+  // (Phi = 2e-33). Bounds: 2e-6 down to -5, 2e-5 beyond.
+  double worst_core = 0, worst_tail = 0;
+  for (int i = 0; i <= 300000; ++i) {
+    float x = static_cast<float>(-12.0 + 24.0 * i / 300000.0);
+    double want = 0.5 * std::erfc(-static_cast<double>(x) / std::sqrt(2.0));
+    double rel = std::abs(normal_cdf_f32(x) - want) / want;
+    (x >= -5 ? worst_core : worst_tail) = std::max(x >= -5 ? worst_core : worst_tail, rel);
+  }
+  EXPECT_LT(worst_core, 2e-6) << "worst relative error for x >= -5: " << worst_core;
+  EXPECT_LT(worst_tail, 2e-5) << "worst relative error for x < -5: " << worst_tail;
+}

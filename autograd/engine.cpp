@@ -36,8 +36,9 @@ void backward(const Tensor& root, const Tensor& grad, bool retain_graph) {
       fail("backward", "a gradient must be given for a non-scalar output",
            {describe("root", root)});
     seed = ones(root.shape(), root.dtype(), root.device());
-  } else if (seed.shape() != root.shape()) {
-    fail("backward", "the given gradient's shape differs from the output's",
+  } else if (seed.shape() != root.shape() || seed.dtype() != root.dtype() ||
+             seed.device() != root.device()) {
+    fail("backward", "the given gradient must match the output's shape, dtype and device",
          {describe("root", root), describe("grad", seed)});
   }
   NoGradGuard no_grad;

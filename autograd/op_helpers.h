@@ -26,6 +26,7 @@ inline void check_compatible(const Tensor& a, const Tensor& b, const char* op) {
 }
 
 inline void check_floating(const Tensor& t, const char* op) {
+  check_defined(t, op, "x");
   if (t.dtype() != DType::F32 && t.dtype() != DType::F64)
     fail(op, "expects an f32 or f64 tensor (convert bf16 and integers with to())",
          {describe("x", t)});
@@ -43,6 +44,17 @@ inline Shape broadcast_or_fail(const Tensor& a, const Tensor& b, const char* op)
   } catch (const Error& e) {
     fail(op, e.detail(), {describe("a", a), describe("b", b)});
   }
+}
+
+// A fill value must be representable in an integer dtype (NaN and out-of-range values are
+// errors rather than undefined conversions).
+inline void check_value_fits(DType dtype, double value, const char* op) {
+  double lo = 0, hi = 0;
+  if (dtype == DType::I32) { lo = -2147483648.0; hi = 2147483647.0; }
+  else if (dtype == DType::I64) { lo = -9223372036854775808.0; hi = 9223372036854775807.0; }
+  else return;
+  if (!(value >= lo && value <= hi))
+    fail(op, fmt::format("value {} does not fit in {}", value, dtype_name(dtype)));
 }
 
 // A fresh contiguous tensor like `t` but with another shape/dtype.

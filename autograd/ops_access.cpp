@@ -26,6 +26,8 @@ double item(const Tensor& t) {
 }
 
 bool allclose(const Tensor& a, const Tensor& b, double rtol, double atol) {
+  detail::check_defined(a, "allclose", "a");
+  detail::check_defined(b, "allclose", "b");
   if (a.shape() != b.shape()) return false;
   auto va = to_vector<double>(a), vb = to_vector<double>(b);
   for (size_t i = 0; i < va.size(); ++i) {

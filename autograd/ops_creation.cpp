@@ -13,6 +13,7 @@ Tensor empty(const Shape& shape, DType dtype, Device device) {
 }
 
 Tensor full(const Shape& shape, double value, DType dtype, Device device) {
+  detail::check_value_fits(dtype, value, "full");
   Tensor t = Tensor::empty(shape, dtype, device);
   MMGRAD_DISPATCH(fill, device, t, value);
   return t;
@@ -27,10 +28,15 @@ Tensor scalar_tensor(double value, DType dtype, Device device) { return full({},
 Tensor arange(double start, double end, double step, DType dtype, Device device) {
   if (step == 0 || !std::isfinite(start) || !std::isfinite(end) || !std::isfinite(step))
     fail("arange", fmt::format("invalid range start={} end={} step={}", start, end, step));
-  int64_t n = std::max<int64_t>(0, static_cast<int64_t>(std::ceil((end - start) / step)));
-  std::vector<double> values(n);
-  for (int64_t i = 0; i < n; ++i) values[i] = start + i * step;
-  return from_data(values, {n}, device).to(dtype);
+  const double count = std::ceil((end - start) / step);
+  if (count > static_cast<double>(int64_t(1) << 48))
+    fail("arange", fmt::format("[{}, {}) in steps of {} has {:.3g} elements: too many", start, end,
+                               step, count));
+  const int64_t n = std::max<int64_t>(0, static_cast<int64_t>(count));
+  Tensor values = Tensor::empty({n}, DType::F64, Device::cpu());
+  double* v = values.data_ptr<double>();
+  for (int64_t i = 0; i < n; ++i) v[i] = start + static_cast<double>(i) * step;
+  return values.to(dtype).to(device);
 }
 
 template <typename T>

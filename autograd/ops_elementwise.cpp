@@ -56,15 +56,31 @@ Tensor compare_forward(CompareOp op, const Tensor& a, const Tensor& b) {
   return out;
 }
 
-// Refuses in-place writes that would corrupt the graph, then runs `write` and bumps the
-// version so saved copies of this storage notice.
+// An in-place source that overlaps the destination in another layout (x += x.t()) would be
+// read after parts of it were overwritten: take a snapshot first. The same layout is safe,
+// since each element is read before it is written.
+Tensor snapshot_if_overlapping(const Tensor& self, const Tensor& src) {
+  bool same_view = src.shape() == self.shape() && src.strides() == self.strides() &&
+                   src.offset() == self.offset();
+  if (!src.shares_storage(self) || same_view) return src;
+  NoGradGuard no_grad;
+  return clone(src);
+}
+
+// Refuses in-place writes that would corrupt the graph or lose a gradient (in-place ops are
+// not recorded), then runs `write` and bumps the version so saved copies of this storage
+// notice.
 template <typename F>
-Tensor& inplace(Tensor& self, const char* op, F write) {
+Tensor& inplace(Tensor& self, const char* op, F write, const Tensor& src = Tensor()) {
   detail::check_defined(self, op, "self");
   if (GradMode::is_enabled() && self.requires_grad())
     fail(op, "in-place op on a tensor that requires grad while grad mode is on; wrap it in "
              "NoGradGuard (as optimizer updates do) or use the out-of-place op",
          {describe("self", self)});
+  if (GradMode::is_enabled() && src.defined() && src.requires_grad())
+    fail(op, "the source requires grad but in-place ops are not recorded, so its gradient "
+             "would be lost; use the out-of-place op (or detach() the source)",
+         {describe("self", self), describe("src", src)});
   for (int d = 0; d < self.dim(); ++d)
     if (self.strides()[d] == 0 && self.shape()[d] > 1)
       fail(op, "in-place write into a broadcast (expanded) view would write one element many "
@@ -290,9 +306,9 @@ Tensor where(const Tensor& cond, const Tensor& a, double b) { return where(cond,
 
 // ------------------------------------------------------------------------- in place
 Tensor& copy_(Tensor& self, const Tensor& src) {
+  detail::check_defined(src, "copy_", "src");
   return inplace(self, "copy_", [&] {
-    detail::check_defined(src, "copy_", "src");
-    Tensor s = src;
+    Tensor s = snapshot_if_overlapping(self, src);
     if (s.device() != self.device()) s = to(s, self.device());
     NoGradGuard no_grad;
     if (detail::broadcast_or_fail(self, s, "copy_") != self.shape())
@@ -300,11 +316,14 @@ Tensor& copy_(Tensor& self, const Tensor& src) {
            {describe("self", self), describe("src", s)});
     Tensor spread = expand(s, self.shape());
     MMGRAD_DISPATCH(copy, self.device(), self, spread);
-  });
+  }, src);
 }
 
 Tensor& fill_(Tensor& self, double value) {
-  return inplace(self, "fill_", [&] { MMGRAD_DISPATCH(fill, self.device(), self, value); });
+  return inplace(self, "fill_", [&] {
+    detail::check_value_fits(self.dtype(), value, "fill_");
+    MMGRAD_DISPATCH(fill, self.device(), self, value);
+  });
 }
 Tensor& zero_(Tensor& self) { return fill_(self, 0); }
 
@@ -312,11 +331,14 @@ static Tensor& binary_inplace(Tensor& self, BinaryOp op, const Tensor& other, co
   return inplace(self, name, [&] {
     detail::check_compatible(self, other, name);
     NoGradGuard no_grad;
-    Tensor spread = expand(other, self.shape());
+    if (detail::broadcast_or_fail(self, other, name) != self.shape())
+      fail(name, "the operand does not broadcast to the destination's shape",
+           {describe("self", self), describe("other", other)});
+    Tensor spread = expand(snapshot_if_overlapping(self, other), self.shape());
     // Writing into self while reading it is safe elementwise: each element is read before
     // it is written, by the same iteration.
     MMGRAD_DISPATCH(binary, self.device(), op, self, self, spread);
-  });
+  }, other);
 }
 
 Tensor& add_(Tensor& self, const Tensor& other, double alpha) {

@@ -97,6 +97,7 @@ Tensor concat(const std::vector<Tensor>& tensors, int64_t dim) {
 
 Tensor stack(const std::vector<Tensor>& tensors, int64_t dim) {
   if (tensors.empty()) fail("stack", "needs at least one tensor");
+  for (size_t i = 0; i < tensors.size(); ++i) detail::check_defined(tensors[i], "stack", "tensors[i]");
   int d = normalize_dim(dim, tensors[0].dim() + 1, "stack");
   std::vector<Tensor> expanded;
   for (size_t i = 0; i < tensors.size(); ++i) {
@@ -119,6 +120,7 @@ std::vector<Tensor> split(const Tensor& x, int64_t size, int64_t dim) {
 }
 
 std::vector<Tensor> chunk(const Tensor& x, int64_t chunks, int64_t dim) {
+  detail::check_defined(x, "chunk", "x");
   if (chunks <= 0) fail("chunk", "the number of chunks must be positive", {describe("x", x)});
   int d = normalize_dim(dim, x.dim(), "chunk");
   int64_t size = (x.shape()[d] + chunks - 1) / chunks;

@@ -28,7 +28,8 @@ Tensor matmul_nd(const Tensor& a, const Tensor& b) {
   if (b.dim() == 2 && a.dim() > 2) {
     Shape out_shape(a.shape().begin(), a.shape().end() - 1);
     out_shape.push_back(N);
-    return reshape(matmul_nd(reshape(a, {-1, K}), b), out_shape);
+    const int64_t rows = numel_of(Shape(a.shape().begin(), a.shape().end() - 1));
+    return reshape(matmul_nd(reshape(a, {rows, K}), b), out_shape);
   }
   Shape batch_a(a.shape().begin(), a.shape().end() - 2), batch_b(b.shape().begin(), b.shape().end() - 2);
   Shape batch = broadcast_shapes(batch_a, batch_b, "matmul");
@@ -68,6 +69,7 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
 }
 
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  detail::check_defined(x, "linear", "x");
   detail::check_defined(weight, "linear", "weight");
   if (weight.dim() != 2)
     fail("linear", "weight must be 2-D [out, in]", {describe("x", x), describe("weight", weight)});

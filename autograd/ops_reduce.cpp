@@ -103,13 +103,13 @@ static Tensor extreme(ReduceOp op, const Tensor& x, const std::vector<int64_t>& 
   record(name, out, {x}, [x = SavedTensor(x), y = SavedTensor(out), kept](const Tensor& g) {
     Tensor yk = reshape(y.get(), kept);
     Tensor hit = eq(x.get(), yk).to(g.dtype());
-    Tensor count = sum(hit, [&] {
-      std::vector<int64_t> d;
-      for (size_t i = 0; i < kept.size(); ++i)
-        if (kept[i] == 1 && x.get().shape()[i] != 1) d.push_back(static_cast<int64_t>(i));
-      return d;
-    }(), true);
-    return G{div(mul(hit, reshape(g, kept)), count)};
+    std::vector<int64_t> tie_dims;  // the reduced dims that had more than one element
+    for (size_t i = 0; i < kept.size(); ++i)
+      if (kept[i] == 1 && x.get().shape()[i] != 1) tie_dims.push_back(static_cast<int64_t>(i));
+    Tensor share = mul(hit, reshape(g, kept));
+    // No such dim: every element is its own extreme. (An empty list would mean "all dims".)
+    if (tie_dims.empty()) return G{share};
+    return G{div(share, sum(hit, tie_dims, true))};
   });
   return out;
 }
@@ -152,6 +152,7 @@ Tensor argmin(const Tensor& x, int64_t dim, bool keepdim) {
 }
 
 Tensor sum_to(const Tensor& x, const Shape& shape) {
+  detail::check_defined(x, "sum_to", "x");
   if (x.shape() == shape) return x;
   if (shape.size() > static_cast<size_t>(x.dim()))
     fail("sum_to", "target " + shape_str(shape) + " has more dims than the tensor", {describe("x", x)});

@@ -103,6 +103,7 @@ Tensor reshape(const Tensor& t, const Shape& requested) {
 }
 
 Tensor flatten(const Tensor& t, int64_t start_dim, int64_t end_dim) {
+  detail::check_defined(t, "flatten", "t");
   if (t.dim() == 0) return reshape(t, {1});
   int s = normalize_dim(start_dim, t.dim(), "flatten"), e = normalize_dim(end_dim, t.dim(), "flatten");
   if (s > e) fail("flatten", "start_dim comes after end_dim", {describe("x", t)});
@@ -176,6 +177,7 @@ Tensor narrow(const Tensor& t, int64_t dim, int64_t start, int64_t length) {
 }
 
 Tensor select(const Tensor& t, int64_t dim, int64_t index) {
+  detail::check_defined(t, "select", "t");
   int d = normalize_dim(dim, t.dim(), "select");
   if (index < -t.shape()[d] || index >= t.shape()[d])
     fail("select", fmt::format("index {} is out of range for dim {} of size {}", index, d,

@@ -1,5 +1,7 @@
 #include "core/parallel.h"
 
+#include "core/error.h"
+
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
@@ -21,12 +23,19 @@ class ThreadPool {
   explicit ThreadPool(int threads) { resize(threads); }
   ~ThreadPool() { stop_workers(); }
 
-  int size() const { return static_cast<int>(workers_.size()) + 1; }
+  int size() const { return size_.load(std::memory_order_relaxed); }
 
+  // Waits for the job in flight (run_mutex_), so workers are never replaced under it.
   void resize(int threads) {
+    std::lock_guard<std::mutex> run_lock(run_mutex_);
     stop_workers();
-    stopping_ = false;
-    for (int i = 1; i < std::max(threads, 1); ++i) workers_.emplace_back([this] { work_loop(); });
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stopping_ = false;
+    }
+    threads = std::max(threads, 1);
+    for (int i = 1; i < threads; ++i) workers_.emplace_back([this] { work_loop(); });
+    size_.store(threads, std::memory_order_relaxed);
   }
 
   void run(int64_t begin, int64_t end, int64_t chunks,
@@ -100,6 +109,7 @@ class ThreadPool {
   }
 
   std::vector<std::thread> workers_;
+  std::atomic<int> size_{1};
   std::mutex run_mutex_, mutex_;
   std::condition_variable wake_, done_;
   const std::function<void(int64_t, int64_t)>* fn_ = nullptr;
@@ -127,7 +137,11 @@ ThreadPool& pool() {
 }  // namespace
 
 int num_threads() { return pool().size(); }
-void set_num_threads(int n) { pool().resize(n); }
+void set_num_threads(int n) {
+  if (t_inside_parallel_region)
+    fail("set_num_threads", "cannot be called from inside a parallel_for task");
+  pool().resize(n);
+}
 
 void parallel_for(int64_t begin, int64_t end, int64_t grain,
                   const std::function<void(int64_t, int64_t)>& fn) {

@@ -5,6 +5,7 @@
 // A Generator hands out disjoint counter ranges: each draw advances its offset.
 #pragma once
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <cmath>
 
@@ -54,22 +55,30 @@ struct Philox {
 
 // A seed plus a running offset. Each random op takes a fresh key from it, so consecutive
 // draws never overlap and replaying the same seed replays the same sequence.
+//
+// next_key() is thread-safe: concurrent draws get distinct keys (in an unspecified order).
 class Generator {
  public:
   explicit Generator(uint64_t seed = 0x6d6d67726164ull) : seed_(seed) {}
-  void manual_seed(uint64_t seed) { seed_ = seed; draws_ = 0; }
+  Generator(const Generator& other) : seed_(other.seed_), draws_(other.draws()) {}
+  Generator& operator=(const Generator& other) {
+    seed_ = other.seed_;
+    draws_.store(other.draws());
+    return *this;
+  }
+  void manual_seed(uint64_t seed) { seed_ = seed; draws_.store(0); }
   uint64_t seed() const { return seed_; }
-  uint64_t draws() const { return draws_; }          // saved in checkpoints to resume exactly
-  void set_draws(uint64_t draws) { draws_ = draws; }
+  uint64_t draws() const { return draws_.load(); }  // saved in checkpoints to resume exactly
+  void set_draws(uint64_t draws) { draws_.store(draws); }
   // The key for the next random op: mixes seed and draw index so streams are independent.
   uint64_t next_key() {
-    auto r = Philox::block(seed_, draws_++ | (1ull << 63));
+    auto r = Philox::block(seed_, draws_.fetch_add(1) | (1ull << 63));
     return (static_cast<uint64_t>(r[0]) << 32) | r[1];
   }
 
  private:
   uint64_t seed_;
-  uint64_t draws_ = 0;
+  std::atomic<uint64_t> draws_{0};
 };
 
 // The process-wide generator used when an op is not given one.

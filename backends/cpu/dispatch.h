@@ -2,6 +2,9 @@
 #pragma once
 #include <fmt/format.h>
 
+#include <limits>
+#include <type_traits>
+
 #include "core/error.h"
 #include "core/parallel.h"
 #include "core/tensor.h"
@@ -58,6 +61,13 @@ inline To convert(From v) {
     return BFloat16(static_cast<float>(v));
   } else if constexpr (std::is_same_v<To, bool>) {
     return v != From(0);
+  } else if constexpr (std::is_integral_v<To> && std::is_floating_point_v<From>) {
+    // Truncates toward zero and saturates at the type's range; NaN becomes 0. (A plain cast
+    // of an out-of-range float is undefined behaviour.)
+    if (!(v == v)) return To(0);
+    if (v <= static_cast<From>(std::numeric_limits<To>::min())) return std::numeric_limits<To>::min();
+    if (v >= static_cast<From>(std::numeric_limits<To>::max())) return std::numeric_limits<To>::max();
+    return static_cast<To>(v);
   } else {
     return static_cast<To>(v);
   }

@@ -43,8 +43,11 @@ T apply_binary(BinaryOp op, T a, T b) {
     case BinaryOp::Sub: return a - b;
     case BinaryOp::Mul: return a * b;
     case BinaryOp::Div:
-      if constexpr (std::is_integral_v<T>)
+      if constexpr (std::is_integral_v<T>) {
         if (b == 0) fail("div", "integer division by zero");
+        // min / -1 overflows (a hardware trap on x86): wrap around, as two's complement does.
+        if (b == T(-1)) return static_cast<T>(-static_cast<std::make_unsigned_t<T>>(a));
+      }
       return a / b;
     // NaN propagates, as in PyTorch's maximum/minimum.
     case BinaryOp::Maximum:

@@ -18,7 +18,8 @@ MMGRAD_MULTIVERSION void softmax_rows(const T* x, T* y, int64_t lo, int64_t hi, 
     const T* xr = x + r * C;
     T* yr = y + r * C;
     T mx = max_lanes(xr, C);
-    // A row of all -inf (fully masked) gives zeros / -inf instead of NaN.
+    // A row of all -inf (fully masked) gives zeros from softmax (a masked attention row
+    // attends to nothing) instead of NaN; log_softmax gives NaN there, as in PyTorch.
     if (mx == -std::numeric_limits<T>::infinity()) mx = 0;
     for (int64_t j = 0; j < C; ++j) yr[j] = exp_fast(xr[j] - mx);
     const T sum = sum_lanes<T>(yr, C);

@@ -120,7 +120,9 @@ TEST(Engine, NonScalarRootNeedsAGradient) {
   Tensor y = mul(x, 2.0);
   EXPECT_MMGRAD_ERROR(y.backward(), "backward", "a gradient must be given for a non-scalar output",
                       "f64[3] cpu");
-  EXPECT_MMGRAD_ERROR(y.backward(ones({2}, DType::F64)), "backward", "shape differs", "[3]", "[2]");
+  EXPECT_MMGRAD_ERROR(y.backward(ones({2}, DType::F64)), "backward", "must match the output", "[3]", "[2]");
+  // The seed must also have the output's dtype.
+  EXPECT_MMGRAD_ERROR(y.backward(ones({3}, DType::F32)), "backward", "dtype", "f32[3]");
   // A one-element non-0-dim root counts as a scalar.
   Tensor one = leaf({4}, {1, 1});
   mul(one, 5.0).backward();

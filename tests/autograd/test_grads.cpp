@@ -388,3 +388,30 @@ TEST(Grads, LayerNormMatchesTheFormula) {
   for (int i = 0; i < 4; ++i) want.push_back(rstd * (wv[i] - mw - yv[i] * mwy));
   EXPECT_TRUE(near_all(dvec(x.grad()), want, 1e-10));
 }
+
+// Review fix: reducing over a size-1 dim (alone or with others) must not spread the gradient
+// over the whole tensor.
+TEST(Grads, AmaxAminOverSizeOneDims) {
+  Tensor x = leaf({3, 1, 2}, {3, 1});
+  sum(amax(x, {1})).backward();
+  EXPECT_EQ(dvec(x.grad()), (std::vector<double>{1, 1, 1}));
+  Tensor a = leaf({1, 5, 2, 2}, {2, 1, 2});
+  sum(amin(a, {1})).backward();
+  EXPECT_EQ(dvec(a.grad()), (std::vector<double>{1, 1, 1, 1}));
+  // A size-1 dim next to a real one: ties are counted over the real one only.
+  Tensor b = leaf({4, 4, 4, 2}, {1, 2, 2});
+  sum(amax(b, {0, 1})).backward();
+  EXPECT_EQ(dvec(b.grad()), (std::vector<double>{0.5, 1, 0.5, 0}));
+}
+
+// Review fix: matmul with an empty inner dim and a batched left operand.
+TEST(Grads, MatmulWithEmptyInnerDim) {
+  Tensor a = zeros({2, 3, 0}, DType::F64).set_requires_grad();
+  Tensor b = zeros({0, 4}, DType::F64).set_requires_grad();
+  Tensor y = matmul(a, b);
+  EXPECT_EQ(y.shape(), (Shape{2, 3, 4}));
+  EXPECT_EQ(item(sum(abs(y))), 0.0);
+  sum(y).backward();
+  EXPECT_EQ(a.grad().shape(), (Shape{2, 3, 0}));
+  EXPECT_EQ(b.grad().shape(), (Shape{0, 4}));
+}

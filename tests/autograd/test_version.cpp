@@ -134,3 +134,38 @@ TEST(Version, InPlaceOnALeafThatRequiresGradIsRefusedInGradMode) {
   EXPECT_TRUE(x.requires_grad());
   EXPECT_TRUE(x.is_leaf());
 }
+
+// Review fixes: in-place sources that overlap the destination in another layout, and
+// in-place sources that require grad.
+TEST(Version, InPlaceWithAnOverlappingSourceUsesItsOldValues) {
+  NoGradGuard no_grad;
+  Tensor x = from_data<double>({1, 2, 3, 4}, {2, 2});
+  add_(x, transpose(x, 0, 1));
+  EXPECT_EQ(dvec(x), (std::vector<double>{2, 5, 5, 8}));
+  Tensor y = from_data<double>({1, 2, 3, 4, 5, 6}, {2, 3});
+  add_(y, narrow(y, 0, 0, 1));
+  EXPECT_EQ(dvec(y), (std::vector<double>{2, 4, 6, 5, 7, 9}));
+  Tensor big = randn({256, 256}, DType::F64);
+  Tensor expected = contiguous(transpose(big, 0, 1));
+  copy_(big, transpose(big, 0, 1));
+  EXPECT_TRUE(allclose(big, expected, 0, 0));
+  // The same view as source is fine elementwise and is not copied.
+  Tensor z = from_data<double>({1, 2}, {2});
+  add_(z, z);
+  EXPECT_EQ(dvec(z), (std::vector<double>{2, 4}));
+}
+
+TEST(Version, InPlaceFromASourceThatRequiresGradIsRefused) {
+  Tensor w = leaf({1, 2, 3}, {3});
+  Tensor buf = zeros({3}, DType::F64);
+  EXPECT_MMGRAD_ERROR(copy_(buf, mul(w, 2.0)), "copy_", "source requires grad", "src: f64[3]");
+  EXPECT_MMGRAD_ERROR(add_(buf, w), "add_", "source requires grad");
+  // Detached, or under NoGradGuard, it is allowed.
+  copy_(buf, detach(w));
+  EXPECT_EQ(dvec(buf), (std::vector<double>{1, 2, 3}));
+  {
+    NoGradGuard no_grad;
+    add_(buf, w);
+  }
+  EXPECT_EQ(dvec(buf), (std::vector<double>{2, 4, 6}));
+}

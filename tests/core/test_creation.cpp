@@ -5,6 +5,7 @@
 #include <cmath>
 #include <limits>
 #include <map>
+#include <thread>
 
 #include "autograd/ops.h"
 #include "core/parallel.h"
@@ -341,4 +342,19 @@ TEST(Random, UniformNeverReachesOneInF32) {
   auto v = fvec(rand({300000}, DType::F32, Device::cpu(), &g));
   EXPECT_LT(v[216818], 1.0f);
   EXPECT_LT(*std::max_element(v.begin(), v.end()), 1.0f);
+}
+
+// Review fix: the default generator hands out distinct keys under concurrent use.
+TEST(Random, ConcurrentDrawsNeverShareAKey) {
+  Generator g(5);
+  std::vector<uint64_t> keys_a, keys_b;
+  std::thread a([&] { for (int i = 0; i < 2000; ++i) keys_a.push_back(g.next_key()); });
+  std::thread b([&] { for (int i = 0; i < 2000; ++i) keys_b.push_back(g.next_key()); });
+  a.join();
+  b.join();
+  EXPECT_EQ(g.draws(), 4000u);
+  std::vector<uint64_t> all = keys_a;
+  all.insert(all.end(), keys_b.begin(), keys_b.end());
+  std::sort(all.begin(), all.end());
+  EXPECT_EQ(std::unique(all.begin(), all.end()), all.end());
 }

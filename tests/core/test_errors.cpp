@@ -134,3 +134,21 @@ TEST(Errors, EmbeddingIdOutsideTheVocabularyNamesEmbedding) {
   EXPECT_MMGRAD_ERROR(mmgrad::embedding(w, ids), "embedding", "index 12", "size 10", "vocabulary",
                       "f32[10, 4]");
 }
+
+TEST(Errors, ArangeWithTooManyElements) {
+  EXPECT_MMGRAD_ERROR(arange(0, 1e30), "arange", "too many");
+  EXPECT_MMGRAD_ERROR(arange(0, 1e15), "arange", "too many");
+  EXPECT_MMGRAD_ERROR(arange(0, 2e14), "allocate", "out of memory");  // allowed count, no memory
+}
+
+TEST(Errors, UndefinedOperandsNameTheOp) {
+  Tensor w = zeros({2, 2});
+  EXPECT_MMGRAD_ERROR(mean(Tensor()), "mean", "undefined");
+  EXPECT_MMGRAD_ERROR(var(Tensor()), "var", "undefined");
+  EXPECT_MMGRAD_ERROR(linear(Tensor(), w), "linear", "undefined");
+  EXPECT_MMGRAD_ERROR(stack({Tensor()}, 0), "stack", "undefined");
+  EXPECT_MMGRAD_ERROR(select(Tensor(), 0, 0), "select", "undefined");
+  EXPECT_MMGRAD_ERROR(flatten(Tensor()), "flatten", "undefined");
+  EXPECT_MMGRAD_ERROR(chunk(Tensor(), 2, 0), "chunk", "undefined");
+  EXPECT_MMGRAD_ERROR(allclose(Tensor(), w), "allclose", "undefined");
+}

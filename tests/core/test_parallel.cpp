@@ -248,3 +248,24 @@ TEST(ParallelFor, UsesWorkerThreadsForLargeRanges) {
   for (auto& id : ids) distinct |= id != ids[0];
   EXPECT_TRUE(distinct) << "all chunks ran on one thread with num_threads() == 4";
 }
+
+// Review fix: resizing the pool while another thread runs parallel work is safe, and
+// resizing from inside a task is refused.
+TEST(ParallelFor, ResizeWhileAnotherThreadWorks) {
+  ThreadCountGuard restore;
+  std::atomic<bool> stop{false};
+  std::atomic<int64_t> total{0};
+  std::thread worker([&] {
+    while (!stop) {
+      std::atomic<int64_t> n{0};
+      parallel_for(0, 10000, 100, [&](int64_t lo, int64_t hi) { n += hi - lo; });
+      EXPECT_EQ(n.load(), 10000);
+      total += n;
+    }
+  });
+  for (int i = 0; i < 50; ++i) set_num_threads(1 + i % 3);
+  stop = true;
+  worker.join();
+  EXPECT_GT(total.load(), 0);
+  EXPECT_THROW(parallel_for(0, 100, 1, [&](int64_t, int64_t) { set_num_threads(2); }), mmgrad::Error);
+}

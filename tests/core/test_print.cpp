@@ -112,3 +112,8 @@ TEST(Print, RequiresGradMarker) {
 TEST(Print, UndefinedTensor) {
   EXPECT_EQ(fmt::format("{}", Tensor()), "tensor(undefined)");
 }
+
+TEST(Print, LargeIntegersAreExact) {
+  Tensor t = from_data<int64_t>({9007199254740993, -9223372036854775807}, {2});
+  EXPECT_EQ(t.str(), "tensor([    9007199254740993, -9223372036854775807], i64, cpu)");
+}

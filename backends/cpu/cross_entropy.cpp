@@ -9,6 +9,7 @@
 
 #include "backends/cpu/dispatch.h"
 #include "backends/cpu/kernels.h"
+#include "backends/cpu/vec_math.h"
 
 namespace mmgrad::cpu {
 namespace {
@@ -18,6 +19,54 @@ void check_target(int64_t t, int64_t C, int64_t row, int64_t ignore_index) {
                                       "is not ignore_index {})",
                                       t, row, C, ignore_index));
 }
+
+// Loss and log-sum-exp of rows [lo, hi). Each pass over a row vectorises.
+template <typename T>
+MMGRAD_MULTIVERSION void cross_entropy_rows(const T* x, const int64_t* tg, T* lp, T* lsep, int64_t lo,
+                                            int64_t hi, int64_t C, int64_t ignore_index,
+                                            double label_smoothing) {
+  for (int64_t r = lo; r < hi; ++r) {
+    const T* xr = x + r * C;
+    check_target(tg[r], C, r, ignore_index);
+    const T mx = max_lanes(xr, C);
+    T lane[8] = {};
+    int64_t j = 0;
+    for (; j + 8 <= C; j += 8)
+      for (int k = 0; k < 8; ++k) lane[k] += exp_fast(xr[j + k] - mx);
+    double s = 0;
+    for (int k = 0; k < 8; ++k) s += lane[k];
+    for (; j < C; ++j) s += exp_fast(xr[j] - mx);
+    const double l = mx + std::log(s);
+    lsep[r] = static_cast<T>(l);
+    if (tg[r] == ignore_index) {
+      lp[r] = 0;
+      continue;
+    }
+    const double eps = label_smoothing;
+    const double mean_x = eps > 0 ? sum_lanes<double>(xr, C) / C : 0.0;
+    lp[r] = static_cast<T>(l - (1 - eps) * xr[tg[r]] - eps * mean_x);
+  }
+}
+
+template <typename T>
+MMGRAD_MULTIVERSION void cross_entropy_backward_rows(const T* x, const T* g, const T* lsep, const int64_t* tg,
+                                                     T* gx, int64_t lo, int64_t hi, int64_t C,
+                                                     int64_t ignore_index, T eps) {
+  for (int64_t r = lo; r < hi; ++r) {
+    T* gr = gx + r * C;
+    if (tg[r] == ignore_index) {
+      std::fill(gr, gr + C, T(0));
+      continue;
+    }
+    const T* xr = x + r * C;
+    const T gv = g[r], l = lsep[r], smooth = eps / static_cast<T>(C);
+    for (int64_t j = 0; j < C; ++j) gr[j] = gv * (exp_fast(xr[j] - l) - smooth);
+    gr[tg[r]] -= gv * (1 - eps);
+  }
+}
+
+int64_t rows_per_task(int64_t C) { return std::max<int64_t>(1, 4096 / std::max<int64_t>(C, 1)); }
+
 }  // namespace
 
 void cross_entropy(const Tensor& loss, const Tensor& lse, const Tensor& logits, const Tensor& target,
@@ -29,27 +78,8 @@ void cross_entropy(const Tensor& loss, const Tensor& lse, const Tensor& logits, 
     const int64_t* tg = target.data_ptr<int64_t>();
     T* lp = loss.data_ptr<T>();
     T* lsep = lse.data_ptr<T>();
-    parallel_for(0, N, std::max<int64_t>(1, 4096 / std::max<int64_t>(C, 1)), [&](int64_t lo, int64_t hi) {
-      for (int64_t r = lo; r < hi; ++r) {
-        const T* xr = x + r * C;
-        check_target(tg[r], C, r, ignore_index);
-        T mx = -std::numeric_limits<T>::infinity();
-        double sum_x = 0;
-        for (int64_t j = 0; j < C; ++j) {
-          mx = std::max(mx, xr[j]);
-          sum_x += xr[j];
-        }
-        double s = 0;
-        for (int64_t j = 0; j < C; ++j) s += std::exp(static_cast<double>(xr[j] - mx));
-        double l = mx + std::log(s);
-        lsep[r] = static_cast<T>(l);
-        if (tg[r] == ignore_index) {
-          lp[r] = 0;
-          continue;
-        }
-        double eps = label_smoothing;
-        lp[r] = static_cast<T>(l - (1 - eps) * xr[tg[r]] - eps * sum_x / C);
-      }
+    parallel_for(0, N, rows_per_task(C), [&](int64_t lo, int64_t hi) {
+      cross_entropy_rows(x, tg, lp, lsep, lo, hi, C, ignore_index, label_smoothing);
     });
   });
 }
@@ -66,17 +96,8 @@ void cross_entropy_backward(const Tensor& grad_logits, const Tensor& grad_loss, 
     const int64_t* tg = target.data_ptr<int64_t>();
     T* gx = grad_logits.data_ptr<T>();
     const T eps = static_cast<T>(label_smoothing);
-    parallel_for(0, N, std::max<int64_t>(1, 4096 / std::max<int64_t>(C, 1)), [&](int64_t lo, int64_t hi) {
-      for (int64_t r = lo; r < hi; ++r) {
-        T* gr = gx + r * C;
-        if (tg[r] == ignore_index) {
-          std::fill(gr, gr + C, T(0));
-          continue;
-        }
-        const T* xr = x + r * C;
-        for (int64_t j = 0; j < C; ++j) gr[j] = g[r] * (std::exp(xr[j] - lsep[r]) - eps / C);
-        gr[tg[r]] -= g[r] * (1 - eps);
-      }
+    parallel_for(0, N, rows_per_task(C), [&](int64_t lo, int64_t hi) {
+      cross_entropy_backward_rows(x, g, lsep, tg, gx, lo, hi, C, ignore_index, eps);
     });
   });
 }

@@ -58,8 +58,7 @@ inline float exp_f32(float x) {
 // exp(-z^2) is taken as exp(-zh^2) exp((zh - z)(zh + z)) with zh = z cut to 12 significant
 // bits, so zh^2 is exact and z^2's rounding error (up to 5e-6 relative at z = 9) never
 // reaches the result. The coefficients were fitted for mmgrad with numpy (float64).
-inline float erfc_nonneg_f32(float z) {
-  const float w = z * z;
+inline float erf_over_x_f32(float w) {  // erf(x) / x as a polynomial in w = x^2, |x| <= 1
   float p = -9.6417129524656309e-06f;
   p = p * w + 1.1257022178498555e-04f;
   p = p * w - 8.4828400616633604e-04f;
@@ -68,7 +67,11 @@ inline float erfc_nonneg_f32(float z) {
   p = p * w + 1.1283781981663979e-01f;
   p = p * w - 3.7612638435358364e-01f;
   p = p * w + 1.1283791670582157e+00f;
-  const float small = 1.0f - z * p;
+  return p;
+}
+
+inline float erfc_nonneg_f32(float z) {
+  const float small = 1.0f - z * erf_over_x_f32(z * z);
 
   const float t = 1.0f / (1.0f + z);
   float q = 2.8369923371890895e+00f;
@@ -96,17 +99,8 @@ inline float erfc_nonneg_f32(float z) {
 // erf(x): x P(x^2) near 0 (relative accuracy for tiny x), 1 - erfc(|x|) with x's sign beyond.
 inline float erf_f32(float x) {
   const float z = std::abs(x);
-  const float w = x * x;
-  float p = -9.6417129524656309e-06f;
-  p = p * w + 1.1257022178498555e-04f;
-  p = p * w - 8.4828400616633604e-04f;
-  p = p * w + 5.2209462962773401e-03f;
-  p = p * w - 2.6865400398508987e-02f;
-  p = p * w + 1.1283781981663979e-01f;
-  p = p * w - 3.7612638435358364e-01f;
-  p = p * w + 1.1283791670582157e+00f;
   const float tail = 1.0f - erfc_nonneg_f32(z);
-  const float y = z < 1.0f ? x * p : (x < 0.0f ? -tail : tail);
+  const float y = z < 1.0f ? x * erf_over_x_f32(x * x) : (x < 0.0f ? -tail : tail);
   return x != x ? x : y;
 }
 

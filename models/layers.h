@@ -1,0 +1,84 @@
+// Transformer building blocks with the parameter names of ../shared/spec/MODELS.md (Hugging
+// Face CLIP layout). Initial values are simple defaults (normal(0, 0.02) weights, zero
+// biases, LayerNorm ones/zeros); the models apply CLIP's own initialisation on top.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/rng.h"
+#include "models/module.h"
+
+namespace mmgrad::nn {
+
+// y = x W^T + b, weight [out, in].
+class Linear : public Module {
+ public:
+  Linear(int64_t in, int64_t out, bool bias, Generator& gen);
+  Tensor forward(const Tensor& x) const;
+  Tensor weight, bias;
+};
+
+class LayerNorm : public Module {
+ public:
+  explicit LayerNorm(int64_t width, double eps = 1e-5);
+  Tensor forward(const Tensor& x) const;
+  Tensor weight, bias;
+  double eps;
+};
+
+// weight [num, width]; forward maps integer ids of any shape to [..., width].
+class Embedding : public Module {
+ public:
+  Embedding(int64_t num, int64_t width, Generator& gen);
+  Tensor forward(const Tensor& ids) const;
+  Tensor weight;
+};
+
+enum class Activation { Gelu, QuickGelu };
+Activation parse_activation(const std::string& name);  // "gelu" | "quick_gelu"
+Tensor activate(Activation act, const Tensor& x);
+
+// fc1 (w -> hidden) -> activation -> fc2 (hidden -> w).
+class Mlp : public Module {
+ public:
+  Mlp(int64_t width, int64_t hidden, Activation act, Generator& gen);
+  Tensor forward(const Tensor& x) const;
+  Linear fc1, fc2;
+  Activation act;
+};
+
+// Multi-head attention with separate q/k/v/out projections (all with bias), scores scaled by
+// 1/sqrt(head_dim). Self-attention when `memory` is undefined, cross-attention onto it
+// otherwise. x [B, T, W], memory [B, S, Wm] (Wm = W).
+class Attention : public Module {
+ public:
+  Attention(int64_t width, int64_t heads, Generator& gen);
+  // mask, if given, broadcasts to [B, heads, T, S] (see scaled_dot_product_attention).
+  Tensor forward(const Tensor& x, const Tensor& memory = Tensor(), bool causal = false,
+                 const Tensor& mask = Tensor()) const;
+  Linear q_proj, k_proj, v_proj, out_proj;
+  int64_t heads;
+};
+
+// Pre-LayerNorm transformer layer: x += self_attn(layer_norm1(x)); x += mlp(layer_norm2(x)).
+class EncoderLayer : public Module {
+ public:
+  EncoderLayer(int64_t width, int64_t heads, Activation act, Generator& gen);
+  Tensor forward(const Tensor& x, bool causal = false, const Tensor& mask = Tensor()) const;
+  LayerNorm layer_norm1;
+  Attention self_attn;
+  LayerNorm layer_norm2;
+  Mlp mlp;
+};
+
+// `layers.0`, `layers.1`, ...: a stack of encoder layers.
+class Encoder : public Module {
+ public:
+  Encoder(int64_t width, int64_t layers, int64_t heads, Activation act, Generator& gen);
+  Tensor forward(const Tensor& x, bool causal = false, const Tensor& mask = Tensor()) const;
+  std::vector<std::unique_ptr<EncoderLayer>> layers;
+};
+
+}  // namespace mmgrad::nn

@@ -92,17 +92,21 @@ Tensor EncoderLayer::forward(const Tensor& x, bool causal, const Tensor& mask) c
   return add(h, mlp.forward(layer_norm2.forward(h)));
 }
 
-Encoder::Encoder(int64_t width, int64_t n_layers, int64_t heads, Activation act, Generator& gen) {
-  for (int64_t i = 0; i < n_layers; ++i) {
-    layers.push_back(std::make_unique<EncoderLayer>(width, heads, act, gen));
-    register_module("layers." + std::to_string(i), *layers.back());
-  }
+CrossAttentionLayer::CrossAttentionLayer(int64_t width, int64_t heads, Activation act, Generator& gen)
+    : layer_norm1(width), self_attn(width, heads, gen), layer_norm_cross(width), cross_attn(width, heads, gen),
+      layer_norm2(width), mlp(width, 4 * width, act, gen) {
+  register_module("layer_norm1", layer_norm1);
+  register_module("self_attn", self_attn);
+  register_module("layer_norm_cross", layer_norm_cross);
+  register_module("cross_attn", cross_attn);
+  register_module("layer_norm2", layer_norm2);
+  register_module("mlp", mlp);
 }
 
-Tensor Encoder::forward(const Tensor& x, bool causal, const Tensor& mask) const {
-  Tensor h = x;
-  for (const auto& layer : layers) h = layer->forward(h, causal, mask);
-  return h;
+Tensor CrossAttentionLayer::forward(const Tensor& x, const Tensor& memory, bool causal) const {
+  Tensor h = add(x, self_attn.forward(layer_norm1.forward(x), Tensor(), causal));
+  h = add(h, cross_attn.forward(layer_norm_cross.forward(h), memory));
+  return add(h, mlp.forward(layer_norm2.forward(h)));
 }
 
 }  // namespace mmgrad::nn

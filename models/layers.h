@@ -73,12 +73,42 @@ class EncoderLayer : public Module {
   Mlp mlp;
 };
 
-// `layers.0`, `layers.1`, ...: a stack of encoder layers.
-class Encoder : public Module {
+// Pre-LayerNorm layer with cross-attention between self-attention and MLP (the fusion and
+// caption layers of MODELS.md): x += self_attn(ln1(x)); x += cross_attn(ln_cross(x), memory);
+// x += mlp(ln2(x)).
+class CrossAttentionLayer : public Module {
  public:
-  Encoder(int64_t width, int64_t layers, int64_t heads, Activation act, Generator& gen);
-  Tensor forward(const Tensor& x, bool causal = false, const Tensor& mask = Tensor()) const;
-  std::vector<std::unique_ptr<EncoderLayer>> layers;
+  CrossAttentionLayer(int64_t width, int64_t heads, Activation act, Generator& gen);
+  Tensor forward(const Tensor& x, const Tensor& memory, bool causal = false) const;
+  LayerNorm layer_norm1;
+  Attention self_attn;
+  LayerNorm layer_norm_cross;
+  Attention cross_attn;
+  LayerNorm layer_norm2;
+  Mlp mlp;
 };
+
+// `layers.0`, `layers.1`, ...: n layers built with the same arguments, applied in order.
+template <typename Layer>
+class LayerStack : public Module {
+ public:
+  template <typename... Args>
+  LayerStack(int64_t n, Args&&... args) {
+    for (int64_t i = 0; i < n; ++i) {
+      layers.push_back(std::make_unique<Layer>(args...));
+      register_module("layers." + std::to_string(i), *layers.back());
+    }
+  }
+  template <typename... Args>
+  Tensor forward(const Tensor& x, const Args&... args) const {
+    Tensor h = x;
+    for (const auto& layer : layers) h = layer->forward(h, args...);
+    return h;
+  }
+  std::vector<std::unique_ptr<Layer>> layers;
+};
+
+using Encoder = LayerStack<EncoderLayer>;
+using CrossAttentionEncoder = LayerStack<CrossAttentionLayer>;
 
 }  // namespace mmgrad::nn

@@ -43,7 +43,7 @@ TEST(Layers, EncoderLayerHasTheHuggingFaceNames) {
 
 TEST(Layers, EncoderStackNamesLayersByIndexAndCountsLikeClipTiny) {
   Generator gen(2);
-  Encoder enc(128, 4, 4, Activation::Gelu, gen);
+  Encoder enc(4, 128, 4, Activation::Gelu, gen);
   EXPECT_NO_THROW(enc.parameter("layers.3.self_attn.q_proj.weight"));
   // One clip-tiny layer of width 128 has 198,272 parameters.
   EXPECT_EQ(enc.num_parameters(), 4 * 198272);
@@ -122,7 +122,7 @@ TEST(Layers, BadConfigurationsAreErrors) {
 
 TEST(Layers, TrainAndEvalReachEveryModule) {
   Generator gen(6);
-  Encoder enc(8, 2, 2, Activation::Gelu, gen);
+  Encoder enc(2, 8, 2, Activation::Gelu, gen);
   EXPECT_TRUE(enc.layers[1]->mlp.fc2.is_training());
   enc.eval();
   EXPECT_FALSE(enc.layers[1]->mlp.fc2.is_training());

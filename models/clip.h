@@ -1,0 +1,106 @@
+// The towers and heads of ../shared/spec/MODELS.md, with its parameter names, and the model
+// that combines them per config.
+#pragma once
+#include <memory>
+
+#include "models/config.h"
+#include "models/layers.h"
+
+namespace mmgrad::nn {
+
+// ViT. Order: patchify, prepend the class token, add positions, pre_layrnorm, layers;
+// pooled = post_layernorm(class token).
+class VisionTransformer : public Module {
+ public:
+  VisionTransformer(const ModelConfig& c, Generator& gen);
+  struct Output {
+    Tensor last_hidden_state;  // [B, N+1, W], before post_layernorm (the fusion memory)
+    Tensor pooled;             // [B, W]
+  };
+  Output forward(const Tensor& images) const;  // images [B, 3, S, S]
+
+  struct PatchEmbedding : Module {
+    Tensor weight;  // [W, 3, P, P], no bias
+    void register_weight() { register_parameter("weight", weight); }
+  };
+  struct Embeddings : Module {
+    Embeddings(const ModelConfig& c, Generator& gen);
+    Tensor class_embedding;  // [W]
+    PatchEmbedding patch_embedding;
+    Embedding position_embedding;  // [N+1, W]
+  };
+  Embeddings embeddings;
+  LayerNorm pre_layrnorm;  // (sic) the Hugging Face spelling
+  Encoder encoder;
+  LayerNorm post_layernorm;
+  int64_t patch_size;
+};
+
+// Causal text transformer; pooled = final-normed state at the first end-of-text token.
+class TextTransformer : public Module {
+ public:
+  TextTransformer(const ModelConfig& c, Generator& gen);
+  struct Output {
+    Tensor last_hidden_state;  // [B, T, W], after final_layer_norm
+    Tensor pooled;             // [B, W]
+  };
+  Output forward(const Tensor& ids) const;  // ids integer [B, T], T <= context length
+
+  struct Embeddings : Module {
+    Embeddings(const ModelConfig& c, Generator& gen);
+    Embedding token_embedding;     // [V, W]
+    Embedding position_embedding;  // [C, W]
+  };
+  Embeddings embeddings;
+  Encoder encoder;
+  LayerNorm final_layer_norm;
+  int64_t eot_token_id;
+};
+
+// Text states attend to image states (projected to the text width); ITM logits from the
+// fused state at text position 0.
+class FusionTransformer : public Module {
+ public:
+  FusionTransformer(const ModelConfig& c, Generator& gen);
+  // text [B, T, Wt] (after final_layer_norm), image [B, N+1, Wv] -> fused [B, T, Wt]
+  Tensor forward(const Tensor& text, const Tensor& image) const;
+  Tensor itm_logits(const Tensor& fused) const;  // [B, 2]
+  Linear image_proj;
+  CrossAttentionEncoder encoder;
+  Linear itm_head;
+};
+
+// Generative head (CoCa's split): causal self-attention over the text tower's states plus
+// cross-attention onto the image; position t predicts token t+1.
+class CaptionDecoder : public Module {
+ public:
+  CaptionDecoder(const ModelConfig& c, Generator& gen, const Tensor* tied_embedding);
+  Tensor forward(const Tensor& text, const Tensor& image) const;  // -> logits [B, T, V]
+  Linear image_proj;
+  CrossAttentionEncoder encoder;
+  LayerNorm final_layer_norm;
+  struct LmHead : Module {
+    Tensor weight;  // [V, Wt]; not registered when tied to the token embedding
+    void register_weight() { register_parameter("weight", weight); }
+  } lm_head;
+  const Tensor* tied_weight = nullptr;  // the token embedding's slot, when tied
+};
+
+class ClipModel : public Module {
+ public:
+  ClipModel(const ModelConfig& c, Generator& gen);
+  // L2-normalised embeddings [B, E].
+  Tensor encode_image(const Tensor& images) const;
+  Tensor encode_text(const Tensor& ids) const;
+
+  ModelConfig config;
+  VisionTransformer vision_model;
+  Linear visual_projection;
+  TextTransformer text_model;
+  Linear text_projection;
+  Tensor logit_scale;  // scalar, ln(1/0.07) at init; clamp to ln(100) after each step
+  std::unique_ptr<FusionTransformer> fusion_model;
+  std::unique_ptr<CaptionDecoder> caption_model;
+};
+
+}  // namespace mmgrad::nn

@@ -1,0 +1,67 @@
+#include "models/losses.h"
+
+#include "autograd/ops.h"
+
+namespace mmgrad::nn {
+namespace {
+
+constexpr int64_t kIgnore = -100;
+
+void check_pair(const Tensor& image, const Tensor& text, const char* op) {
+  if (image.dim() != 2 || text.dim() != 2 || image.shape() != text.shape())
+    fail(op, "expects image and text embeddings of one shape [B, E]",
+         {describe("image", image), describe("text", text)});
+}
+
+// log(1 + e^y), stable for large |y|: max(y, 0) + log(1 + e^-|y|).
+Tensor softplus(const Tensor& y) { return add(relu(y), log(add(exp(neg(abs(y))), 1.0))); }
+
+}  // namespace
+
+Tensor clip_loss(const Tensor& image, const Tensor& text, const Tensor& logit_scale) {
+  check_pair(image, text, "clip_loss");
+  const int64_t B = image.shape()[0];
+  Tensor logits = mul(matmul(image, transpose(text, 0, 1)), exp(logit_scale));
+  Tensor labels = arange(0, static_cast<double>(B), 1, DType::I64, image.device());
+  return mul(add(cross_entropy(logits, labels), cross_entropy(transpose(logits, 0, 1), labels)), 0.5);
+}
+
+Tensor siglip_loss(const Tensor& image, const Tensor& text, const Tensor& t_prime, const Tensor& bias) {
+  check_pair(image, text, "siglip_loss");
+  const int64_t B = image.shape()[0];
+  Tensor logits = add(mul(matmul(image, transpose(text, 0, 1)), exp(t_prime)), bias);
+  // z = 2 I - 1; -log sigmoid(z l) = softplus(-z l).
+  Tensor rows = unsqueeze(arange(0, static_cast<double>(B), 1, DType::I64, image.device()), 1);
+  Tensor cols = unsqueeze(arange(0, static_cast<double>(B), 1, DType::I64, image.device()), 0);
+  Tensor z = sub(mul(eq(rows, cols).to(logits.dtype()), 2.0), 1.0);
+  return div(sum(softplus(neg(mul(z, logits)))), static_cast<double>(B));
+}
+
+Tensor caption_targets(const Tensor& ids, int64_t eot_token_id) {
+  if (ids.dim() != 2 || ids.shape()[1] < 2)
+    fail("caption_loss", "expects token ids [B, T] with T >= 2", {describe("ids", ids)});
+  const int64_t B = ids.shape()[0], T = ids.shape()[1];
+  std::vector<int64_t> v = to_vector<int64_t>(ids);
+  std::vector<int64_t> targets(B * (T - 1), kIgnore);
+  for (int64_t b = 0; b < B; ++b) {
+    // Position t predicts ids[t + 1]; stop after the position that predicts the first EOT.
+    for (int64_t t = 0; t + 1 < T; ++t) {
+      targets[b * (T - 1) + t] = v[b * T + t + 1];
+      if (v[b * T + t + 1] == eot_token_id) break;
+    }
+  }
+  return from_data(targets, {B, T - 1}, ids.device());
+}
+
+Tensor caption_loss(const Tensor& logits, const Tensor& ids, int64_t eot_token_id) {
+  if (logits.dim() != 3 || ids.dim() != 2 || logits.shape()[0] != ids.shape()[0] ||
+      logits.shape()[1] != ids.shape()[1])
+    fail("caption_loss", "expects logits [B, T, V] and ids [B, T]",
+         {describe("logits", logits), describe("ids", ids)});
+  const int64_t B = logits.shape()[0], T = logits.shape()[1], V = logits.shape()[2];
+  Tensor targets = caption_targets(ids, eot_token_id);
+  Tensor predicting = reshape(narrow(logits, 1, 0, T - 1), {B * (T - 1), V});
+  return cross_entropy(predicting, reshape(targets, {-1}), kIgnore);
+}
+
+}  // namespace mmgrad::nn

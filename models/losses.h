@@ -1,0 +1,26 @@
+// The training objectives of ../shared/spec/MODELS.md, written with differentiable ops.
+#pragma once
+#include <cstdint>
+
+#include "core/tensor.h"
+
+namespace mmgrad::nn {
+
+// CLIP InfoNCE. image, text [B, E] L2-normalised; logit_scale a scalar (the log of the
+// temperature's inverse): logits = exp(logit_scale) I T^T, loss = (CE(logits, diag) +
+// CE(logits^T, diag)) / 2.
+Tensor clip_loss(const Tensor& image, const Tensor& text, const Tensor& logit_scale);
+
+// SigLIP: -(1/B) sum_ij log sigmoid(z_ij (exp(t') x_i . y_j + b)), z = +1 on the diagonal and
+// -1 off it. t_prime and bias are scalars (init ln 10 and -10).
+Tensor siglip_loss(const Tensor& image, const Tensor& text, const Tensor& t_prime, const Tensor& bias);
+
+// Next-token cross-entropy of a caption: logits [B, T, V] from positions 0..T-1, ids [B, T].
+// Position t predicts ids[t+1]; the loss covers the positions up to and including the one
+// that predicts the first end-of-text token; later positions (padding) are ignored.
+Tensor caption_loss(const Tensor& logits, const Tensor& ids, int64_t eot_token_id);
+
+// The caption targets [B, T-1] that caption_loss uses (-100 where ignored).
+Tensor caption_targets(const Tensor& ids, int64_t eot_token_id);
+
+}  // namespace mmgrad::nn

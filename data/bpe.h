@@ -1,0 +1,54 @@
+// A byte-level BPE tokenizer: trained on a corpus, encodes any UTF-8 (or arbitrary bytes)
+// losslessly, and is saved as a small text file.
+//
+// Ids 0-255 are the bytes; merges follow in the order they were learned; the special tokens
+// (start of text, end of text, padding) come last. Text is pre-split into chunks (a run of
+// letters, of digits, or one other character, each with the space before it attached, as
+// GPT-2 does), and merges never cross chunks.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "core/tensor.h"
+
+namespace mmgrad::data {
+
+class BpeTokenizer {
+ public:
+  BpeTokenizer();  // bytes only, no merges
+
+  // Learns merges from `corpus` until the vocabulary (bytes + merges + 3 special tokens)
+  // reaches vocab_size. Deterministic: ties go to the pair with the smallest ids.
+  static BpeTokenizer train(const std::vector<std::string>& corpus, int64_t vocab_size);
+
+  std::vector<int64_t> encode(const std::string& text) const;  // no special tokens
+  std::string decode(const std::vector<int64_t>& ids) const;   // special tokens are skipped
+  // [texts, context] i64: start, tokens, end, then padding. Too-long texts are truncated
+  // and still end with the end-of-text token.
+  Tensor encode_batch(const std::vector<std::string>& texts, int64_t context_length) const;
+
+  int64_t vocab_size() const { return 256 + static_cast<int64_t>(merges_.size()) + 3; }
+  int64_t start_token() const { return 256 + static_cast<int64_t>(merges_.size()); }
+  int64_t end_token() const { return start_token() + 1; }
+  int64_t pad_token() const { return start_token() + 2; }
+  const std::vector<std::pair<int64_t, int64_t>>& merges() const { return merges_; }
+
+  void save(const std::string& path) const;  // temp file + rename
+  static BpeTokenizer load(const std::string& path);
+
+  // The pre-tokenizer's chunks (exposed for tests).
+  static std::vector<std::string> split_chunks(const std::string& text);
+
+ private:
+  void add_merge(int64_t a, int64_t b);
+  std::vector<int64_t> encode_chunk(const std::string& chunk) const;
+
+  std::vector<std::pair<int64_t, int64_t>> merges_;
+  std::vector<std::string> token_bytes_;                 // id -> bytes (bytes and merges)
+  std::unordered_map<uint64_t, int64_t> merge_rank_;     // (a, b) -> rank
+};
+
+}  // namespace mmgrad::data

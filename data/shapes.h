@@ -1,0 +1,59 @@
+// The built-in dataset: procedurally drawn RGB images of coloured shapes with English
+// captions, no download needed.
+//
+// A sample has one or two objects (shape, colour, size, position). Captions come from several
+// templates and synonyms ("a small red circle on the left", "a blue box above a green ball",
+// ...). Everything about sample i of a split is a pure function of (seed, split, i), so any
+// order, thread count or resume gives the same data. Some (colour, shape) combinations are held
+// out: they never appear in the training split and make up the held-out split, which tests
+// compositional generalisation.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/tensor.h"
+
+namespace mmgrad::data {
+
+enum class ShapeKind : int { Circle, Square, Triangle, Diamond };
+constexpr int kNumShapes = 4;
+constexpr int kNumColours = 6;  // red, green, blue, yellow, purple, orange
+
+enum class Split { Train, HeldOut };
+
+struct ShapeObject {
+  ShapeKind shape;
+  int colour;        // index into colour_names()
+  bool large;
+  float cx, cy, r;   // centre and radius in pixels
+};
+
+struct ShapesSample {
+  Tensor image;                      // f32 [3, S, S], values in [0, 1]
+  std::string caption;
+  std::vector<ShapeObject> objects;  // 1 or 2
+  // With two objects: where the first is relative to the second.
+  enum class Relation { None, LeftOf, RightOf, Above, Below } relation = Relation::None;
+};
+
+const std::vector<std::string>& shape_names();   // canonical names: circle, square, ...
+const std::vector<std::string>& colour_names();  // red, green, ...
+// The (colour, shape) pairs kept out of training.
+bool is_held_out(int colour, ShapeKind shape);
+
+class ShapesDataset {
+ public:
+  ShapesDataset(Split split, int64_t size, uint64_t seed = 0, int64_t image_size = 32);
+  int64_t size() const { return size_; }
+  int64_t image_size() const { return image_size_; }
+  Split split() const { return split_; }
+  ShapesSample get(int64_t index) const;
+
+ private:
+  Split split_;
+  int64_t size_, image_size_;
+  uint64_t seed_;
+};
+
+}  // namespace mmgrad::data

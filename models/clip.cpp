@@ -4,6 +4,7 @@
 
 #include "autograd/grad_mode.h"
 #include "autograd/ops.h"
+#include "models/init.h"
 
 namespace mmgrad::nn {
 namespace {
@@ -134,6 +135,7 @@ ClipModel::ClipModel(const ModelConfig& c, Generator& gen)
     caption_model = std::make_unique<CaptionDecoder>(c, gen, tie);
     register_module("caption_model", *caption_model);
   }
+  clip_init(*this, gen);
 }
 
 Tensor ClipModel::encode_image(const Tensor& images) const {

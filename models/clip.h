@@ -86,6 +86,7 @@ class CaptionDecoder : public Module {
   const Tensor* tied_weight = nullptr;  // the token embedding's slot, when tied
 };
 
+// Built with CLIP's initialisation (models/init.h).
 class ClipModel : public Module {
  public:
   ClipModel(const ModelConfig& c, Generator& gen);

@@ -121,3 +121,26 @@ TEST(ClipModel, TiedLmHeadSharesTheTokenEmbedding) {
   Tensor h = randn({1, 4, 128}, DType::F64), img = randn({1, 65, 128}, DType::F64);
   EXPECT_EQ(tied.caption_model->forward(h, img).dtype(), DType::F64);
 }
+
+TEST(ClipModel, ClipInitialisationScales) {
+  Generator gen(6);
+  ClipModel m(preset("clip-tiny"), gen);
+  auto std_of = [&](const std::string& name) {
+    Tensor t = m.parameter(name).to(DType::F64);
+    return std::sqrt(item(var(t)));
+  };
+  const double W = 128, L = 4;
+  EXPECT_NEAR(std_of("vision_model.encoder.layers.0.self_attn.q_proj.weight"), std::pow(W, -0.5) * std::pow(2 * L, -0.5), 0.003);
+  EXPECT_NEAR(std_of("text_model.encoder.layers.3.self_attn.out_proj.weight"), std::pow(W, -0.5), 0.004);
+  EXPECT_NEAR(std_of("text_model.encoder.layers.1.mlp.fc1.weight"), std::pow(2 * W, -0.5), 0.003);
+  EXPECT_NEAR(std_of("vision_model.embeddings.class_embedding"), std::pow(W, -0.5), 0.03);
+  EXPECT_NEAR(std_of("text_model.embeddings.token_embedding.weight"), 0.02, 0.001);
+  EXPECT_NEAR(std_of("visual_projection.weight"), std::pow(W, -0.5), 0.004);
+  EXPECT_NEAR(std_of("fusion_model.encoder.layers.0.cross_attn.k_proj.weight"), std::pow(W, -0.5) * std::pow(4.0, -0.5), 0.004);
+  EXPECT_EQ(item(sum(abs(m.parameter("vision_model.encoder.layers.0.self_attn.q_proj.bias")))), 0.0);
+  EXPECT_EQ(item(sum(m.parameter("text_model.final_layer_norm.weight"))), 128.0);
+  // The same seed gives the same model.
+  Generator again(6);
+  ClipModel m2(preset("clip-tiny"), again);
+  EXPECT_TRUE(allclose(m2.parameter("text_projection.weight"), m.parameter("text_projection.weight"), 0, 0));
+}

@@ -1,6 +1,9 @@
 #include "models/losses.h"
 
+#include <cmath>
+
 #include "autograd/ops.h"
+#include "models/clip.h"
 
 namespace mmgrad::nn {
 namespace {
@@ -62,6 +65,64 @@ Tensor caption_loss(const Tensor& logits, const Tensor& ids, int64_t eot_token_i
   Tensor targets = caption_targets(ids, eot_token_id);
   Tensor predicting = reshape(narrow(logits, 1, 0, T - 1), {B * (T - 1), V});
   return cross_entropy(predicting, reshape(targets, {-1}), kIgnore);
+}
+
+std::vector<int64_t> cyclic_negatives(int64_t batch) {
+  if (batch < 2) fail("itm", "negatives need a batch of at least 2");
+  std::vector<int64_t> out(batch);
+  for (int64_t i = 0; i < batch; ++i) out[i] = (i + batch - 1) % batch;
+  return out;
+}
+
+std::vector<int64_t> hard_negatives(const Tensor& similarity, Generator& gen) {
+  if (similarity.dim() != 2 || similarity.shape()[0] != similarity.shape()[1])
+    fail("itm", "similarity must be square [B, B]", {describe("similarity", similarity)});
+  const int64_t B = similarity.shape()[0];
+  if (B < 2) fail("itm", "negatives need a batch of at least 2");
+  std::vector<double> sim = to_vector<double>(similarity);
+  const uint64_t key = gen.next_key();
+  std::vector<int64_t> out(B);
+  for (int64_t i = 0; i < B; ++i) {
+    // softmax over j != i, then the inverse CDF of one uniform draw.
+    double mx = -INFINITY;
+    for (int64_t j = 0; j < B; ++j)
+      if (j != i) mx = std::max(mx, sim[i * B + j]);
+    std::vector<double> w(B, 0.0);
+    double total = 0;
+    for (int64_t j = 0; j < B; ++j)
+      if (j != i) total += w[j] = std::exp(sim[i * B + j] - mx);
+    double u = Philox::uniform(key, static_cast<uint64_t>(i)) * total;
+    int64_t pick = i == 0 ? 1 : 0;
+    for (int64_t j = 0; j < B; ++j) {
+      if (j == i) continue;
+      pick = j;
+      if (u < w[j]) break;
+      u -= w[j];
+    }
+    out[i] = pick;
+  }
+  return out;
+}
+
+Tensor itm_loss(const FusionTransformer& fusion, const Tensor& text_hidden, const Tensor& image_hidden,
+                const std::vector<int64_t>& neg_image_for_text, const std::vector<int64_t>& neg_text_for_image) {
+  const int64_t B = text_hidden.shape()[0];
+  if (static_cast<int64_t>(neg_image_for_text.size()) != B ||
+      (!neg_text_for_image.empty() && static_cast<int64_t>(neg_text_for_image.size()) != B))
+    fail("itm", "one negative per sample is needed", {describe("text_hidden", text_hidden)});
+  auto index = [&](const std::vector<int64_t>& v) { return from_data(v, {B}, text_hidden.device()); };
+  // Texts and images of every pair, positives first.
+  std::vector<Tensor> texts = {text_hidden, text_hidden};
+  std::vector<Tensor> images = {image_hidden, index_select(image_hidden, 0, index(neg_image_for_text))};
+  if (!neg_text_for_image.empty()) {
+    texts.push_back(index_select(text_hidden, 0, index(neg_text_for_image)));
+    images.push_back(image_hidden);
+  }
+  const int64_t pairs = static_cast<int64_t>(texts.size());
+  Tensor logits = fusion.itm_logits(fusion.forward(concat(texts, 0), concat(images, 0)));
+  std::vector<int64_t> labels(pairs * B, 0);
+  std::fill(labels.begin(), labels.begin() + B, 1);
+  return cross_entropy(logits, from_data(labels, {pairs * B}, text_hidden.device()));
 }
 
 }  // namespace mmgrad::nn

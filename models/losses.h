@@ -2,6 +2,9 @@
 #pragma once
 #include <cstdint>
 
+#include <vector>
+
+#include "core/rng.h"
 #include "core/tensor.h"
 
 namespace mmgrad::nn {
@@ -22,5 +25,18 @@ Tensor caption_loss(const Tensor& logits, const Tensor& ids, int64_t eot_token_i
 
 // The caption targets [B, T-1] that caption_loss uses (-100 where ignored).
 Tensor caption_targets(const Tensor& ids, int64_t eot_token_id);
+
+// ITM negatives: for each i an index j != i. Cyclic (the benchmark's): j = i - 1 mod B.
+std::vector<int64_t> cyclic_negatives(int64_t batch);
+// Hard negatives (ALBEF): row i of `similarity` [B, B] gives the weights softmax(sim[i, j])
+// over j != i, from which j is drawn. Deterministic for a given generator state.
+std::vector<int64_t> hard_negatives(const Tensor& similarity, Generator& gen);
+
+class FusionTransformer;
+// 2-way cross-entropy over B positive pairs (text i, image i) labelled 1 and the negative
+// pairs (text i, image neg_image[i]) and, when given, (text neg_text[i], image i) labelled 0.
+// text_hidden [B, T, Wt] (after final_layer_norm), image_hidden [B, N+1, Wv].
+Tensor itm_loss(const FusionTransformer& fusion, const Tensor& text_hidden, const Tensor& image_hidden,
+                const std::vector<int64_t>& neg_image_for_text, const std::vector<int64_t>& neg_text_for_image = {});
 
 }  // namespace mmgrad::nn

@@ -7,6 +7,7 @@
 #include "autograd/gradcheck.h"
 #include "autograd/grad_mode.h"
 #include "autograd/ops.h"
+#include "models/clip.h"
 #include "models/losses.h"
 #include "tests/core/test_util.h"
 
@@ -109,4 +110,59 @@ TEST(Losses, CaptionLossAveragesOverPredictedTokensOnly) {
 TEST(Losses, BadShapesAreErrors) {
   EXPECT_MMGRAD_ERROR(clip_loss(zeros({4, 5}), zeros({3, 5}), zeros({})), "clip_loss", "[B, E]");
   EXPECT_MMGRAD_ERROR(caption_loss(zeros({2, 4, 5}), zeros({2, 3}, DType::I64), 3), "caption_loss", "[B, T, V]");
+}
+
+TEST(Itm, CyclicAndHardNegatives) {
+  EXPECT_EQ(cyclic_negatives(4), (std::vector<int64_t>{3, 0, 1, 2}));
+  EXPECT_MMGRAD_ERROR(cyclic_negatives(1), "itm", "at least 2");
+  // A similarity with one dominant off-diagonal entry per row: that entry is drawn.
+  const int64_t B = 6;
+  std::vector<double> sim(B * B, 0.0);
+  for (int64_t i = 0; i < B; ++i) {
+    sim[i * B + i] = 100;  // the positive: never drawn
+    sim[i * B + (i + 2) % B] = 50;
+  }
+  Generator gen(1);
+  EXPECT_EQ(hard_negatives(from_data(sim, {B, B}), gen), (std::vector<int64_t>{2, 3, 4, 5, 0, 1}));
+  // With equal similarities every other index is drawn, never the diagonal.
+  std::vector<int> hits(B * B, 0);
+  for (int r = 0; r < 300; ++r) {
+    std::vector<int64_t> neg = hard_negatives(zeros({B, B}), gen);
+    for (int64_t i = 0; i < B; ++i) ++hits[i * B + neg[i]];
+  }
+  for (int64_t i = 0; i < B; ++i)
+    for (int64_t j = 0; j < B; ++j) {
+      if (i == j) EXPECT_EQ(hits[i * B + j], 0);
+      else EXPECT_GT(hits[i * B + j], 20) << i << "," << j;  // about 60 expected
+    }
+  Generator a(9), b(9);
+  Tensor s = randn({B, B}, DType::F32, Device::cpu(), &gen);
+  EXPECT_EQ(hard_negatives(s, a), hard_negatives(s, b));
+}
+
+TEST(Itm, LossIsCrossEntropyOverPositiveAndNegativePairs) {
+  Generator gen(2);
+  ModelConfig c = preset("clip-tiny");
+  c.text_width = c.vision_width = 16;
+  c.text_heads = 2;
+  c.fusion_layers = 1;
+  FusionTransformer fusion(c, gen);
+  fusion.to(DType::F64);
+  Tensor text = randn({3, 4, 16}, DType::F64, Device::cpu(), &gen);
+  Tensor image = randn({3, 5, 16}, DType::F64, Device::cpu(), &gen);
+  std::vector<int64_t> neg_img = {2, 0, 1}, neg_txt = {1, 2, 0};
+  double got = item(itm_loss(fusion, text, image, neg_img, neg_txt));
+  // Each pair on its own, then the mean of -log p(label).
+  double total = 0;
+  auto pair_loss = [&](int64_t t, int64_t i, int label) {
+    Tensor logits = fusion.itm_logits(fusion.forward(narrow(text, 0, t, 1), narrow(image, 0, i, 1)));
+    return -to_vector<double>(log_softmax(logits, -1))[label];
+  };
+  for (int64_t k = 0; k < 3; ++k) total += pair_loss(k, k, 1) + pair_loss(k, neg_img[k], 0) + pair_loss(neg_txt[k], k, 0);
+  EXPECT_NEAR(got, total / 9, 1e-12);
+  // Only image negatives (the benchmark's cyclic form): 2B pairs.
+  double got2 = item(itm_loss(fusion, text, image, cyclic_negatives(3)));
+  double total2 = 0;
+  for (int64_t k = 0; k < 3; ++k) total2 += pair_loss(k, k, 1) + pair_loss(k, (k + 2) % 3, 0);
+  EXPECT_NEAR(got2, total2 / 6, 1e-12);
 }

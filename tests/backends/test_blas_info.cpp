@@ -10,6 +10,7 @@
 
 #include "core/blas_info.h"
 
+#ifdef MMGRAD_HAVE_OPENBLAS
 namespace {
 
 struct AppRun {
@@ -32,6 +33,7 @@ AppRun run_info(const std::string& env) {
 }
 
 }  // namespace
+#endif
 
 TEST(BlasInfo, ReportsTheLibraryAndCore) {
   mmgrad::BlasInfo info = mmgrad::blas_info();

@@ -120,12 +120,19 @@ Tensor CaptionDecoder::forward(const Tensor& text, const Tensor& image) const {
 ClipModel::ClipModel(const ModelConfig& c, Generator& gen)
     : config(c), vision_model(c, gen), visual_projection(c.vision_width, c.embed_dim, false, gen),
       text_model(c, gen), text_projection(c.text_width, c.embed_dim, false, gen) {
-  logit_scale = full({}, std::log(1 / 0.07));
+  if (c.contrastive != "clip" && c.contrastive != "siglip")
+    fail("ClipModel", "unknown contrastive objective '" + c.contrastive + "' (expected clip or siglip)");
+  const bool siglip = c.contrastive == "siglip";
+  logit_scale = full({}, siglip ? std::log(10.0) : std::log(1 / 0.07));
   register_module("vision_model", vision_model);
   register_module("visual_projection", visual_projection);
   register_module("text_model", text_model);
   register_module("text_projection", text_projection);
   register_parameter("logit_scale", logit_scale);
+  if (siglip) {
+    logit_bias = full({}, -10.0);
+    register_parameter("logit_bias", logit_bias);
+  }
   if (c.fusion_layers > 0) {
     fusion_model = std::make_unique<FusionTransformer>(c, gen);
     register_module("fusion_model", *fusion_model);

@@ -99,7 +99,9 @@ class ClipModel : public Module {
   Linear visual_projection;
   TextTransformer text_model;
   Linear text_projection;
-  Tensor logit_scale;  // scalar, ln(1/0.07) at init; clamp to ln(100) after each step
+  Tensor logit_scale;  // scalar: ln(1/0.07) at init for CLIP (clamp to ln(100) after each
+                       // step), ln(10) for SigLIP
+  Tensor logit_bias;   // SigLIP only: -10 at init
   std::unique_ptr<FusionTransformer> fusion_model;
   std::unique_ptr<CaptionDecoder> caption_model;
 };

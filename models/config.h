@@ -16,6 +16,7 @@ struct ModelConfig {
   int64_t caption_layers = 0;  // 0: no caption decoder
   bool tie_lm_head = false;    // caption lm_head shares the token embedding
   std::string activation = "gelu";
+  std::string contrastive = "clip";  // "clip" (InfoNCE) or "siglip" (adds logit_bias)
   int64_t eot_token_id = 1023;  // pooled text = hidden state at the first occurrence
   int64_t batch_size = 128;     // the benchmark batch
 

@@ -9,9 +9,9 @@
 #include <sstream>
 
 #include <fmt/format.h>
-#include <unistd.h>
 
 #include "autograd/ops.h"
+#include "core/atomic_file.h"
 
 namespace mmgrad::data {
 namespace {
@@ -160,22 +160,10 @@ Tensor BpeTokenizer::encode_batch(const std::vector<std::string>& texts, int64_t
 }
 
 void BpeTokenizer::save(const std::string& path) const {
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    if (!out) fail("bpe", "cannot write '" + tmp + "' (" + std::strerror(errno) + ")");
+  write_file_atomically(path, "bpe", [&](std::ostream& out) {
     out << kMagic << "\n" << merges_.size() << "\n";
     for (const auto& [a, b] : merges_) out << a << " " << b << "\n";
-    out.flush();
-    if (!out) {
-      std::remove(tmp.c_str());
-      fail("bpe", "writing '" + tmp + "' failed");
-    }
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    fail("bpe", "cannot rename '" + tmp + "' to '" + path + "'");
-  }
+  });
 }
 
 BpeTokenizer BpeTokenizer::load(const std::string& path) {

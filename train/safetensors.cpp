@@ -8,10 +8,10 @@
 #include <set>
 
 #include <fmt/format.h>
-#include <unistd.h>
 
 #include "autograd/grad_mode.h"
 #include "autograd/ops.h"
+#include "core/atomic_file.h"
 #include "core/half.h"
 #include "core/json.h"
 
@@ -203,36 +203,24 @@ void save_safetensors(const std::string& path, const NamedTensors& tensors,
       if (i) shape += ',';
       shape += std::to_string(host.shape()[i]);
     }
-    header += (header.size() > 1 ? "," : "") + json::quote(name) +
-              fmt::format(":{{\"dtype\":\"{}\",\"shape\":[{}],\"data_offsets\":[{},{}]}}", dtype, shape, offset,
-                          offset + blob.size());
+    if (header.size() > 1) header += ',';
+    header += json::quote(name);
+    header += fmt::format(":{{\"dtype\":\"{}\",\"shape\":[{}],\"data_offsets\":[{},{}]}}", dtype, shape,
+                          offset, offset + blob.size());
     offset += blob.size();
     blobs.push_back(std::move(blob));
   }
   header += "}";
   header.append((8 - header.size() % 8) % 8, ' ');  // keeps the data 8-byte aligned
 
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) fail("safetensors", "cannot write '" + tmp + "' (" + std::strerror(errno) + ")");
+  write_file_atomically(path, "safetensors", [&](std::ostream& out) {
     unsigned char len[8];
-    uint64_t n = header.size();
+    const uint64_t n = header.size();
     for (int i = 0; i < 8; ++i) len[i] = static_cast<unsigned char>(n >> (8 * i));
     out.write(reinterpret_cast<const char*>(len), 8);
     out.write(header.data(), static_cast<std::streamsize>(header.size()));
     for (const std::string& b : blobs) out.write(b.data(), static_cast<std::streamsize>(b.size()));
-    out.flush();
-    if (!out) {
-      std::remove(tmp.c_str());
-      fail("safetensors", "writing '" + tmp + "' failed (disk full?)");
-    }
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    int err = errno;
-    std::remove(tmp.c_str());
-    fail("safetensors", "cannot rename '" + tmp + "' to '" + path + "' (" + std::strerror(err) + ")");
-  }
+  });
 }
 
 }  // namespace mmgrad::train

@@ -1,9 +1,11 @@
 // Helpers shared by the core and autograd test suites.
 #pragma once
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <cstdint>
+#include <filesystem>
 #include <functional>
 #include <initializer_list>
 #include <string>
@@ -105,6 +107,13 @@ class ThreadCountGuard {
  private:
   int saved_;
 };
+
+// A path in this test process's own temporary folder (created on first use).
+inline std::string temp_path(const std::string& name) {
+  auto dir = std::filesystem::temp_directory_path() / ("mmgrad_test_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  return (dir / name).string();
+}
 
 // An f64 leaf that requires grad.
 inline mmgrad::Tensor leaf(std::vector<double> v, mmgrad::Shape s) {

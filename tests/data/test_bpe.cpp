@@ -12,11 +12,6 @@ using namespace mmgrad;
 using namespace mmgrad::data;
 
 namespace {
-std::string temp_path(const std::string& name) {
-  auto dir = std::filesystem::temp_directory_path() / ("mmgrad_bpe_" + std::to_string(::getpid()));
-  std::filesystem::create_directories(dir);
-  return (dir / name).string();
-}
 const std::vector<std::string> kCorpus = {
     "a red circle left of a blue square", "a small green triangle", "the blue square is above a red circle",
     "two circles, one red and one green", "a large red square right of a small blue circle"};
@@ -69,7 +64,7 @@ TEST(Bpe, BatchesAddSpecialTokensPadAndTruncate) {
 
 TEST(Bpe, SaveAndLoadGiveTheSameTokenizer) {
   BpeTokenizer tok = BpeTokenizer::train(kCorpus, 350);
-  std::string path = temp_path("tok.bpe");
+  std::string path = mmtest::temp_path("tok.bpe");
   tok.save(path);
   BpeTokenizer back = BpeTokenizer::load(path);
   EXPECT_EQ(back.merges(), tok.merges());
@@ -77,8 +72,8 @@ TEST(Bpe, SaveAndLoadGiveTheSameTokenizer) {
 }
 
 TEST(Bpe, BadFilesAndIdsAreErrors) {
-  std::string path = temp_path("bad.bpe");
-  EXPECT_MMGRAD_ERROR(BpeTokenizer::load(temp_path("none.bpe")), "bpe", "cannot open");
+  std::string path = mmtest::temp_path("bad.bpe");
+  EXPECT_MMGRAD_ERROR(BpeTokenizer::load(mmtest::temp_path("none.bpe")), "bpe", "cannot open");
   std::ofstream(path) << "hello\n";
   EXPECT_MMGRAD_ERROR(BpeTokenizer::load(path), "bpe", "not an mmgrad BPE file");
   std::ofstream(path) << "mmgrad-bpe 1\n3\n97 97\n";

@@ -13,11 +13,6 @@ using namespace mmgrad;
 using namespace mmgrad::train;
 
 namespace {
-std::string temp_path(const std::string& name) {
-  auto dir = std::filesystem::temp_directory_path() / ("mmgrad_ckpt_" + std::to_string(::getpid()));
-  std::filesystem::create_directories(dir);
-  return (dir / name).string();
-}
 
 // A small model and a deterministic training step whose data depends on the step number.
 struct TrainingRun {
@@ -44,7 +39,7 @@ TEST(Checkpoint, ResumingContinuesBitForBit) {
 
   TrainingRun first;
   for (int i = 0; i < 3; ++i) first.train_step();
-  std::string path = temp_path("run.safetensors");
+  std::string path = mmtest::temp_path("run.safetensors");
   save_checkpoint(path, first.model, first.opt, first.state());
 
   TrainingRun resumed;  // fresh weights, fresh optimizer, fresh data generator
@@ -65,7 +60,7 @@ TEST(Checkpoint, ResumingContinuesBitForBit) {
 
 TEST(Checkpoint, MismatchesAreListedAndNothingIsChanged) {
   TrainingRun run;
-  std::string path = temp_path("mlp.safetensors");
+  std::string path = mmtest::temp_path("mlp.safetensors");
   save_checkpoint(path, run.model, run.opt, run.state());
   Generator gen(1);
   nn::Mlp wider(8, 32, nn::Activation::Gelu, gen);

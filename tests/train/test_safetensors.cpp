@@ -16,11 +16,6 @@ using namespace mmgrad::train;
 namespace fs = std::filesystem;
 
 namespace {
-std::string temp_path(const std::string& name) {
-  fs::path dir = fs::temp_directory_path() / ("mmgrad_st_" + std::to_string(::getpid()));
-  fs::create_directories(dir);
-  return (dir / name).string();
-}
 
 std::string read_all(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -51,7 +46,7 @@ TEST(Safetensors, RoundTripsEveryDtypeAndMetadata) {
       {"scalar", scalar_tensor(3.5)},
       {"empty", zeros({0, 3})},
   };
-  std::string path = temp_path("all.safetensors");
+  std::string path = mmtest::temp_path("all.safetensors");
   save_safetensors(path, in, {{"step", "12"}, {"note", "quote\" and \\ backslash"}});
   SafetensorsFile out = load_safetensors(path);
   ASSERT_EQ(out.tensors.size(), in.size());
@@ -68,7 +63,7 @@ TEST(Safetensors, RoundTripsEveryDtypeAndMetadata) {
 }
 
 TEST(Safetensors, ByteLayoutFollowsTheFormat) {
-  std::string path = temp_path("layout.safetensors");
+  std::string path = mmtest::temp_path("layout.safetensors");
   save_safetensors(path, {{"a", from_data<float>({1, 2}, {2})}, {"b", from_data<int64_t>({7}, {1})}});
   std::string bytes = read_all(path);
   uint64_t n = 0;
@@ -85,7 +80,7 @@ TEST(Safetensors, ByteLayoutFollowsTheFormat) {
 
 TEST(Safetensors, F16AndBF16Exports) {
   Tensor x = from_data<float>({1.0f, -2.5f, 65504.0f, 1e-8f, 0.1f}, {5});
-  std::string p16 = temp_path("h.safetensors"), pb = temp_path("b.safetensors");
+  std::string p16 = mmtest::temp_path("h.safetensors"), pb = mmtest::temp_path("b.safetensors");
   save_safetensors(p16, {{"x", x}}, {}, StoreFloatsAs::F16);
   save_safetensors(pb, {{"x", x}}, {}, StoreFloatsAs::BF16);
   Tensor h = load_safetensors(p16).tensors[0].second;  // F16 widens to f32
@@ -101,8 +96,8 @@ TEST(Safetensors, F16AndBF16Exports) {
 }
 
 TEST(Safetensors, CorruptFilesAreReportedWithTheFileAndTensor) {
-  std::string path = temp_path("bad.safetensors");
-  EXPECT_MMGRAD_ERROR(load_safetensors(temp_path("missing.safetensors")), "safetensors", "missing.safetensors", "cannot open");
+  std::string path = mmtest::temp_path("bad.safetensors");
+  EXPECT_MMGRAD_ERROR(load_safetensors(mmtest::temp_path("missing.safetensors")), "safetensors", "missing.safetensors", "cannot open");
   write_all(path, "abc");
   EXPECT_MMGRAD_ERROR(load_safetensors(path), "safetensors", "too short");
   write_all(path, std::string("\xff\xff\xff\xff\x00\x00\x00\x00", 8) + "{}");
@@ -129,14 +124,14 @@ TEST(Safetensors, CorruptFilesAreReportedWithTheFileAndTensor) {
 }
 
 TEST(Safetensors, AFailedSaveLeavesTheExistingFileAndNoTemporaries) {
-  std::string path = temp_path("keep.safetensors");
+  std::string path = mmtest::temp_path("keep.safetensors");
   save_safetensors(path, {{"a", ones({2})}});
   std::string before = read_all(path);
   // A repeated name fails before anything is written.
   EXPECT_MMGRAD_ERROR(save_safetensors(path, {{"a", zeros({2})}, {"a", zeros({2})}}), "safetensors", "repeated");
   EXPECT_EQ(read_all(path), before);
   // A target in a missing directory fails at the temporary file.
-  EXPECT_MMGRAD_ERROR(save_safetensors(temp_path("no/such/dir.safetensors"), {{"a", ones({2})}}), "safetensors",
+  EXPECT_MMGRAD_ERROR(save_safetensors(mmtest::temp_path("no/such/dir.safetensors"), {{"a", ones({2})}}), "safetensors",
                       "cannot write");
   for (const auto& entry : fs::directory_iterator(fs::path(path).parent_path()))
     EXPECT_EQ(entry.path().string().find(".tmp."), std::string::npos) << entry.path();

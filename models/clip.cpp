@@ -5,6 +5,7 @@
 #include "autograd/grad_mode.h"
 #include "autograd/ops.h"
 #include "models/init.h"
+#include "models/losses.h"
 
 namespace mmgrad::nn {
 namespace {
@@ -147,12 +148,12 @@ ClipModel::ClipModel(const ModelConfig& c, Generator& gen)
 
 Tensor ClipModel::encode_image(const Tensor& images) const {
   Tensor e = visual_projection.forward(vision_model.forward(images).pooled);
-  return div(e, sqrt(sum(square(e), {-1}, true)));
+  return l2_normalize(e);
 }
 
 Tensor ClipModel::encode_text(const Tensor& ids) const {
   Tensor e = text_projection.forward(text_model.forward(ids).pooled);
-  return div(e, sqrt(sum(square(e), {-1}, true)));
+  return l2_normalize(e);
 }
 
 }  // namespace mmgrad::nn

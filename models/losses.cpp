@@ -21,6 +21,8 @@ Tensor softplus(const Tensor& y) { return add(relu(y), log(add(exp(neg(abs(y))),
 
 }  // namespace
 
+Tensor l2_normalize(const Tensor& x) { return div(x, sqrt(sum(square(x), {-1}, true))); }
+
 Tensor clip_loss(const Tensor& image, const Tensor& text, const Tensor& logit_scale) {
   check_pair(image, text, "clip_loss");
   const int64_t B = image.shape()[0];

@@ -9,6 +9,9 @@
 
 namespace mmgrad::nn {
 
+// x / ||x|| along the last dim: the embeddings the contrastive losses compare.
+Tensor l2_normalize(const Tensor& x);
+
 // CLIP InfoNCE. image, text [B, E] L2-normalised; logit_scale a scalar (the log of the
 // temperature's inverse): logits = exp(logit_scale) I T^T, loss = (CE(logits, diag) +
 // CE(logits^T, diag)) / 2.

@@ -15,9 +15,8 @@ Losses compute_losses(const ClipModel& model, const Tensor& images, const Tensor
     fail("objectives", "the caption objective needs a caption decoder (caption_layers > 0)");
   auto vis = model.vision_model.forward(images);
   auto txt = model.text_model.forward(ids);
-  auto unit = [](const Tensor& e) { return div(e, sqrt(sum(square(e), {-1}, true))); };
-  Tensor img_emb = unit(model.visual_projection.forward(vis.pooled));
-  Tensor txt_emb = unit(model.text_projection.forward(txt.pooled));
+  Tensor img_emb = l2_normalize(model.visual_projection.forward(vis.pooled));
+  Tensor txt_emb = l2_normalize(model.text_projection.forward(txt.pooled));
 
   Losses out;
   auto add_part = [&](const std::string& name, double weight, const Tensor& loss) {

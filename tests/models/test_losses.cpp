@@ -15,7 +15,6 @@ using namespace mmgrad;
 using namespace mmgrad::nn;
 
 namespace {
-Tensor normalised(const Tensor& x) { return div(x, sqrt(sum(square(x), {-1}, true))); }
 
 std::vector<std::vector<double>> rows_of(const Tensor& t) {
   std::vector<double> v = to_vector<double>(t);
@@ -34,8 +33,8 @@ double dot(const std::vector<double>& a, const std::vector<double>& b) {
 
 TEST(Losses, ClipLossMatchesTheFormula) {
   Generator gen(1);
-  Tensor img = normalised(randn({5, 7}, DType::F64, Device::cpu(), &gen));
-  Tensor txt = normalised(randn({5, 7}, DType::F64, Device::cpu(), &gen));
+  Tensor img = l2_normalize(randn({5, 7}, DType::F64, Device::cpu(), &gen));
+  Tensor txt = l2_normalize(randn({5, 7}, DType::F64, Device::cpu(), &gen));
   const double s = std::log(1 / 0.07);
   double got = item(clip_loss(img, txt, scalar_tensor(s, DType::F64)));
   auto I = rows_of(img), T = rows_of(txt);
@@ -54,8 +53,8 @@ TEST(Losses, ClipLossMatchesTheFormula) {
 
 TEST(Losses, SiglipLossMatchesTheFormula) {
   Generator gen(2);
-  Tensor img = normalised(randn({4, 6}, DType::F64, Device::cpu(), &gen));
-  Tensor txt = normalised(randn({4, 6}, DType::F64, Device::cpu(), &gen));
+  Tensor img = l2_normalize(randn({4, 6}, DType::F64, Device::cpu(), &gen));
+  Tensor txt = l2_normalize(randn({4, 6}, DType::F64, Device::cpu(), &gen));
   const double tp = std::log(10.0), b = -10.0;
   double got = item(siglip_loss(img, txt, scalar_tensor(tp, DType::F64), scalar_tensor(b, DType::F64)));
   auto I = rows_of(img), T = rows_of(txt);
@@ -75,10 +74,10 @@ TEST(Losses, ContrastiveGradientsMatchFiniteDifferences) {
   Tensor txt = randn({4, 5}, DType::F64, Device::cpu(), &gen).set_requires_grad();
   Tensor scale = scalar_tensor(1.5, DType::F64).set_requires_grad();
   Tensor bias = scalar_tensor(-2.0, DType::F64).set_requires_grad();
-  auto r = gradcheck([](const std::vector<Tensor>& x) { return clip_loss(normalised(x[0]), normalised(x[1]), x[2]); },
+  auto r = gradcheck([](const std::vector<Tensor>& x) { return clip_loss(l2_normalize(x[0]), l2_normalize(x[1]), x[2]); },
                      {img, txt, scale});
   EXPECT_TRUE(r.ok) << r.message;
-  r = gradcheck([](const std::vector<Tensor>& x) { return siglip_loss(normalised(x[0]), normalised(x[1]), x[2], x[3]); },
+  r = gradcheck([](const std::vector<Tensor>& x) { return siglip_loss(l2_normalize(x[0]), l2_normalize(x[1]), x[2], x[3]); },
                 {img, txt, scale, bias});
   EXPECT_TRUE(r.ok) << r.message;
 }

@@ -1,11 +1,12 @@
 // The `mmgrad` command line.
 #include <cstring>
-#include <map>
 #include <string>
 
 #include <fmt/format.h>
 
 #include "apps/example_mlp.h"
+#include "apps/options.h"
+#include "apps/train_command.h"
 #include "core/blas_info.h"
 #include "core/error.h"
 #include "core/parallel.h"
@@ -18,6 +19,9 @@ namespace {
 const char* kUsage = R"(usage: mmgrad <command> [options]
 
 commands:
+  train [options]      train a CLIP-style model on the built-in shapes dataset and evaluate
+                       it (see mmgrad train --help)
+  eval --checkpoint F  evaluate a saved checkpoint (see mmgrad eval --help)
   info                 version, BLAS library and kernel, threads
   mlp [options]        train an MLP with autograd on a synthetic two-spirals task
       --steps N        optimisation steps (default 600)
@@ -25,43 +29,11 @@ commands:
       --lr X           learning rate (default 0.3)
       --seed N         random seed (default 0)
 
-example:
+examples:
+  mmgrad train --set steps=300
+  mmgrad eval --checkpoint runs/short/checkpoint.safetensors
   mmgrad mlp --steps 300 --hidden 32
 )";
-
-// Parses "--name value" pairs against the allowed names; unknown names are errors.
-std::map<std::string, std::string> parse_options(int argc, char** argv, int first,
-                                                 const std::map<std::string, std::string>& allowed) {
-  std::map<std::string, std::string> out;
-  for (int i = first; i < argc; ++i) {
-    std::string a = argv[i];
-    if (a.rfind("--", 0) != 0 || !allowed.count(a.substr(2)))
-      mmgrad::fail("mmgrad", "unknown option '" + a + "' (see mmgrad --help)");
-    if (i + 1 >= argc) mmgrad::fail("mmgrad", "option '" + a + "' needs a value");
-    out[a.substr(2)] = argv[++i];
-  }
-  return out;
-}
-
-int64_t to_int(const std::string& name, const std::string& v) {
-  try {
-    size_t used = 0;
-    int64_t x = std::stoll(v, &used);
-    if (used == v.size()) return x;
-  } catch (const std::exception&) {
-  }
-  mmgrad::fail("mmgrad", "option --" + name + " expects an integer, got '" + v + "'");
-}
-
-double to_double(const std::string& name, const std::string& v) {
-  try {
-    size_t used = 0;
-    double x = std::stod(v, &used);
-    if (used == v.size()) return x;
-  } catch (const std::exception&) {
-  }
-  mmgrad::fail("mmgrad", "option --" + name + " expects a number, got '" + v + "'");
-}
 
 int run(int argc, char** argv) {
   if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
@@ -78,13 +50,19 @@ int run(int argc, char** argv) {
 #endif
     return 0;
   }
+  if (cmd == "train") return mmgrad::apps::train_command(argc, argv, 2);
+  if (cmd == "eval") return mmgrad::apps::eval_command(argc, argv, 2);
   if (cmd == "mlp") {
-    auto opts = parse_options(argc, argv, 2, {{"steps", ""}, {"hidden", ""}, {"lr", ""}, {"seed", ""}});
+    const auto opts = mmgrad::apps::parse_options(argc, argv, 2, "mmgrad mlp", {"steps", "hidden", "lr", "seed"});
+    if (opts.help) {
+      fmt::print("{}", kUsage);
+      return 0;
+    }
     mmgrad::apps::MlpOptions o;
-    if (opts.count("steps")) o.steps = to_int("steps", opts["steps"]);
-    if (opts.count("hidden")) o.hidden = to_int("hidden", opts["hidden"]);
-    if (opts.count("lr")) o.lr = to_double("lr", opts["lr"]);
-    if (opts.count("seed")) o.seed = static_cast<uint64_t>(to_int("seed", opts["seed"]));
+    o.steps = opts.get_int("steps", o.steps);
+    o.hidden = opts.get_int("hidden", o.hidden);
+    o.lr = opts.get_double("lr", o.lr);
+    o.seed = static_cast<uint64_t>(opts.get_int("seed", static_cast<int64_t>(o.seed)));
     if (o.steps <= 0 || o.hidden <= 0) mmgrad::fail("mmgrad", "--steps and --hidden must be positive");
     fmt::print("{}\n", mmgrad::blas_summary());
     double acc = mmgrad::apps::run_mlp_example(o);

@@ -217,6 +217,10 @@ const std::string& Value::as_string(const char* what) const {
   expect_kind(*this, Kind::String, what);
   return string_;
 }
+bool Value::as_bool(const char* what) const {
+  expect_kind(*this, Kind::Bool, what);
+  return bool_;
+}
 double Value::as_number(const char* what) const {
   expect_kind(*this, Kind::Number, what);
   return number_;

@@ -23,6 +23,7 @@ class Value {
 
   // Typed access; each throws mmgrad::Error naming `what` when the kind differs.
   const std::string& as_string(const char* what) const;
+  bool as_bool(const char* what) const;
   double as_number(const char* what) const;
   int64_t as_int(const char* what) const;  // a number that is an exact integer
   const std::vector<Value>& as_array(const char* what) const;

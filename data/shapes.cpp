@@ -21,6 +21,7 @@ class SampleRng {
       : key_(Philox::block(seed ^ 0x5348415045ull, static_cast<uint64_t>(index) * 2 + (split == Split::HeldOut))[0] |
              static_cast<uint64_t>(Philox::block(seed, static_cast<uint64_t>(index))[1]) << 32) {}
   double uniform() { return Philox::uniform(key_, counter_++); }
+  void skip(uint64_t draws) { counter_ += draws; }
   int pick(int n) { return std::min(n - 1, static_cast<int>(uniform() * n)); }
   template <typename T>
   const T& choose(const std::vector<T>& v) { return v[pick(static_cast<int>(v.size()))]; }
@@ -82,7 +83,7 @@ ShapesDataset::ShapesDataset(Split split, int64_t size, uint64_t seed, int64_t i
   if (image_size < 16) fail("ShapesDataset", fmt::format("image size {} is below 16 pixels", image_size));
 }
 
-ShapesSample ShapesDataset::get(int64_t index) const {
+ShapesSample ShapesDataset::get(int64_t index, bool render_image) const {
   if (index < 0 || index >= size_)
     fail("ShapesDataset", fmt::format("index {} is outside a dataset of {} samples", index, size_));
   SampleRng rng(seed_, split_, index);
@@ -132,9 +133,11 @@ ShapesSample ShapesDataset::get(int64_t index) const {
     }
   }
 
-  // Render: a dark background with a little noise, objects painted in order.
-  std::vector<float> pixels(3 * image_size_ * image_size_);
-  for (int64_t y = 0; y < image_size_; ++y)
+  // Render: a dark background with a little noise, objects painted in order. Without an
+  // image, the noise draws are skipped so that the caption is the same either way.
+  if (!render_image) rng.skip(static_cast<uint64_t>(3 * image_size_ * image_size_));
+  std::vector<float> pixels(render_image ? 3 * image_size_ * image_size_ : 0);
+  for (int64_t y = 0; y < image_size_ && render_image; ++y)
     for (int64_t x = 0; x < image_size_; ++x) {
       float rgb[3] = {0.08f, 0.08f, 0.10f};
       for (const ShapeObject& o : out.objects)
@@ -145,7 +148,7 @@ ShapesSample ShapesDataset::get(int64_t index) const {
         pixels[(c * image_size_ + y) * image_size_ + x] = std::clamp(rgb[c] + noise, 0.0f, 1.0f);
       }
     }
-  out.image = from_data(pixels, {3, image_size_, image_size_});
+  if (render_image) out.image = from_data(pixels, {3, image_size_, image_size_});
 
   // Caption from one of several templates.
   if (n_objects == 1) {

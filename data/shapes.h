@@ -48,7 +48,8 @@ class ShapesDataset {
   int64_t size() const { return size_; }
   int64_t image_size() const { return image_size_; }
   Split split() const { return split_; }
-  ShapesSample get(int64_t index) const;
+  // render_image = false leaves `image` undefined (captions and objects are unchanged).
+  ShapesSample get(int64_t index, bool render_image = true) const;
 
  private:
   Split split_;

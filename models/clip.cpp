@@ -62,14 +62,18 @@ TextTransformer::TextTransformer(const ModelConfig& c, Generator& gen)
   register_module("final_layer_norm", final_layer_norm);
 }
 
-TextTransformer::Output TextTransformer::forward(const Tensor& ids) const {
+Tensor TextTransformer::hidden_states(const Tensor& ids) const {
   if (ids.dim() != 2 || ids.shape()[1] > embeddings.position_embedding.weight.shape()[0])
     fail("TextTransformer", "expects token ids [B, T] with T at most the context length",
          {describe("ids", ids), describe("position_embedding", embeddings.position_embedding.weight)});
-  const int64_t B = ids.shape()[0], T = ids.shape()[1];
-  Tensor positions = narrow(embeddings.position_embedding.weight, 0, 0, T);
+  Tensor positions = narrow(embeddings.position_embedding.weight, 0, 0, ids.shape()[1]);
   Tensor x = add(embeddings.token_embedding.forward(ids), positions);
-  x = final_layer_norm.forward(encoder.forward(x, /*causal=*/true));
+  return final_layer_norm.forward(encoder.forward(x, /*causal=*/true));
+}
+
+TextTransformer::Output TextTransformer::forward(const Tensor& ids) const {
+  Tensor x = hidden_states(ids);
+  const int64_t B = ids.shape()[0], T = ids.shape()[1];
   // The first end-of-text token of each row (argmax returns the first maximum).
   Tensor is_eot = eq(ids.to(DType::I64), static_cast<double>(eot_token_id)).to(DType::I32);
   if (item(amin(amax(is_eot, {1}))) == 0)

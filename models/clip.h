@@ -45,6 +45,9 @@ class TextTransformer : public Module {
     Tensor pooled;             // [B, W]
   };
   Output forward(const Tensor& ids) const;  // ids integer [B, T], T <= context length
+  // The last hidden states alone: no end-of-text token needed (caption generation feeds
+  // prefixes that have none yet).
+  Tensor hidden_states(const Tensor& ids) const;
 
   struct Embeddings : Module {
     Embeddings(const ModelConfig& c, Generator& gen);

@@ -31,7 +31,8 @@ Tensor caption_targets(const Tensor& ids, int64_t eot_token_id);
 
 // ITM negatives: for each i an index j != i. Cyclic (the benchmark's): j = i - 1 mod B.
 std::vector<int64_t> cyclic_negatives(int64_t batch);
-// Hard negatives (ALBEF): row i of `similarity` [B, B] gives the weights softmax(sim[i, j])
+// Hard negatives (ALBEF): row i of `similarity` [B, B] (temperature-scaled logits, as the
+// contrastive loss sees them) gives the weights softmax(sim[i, j])
 // over j != i, from which j is drawn. Deterministic for a given generator state.
 std::vector<int64_t> hard_negatives(const Tensor& similarity, Generator& gen);
 

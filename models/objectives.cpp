@@ -35,7 +35,9 @@ Losses compute_losses(const ClipModel& model, const Tensor& images, const Tensor
     std::vector<int64_t> neg_image, neg_text;
     if (w.hard_negatives) {
       NoGradGuard no_grad;  // sampling only: no gradient through the choice
-      Tensor sim = matmul(txt_emb, transpose(img_emb, 0, 1));  // [text, image]
+      // Scaled by the learned temperature, as ALBEF does: unscaled cosines would make the
+      // softmax nearly uniform and the "hard" negatives random.
+      Tensor sim = mul(matmul(txt_emb, transpose(img_emb, 0, 1)), exp(model.logit_scale.detach()));  // [text, image]
       neg_image = hard_negatives(sim, gen);
       neg_text = hard_negatives(transpose(sim, 0, 1), gen);
     } else {

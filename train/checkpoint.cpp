@@ -25,6 +25,16 @@ int64_t to_int(const std::map<std::string, std::string>& meta, const std::string
   fail("checkpoint", "'" + path + "': metadata '" + key + "' is not an integer: '" + it->second + "'");
 }
 
+TrainState read_state(const SafetensorsFile& file, const std::string& path) {
+  TrainState s;
+  s.step = to_int(file.metadata, "step", path);
+  s.rng_seed = static_cast<uint64_t>(to_int(file.metadata, "rng_seed", path));
+  s.rng_draws = static_cast<uint64_t>(to_int(file.metadata, "rng_draws", path));
+  s.data_position = to_int(file.metadata, "data_position", path);
+  s.config = file.metadata.count("config") ? file.metadata.at("config") : "";
+  return s;
+}
+
 }  // namespace
 
 void save_checkpoint(const std::string& path, const nn::Module& model, const Optimizer& optimizer,
@@ -44,22 +54,22 @@ void save_checkpoint(const std::string& path, const nn::Module& model, const Opt
   save_safetensors(path, all, meta);
 }
 
-TrainState load_checkpoint(const std::string& path, nn::Module& model, Optimizer& optimizer) {
-  SafetensorsFile file = load_safetensors(path);
-  auto fmt_it = file.metadata.find("format");
-  if (fmt_it == file.metadata.end() || fmt_it->second != kFormat)
-    fail("checkpoint", "'" + path + "' is not an mmgrad checkpoint (no '" + kFormat + "' format tag)");
-  std::map<std::string, Tensor> stored(file.tensors.begin(), file.tensors.end());
+namespace {
 
-  // Match every destination first; report all problems at once; then copy.
+// Copies the stored tensors into `destinations` (checkpoint key -> tensor) when every key is
+// present with the right shape and nothing else is stored under the given prefixes; else
+// lists the problems and changes nothing.
+void load_matching(const std::string& path, const SafetensorsFile& file, const std::vector<std::pair<std::string, Tensor>>& destinations,
+                   const std::vector<std::string>& prefixes) {
+  std::map<std::string, Tensor> stored(file.tensors.begin(), file.tensors.end());
   std::vector<std::pair<Tensor, Tensor>> copies;
   std::vector<std::string> problems;
   std::map<std::string, bool> used;
-  auto match = [&](const std::string& key, const Tensor& dst) {
+  for (const auto& [key, dst] : destinations) {
     auto it = stored.find(key);
     if (it == stored.end()) {
       problems.push_back("missing " + key);
-      return;
+      continue;
     }
     used[key] = true;
     if (it->second.shape() != dst.shape())
@@ -67,29 +77,59 @@ TrainState load_checkpoint(const std::string& path, nn::Module& model, Optimizer
                                      shape_str(dst.shape())));
     else
       copies.emplace_back(dst, it->second);
-  };
-  for (const auto& [name, t] : model.named_parameters()) match("model." + name, t);
-  for (const auto& [name, t] : optimizer.state()) match("optim." + name, t);
-  for (const auto& [key, t] : stored)
-    if (!used.count(key)) problems.push_back("unexpected " + key);
+  }
+  for (const auto& [key, t] : stored) {
+    bool covered = false;
+    for (const auto& p : prefixes) covered = covered || key.rfind(p, 0) == 0;
+    if (covered && !used.count(key)) problems.push_back("unexpected " + key);
+  }
   if (!problems.empty()) {
     std::string list;
     for (size_t i = 0; i < problems.size() && i < 8; ++i) list += (i ? "; " : "") + problems[i];
     if (problems.size() > 8) list += fmt::format("; and {} more", problems.size() - 8);
     fail("checkpoint", fmt::format("'{}' does not match the model: {}", path, list));
   }
-  {
-    NoGradGuard no_grad;
-    for (auto& [dst, src] : copies) copy_(dst, src);
-  }
+  NoGradGuard no_grad;
+  for (auto& [dst, src] : copies) copy_(dst, src);
+}
+
+SafetensorsFile load_checkpoint_file(const std::string& path) {
+  SafetensorsFile file = load_safetensors(path);
+  auto fmt_it = file.metadata.find("format");
+  if (fmt_it == file.metadata.end() || fmt_it->second != kFormat)
+    fail("checkpoint", "'" + path + "' is not an mmgrad checkpoint (no '" + kFormat + "' format tag)");
+  return file;
+}
+
+std::vector<std::pair<std::string, Tensor>> prefixed(const std::string& prefix, const NamedTensors& named) {
+  std::vector<std::pair<std::string, Tensor>> out;
+  for (const auto& [name, t] : named) out.emplace_back(prefix + name, t);
+  return out;
+}
+
+}  // namespace
+
+TrainState load_checkpoint(const std::string& path, nn::Module& model, Optimizer& optimizer) {
+  const SafetensorsFile file = load_checkpoint_file(path);
+  auto destinations = prefixed("model.", model.named_parameters());
+  for (auto& d : prefixed("optim.", optimizer.state())) destinations.push_back(d);
+  load_matching(path, file, destinations, {""});  // every stored tensor must be used
   optimizer.set_steps(to_int(file.metadata, "optimizer_steps", path));
-  TrainState s;
-  s.step = to_int(file.metadata, "step", path);
-  s.rng_seed = static_cast<uint64_t>(to_int(file.metadata, "rng_seed", path));
-  s.rng_draws = static_cast<uint64_t>(to_int(file.metadata, "rng_draws", path));
-  s.data_position = to_int(file.metadata, "data_position", path);
-  s.config = file.metadata.count("config") ? file.metadata.at("config") : "";
-  return s;
+  return read_state(file, path);
+}
+
+TrainState load_model_weights(const std::string& path, nn::Module& model) {
+  const SafetensorsFile file = load_checkpoint_file(path);
+  load_matching(path, file, prefixed("model.", model.named_parameters()), {"model."});
+  return read_state(file, path);
+}
+
+std::string read_checkpoint_config(const std::string& path) {
+  const SafetensorsFile file = load_checkpoint_file(path);
+  auto it = file.metadata.find("config");
+  if (it == file.metadata.end() || it->second.empty())
+    fail("checkpoint", "'" + path + "' has no configuration in its metadata");
+  return it->second;
 }
 
 }  // namespace mmgrad::train

@@ -24,4 +24,10 @@ void save_checkpoint(const std::string& path, const nn::Module& model, const Opt
 // not match are an error listing them; nothing is modified unless everything matches.
 TrainState load_checkpoint(const std::string& path, nn::Module& model, Optimizer& optimizer);
 
+// The model parameters alone (for evaluation and inference); the optimizer state is ignored.
+TrainState load_model_weights(const std::string& path, nn::Module& model);
+
+// The resolved configuration stored in a checkpoint's metadata (an error if there is none).
+std::string read_checkpoint_config(const std::string& path);
+
 }  // namespace mmgrad::train

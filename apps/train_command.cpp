@@ -1,0 +1,218 @@
+#include "apps/train_command.h"
+
+#include <chrono>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <fmt/format.h>
+
+#include "apps/options.h"
+#include "core/atomic_file.h"
+#include "core/blas_info.h"
+#include "core/error.h"
+#include "core/parallel.h"
+#include "core/rng.h"
+#include "data/sampler.h"
+#include "data/shapes_batches.h"
+#include "eval/shapes_eval.h"
+#include "train/checkpoint.h"
+#include "train/run_config.h"
+#include "train/trainer.h"
+
+namespace mmgrad::apps {
+
+const char* const kTrainHelp = R"(usage: mmgrad train [options]
+
+Trains a CLIP-style model (contrastive + image-text matching + captioning) on the built-in
+shapes dataset, then evaluates it on the held-out split (attribute combinations never seen
+in training). Everything goes to the run folder: config.json, tokenizer.bpe,
+metrics.jsonl (one JSON line per step), checkpoint.safetensors, eval.json.
+
+options:
+  --preset NAME        shapes-small (default), clip-tiny, clip-b32
+  --config FILE        a JSON object of keys to set (applied after the preset)
+  --set KEY=VALUE      set one key (repeatable; applied last), e.g. --set steps=300
+  --run-dir DIR        the run folder (default runs/<preset>-<date>-<time>)
+  --resume CKPT        continue a run from its checkpoint (its configuration is used;
+                       --set may change e.g. steps); the run folder defaults to the
+                       checkpoint's folder
+  --eval-samples N     held-out samples to evaluate after training (default: eval_size)
+
+keys (--set): )";
+
+const char* const kEvalHelp = R"(usage: mmgrad eval --checkpoint FILE [options]
+
+Evaluates a checkpoint written by `mmgrad train` (its configuration is read from the
+checkpoint; the tokenizer from tokenizer.bpe beside it) and prints the same report as the
+end of training.
+
+options:
+  --checkpoint FILE    the checkpoint (required)
+  --split NAME         held-out (default) or train
+  --samples N          samples evaluated (default: the run's eval_size)
+  --json FILE          also write the figures as JSON
+
+example:
+  mmgrad eval --checkpoint runs/shapes-small/checkpoint.safetensors
+)";
+
+namespace {
+
+std::string timestamp() {
+  const std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  localtime_r(&now, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y%m%d-%H%M%S", &tm);
+  return buf;
+}
+
+std::string read_text_file(const std::string& path, const std::string& what) {
+  std::ifstream in(path);
+  if (!in) fail("mmgrad", "cannot read " + what + " '" + path + "' (" + std::strerror(errno) + ")");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::string help_with_keys() {
+  std::string keys, line;
+  for (const auto& k : train::config_keys()) {
+    if (line.size() + k.size() > 70) keys += line + "\n  ", line.clear();
+    line += k + " ";
+  }
+  const train::RunConfig d = train::run_preset("shapes-small");
+  return std::string(kTrainHelp) + "\n  " + keys + line + "\n\nthe shapes-small preset:\n" + train::to_json(d) +
+         "\nexamples:\n  mmgrad train\n  mmgrad train --set steps=300 --set lr=5e-4 --run-dir runs/short\n"
+         "  mmgrad train --resume runs/short/checkpoint.safetensors --set steps=600\n";
+}
+
+// The tokenizer and the vocabulary-dependent model keys of a shapes run.
+data::BpeTokenizer shapes_tokenizer(train::RunConfig& c) {
+  const data::ShapesDataset train_split(data::Split::Train, c.train_size, c.seed, c.model.image_size);
+  data::BpeTokenizer tok = data::train_shapes_tokenizer(train_split, c.tokenizer_vocab);
+  c.model.vocab_size = tok.vocab_size();
+  c.model.eot_token_id = tok.end_token();
+  return tok;
+}
+
+void print_eval(const eval::ShapesEval& e, const std::string& json_path) {
+  fmt::print("{}", eval::format_eval(e));
+  if (!json_path.empty()) {
+    write_file_atomically(json_path, "eval", [&](std::ostream& out) { out << eval::eval_json(e) << "\n"; });
+    fmt::print("figures written to {}\n", json_path);
+  }
+}
+
+}  // namespace
+
+int train_command(int argc, char** argv, int first) {
+  const Options o = parse_options(argc, argv, first, "mmgrad train",
+                                  {"preset", "config", "run-dir", "resume", "eval-samples"}, {"set"});
+  if (o.help) {
+    fmt::print("{}", help_with_keys());
+    return 0;
+  }
+  namespace fs = std::filesystem;
+  train::RunConfig c;
+  std::string run_dir = o.get("run-dir");
+  const std::string resume = o.get("resume");
+  if (!resume.empty()) {
+    if (o.has("preset") || o.has("config"))
+      fail("mmgrad train", "--resume uses the checkpoint's configuration; change keys with --set instead of --preset/--config");
+    train::apply_json(c, train::read_checkpoint_config(resume));
+    if (run_dir.empty()) run_dir = fs::path(resume).parent_path().string();
+  } else {
+    c = train::run_preset(o.get("preset", "shapes-small"));
+    if (o.has("config")) train::apply_json(c, read_text_file(o.get("config"), "config file"));
+  }
+  if (o.repeated.count("set"))
+    for (const auto& a : o.repeated.at("set")) train::set_assignment(c, a);
+  if (run_dir.empty()) run_dir = "runs/" + c.model.name + "-" + timestamp();
+  fs::create_directories(run_dir);
+
+  // The tokenizer is part of the run: a resumed run must use the saved one.
+  const std::string tok_path = run_dir + "/tokenizer.bpe";
+  data::BpeTokenizer tok;
+  if (!resume.empty()) {
+    tok = data::BpeTokenizer::load(tok_path);
+    if (tok.vocab_size() != c.model.vocab_size)
+      fail("mmgrad train", fmt::format("'{}' has {} tokens but the checkpoint's model has {}", tok_path,
+                                       tok.vocab_size(), c.model.vocab_size));
+  } else {
+    tok = shapes_tokenizer(c);
+    tok.save(tok_path);
+  }
+  train::validate(c);
+  write_file_atomically(run_dir + "/config.json", "config", [&](std::ostream& out) { out << train::to_json(c); });
+
+  Generator init_gen(c.seed);
+  nn::ClipModel model(c.model, init_gen);
+  fmt::print("{}\nthreads: {}\n", blas_summary(), num_threads());
+  fmt::print("model {}: {} parameters (vision {}x{}, text {}x{}, fusion {} layers, caption {} layers), vocabulary {}\n",
+             c.model.name, model.num_parameters(), c.model.vision_layers, c.model.vision_width, c.model.text_layers,
+             c.model.text_width, c.model.fusion_layers, c.model.caption_layers, c.model.vocab_size);
+  fmt::print("objectives: {} x{} + itm x{} + caption x{}; {} steps of {} samples, lr {} (warmup {}, cosine)\n",
+             c.model.contrastive, c.w_contrastive, c.w_itm, c.w_caption, c.steps, c.batch_size, c.lr, c.warmup_steps);
+  fmt::print("run folder: {}\n", run_dir);
+
+  const data::ShapesDataset train_split(data::Split::Train, c.train_size, c.seed, c.model.image_size);
+  data::EpochSampler sampler(c.train_size, c.seed);
+  const train::BatchSource batches = [&](int64_t first_pos, int64_t count) {
+    std::vector<int64_t> idx(static_cast<size_t>(count));
+    for (int64_t i = 0; i < count; ++i) idx[static_cast<size_t>(i)] = sampler.index(first_pos + i);
+    data::ImageTextBatch b = data::shapes_batch(train_split, tok, c.model.context_length, idx);
+    return train::Batch{b.images, b.ids};
+  };
+  train::TrainOptions topt;
+  topt.run_dir = run_dir;
+  topt.resume = resume;
+  const train::TrainSummary s = train::train_model(model, c, batches, topt);
+  fmt::print("trained steps {}-{} in {:.1f} s ({:.0f} samples/s); checkpoint {}\n", s.first_step + 1, s.last_step,
+             s.seconds, s.samples_per_second, s.checkpoint);
+  if (s.skipped_steps) fmt::print("{} steps were skipped for non-finite values\n", s.skipped_steps);
+  if (s.interrupted) return 130;
+
+  const auto t0 = std::chrono::steady_clock::now();
+  const eval::ShapesEval e = eval::evaluate_shapes(model, tok, data::Split::HeldOut,
+                                                   o.get_int("eval-samples", c.eval_size), c.seed);
+  print_eval(e, run_dir + "/eval.json");
+  fmt::print("evaluation took {:.1f} s\n",
+             std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  return 0;
+}
+
+int eval_command(int argc, char** argv, int first) {
+  const Options o = parse_options(argc, argv, first, "mmgrad eval", {"checkpoint", "split", "samples", "json"});
+  if (o.help) {
+    fmt::print("{}", kEvalHelp);
+    return 0;
+  }
+  if (!o.has("checkpoint")) fail("mmgrad eval", "--checkpoint FILE is required (see mmgrad eval --help)");
+  const std::string ckpt = o.get("checkpoint");
+  const std::string split_name = o.get("split", "held-out");
+  if (split_name != "held-out" && split_name != "train")
+    fail("mmgrad eval", "--split must be held-out or train, got '" + split_name + "'");
+  train::RunConfig c;
+  train::apply_json(c, train::read_checkpoint_config(ckpt));
+  train::validate(c);
+  const std::string tok_path = (std::filesystem::path(ckpt).parent_path() / "tokenizer.bpe").string();
+  const data::BpeTokenizer tok = data::BpeTokenizer::load(tok_path);
+  if (tok.vocab_size() != c.model.vocab_size)
+    fail("mmgrad eval", fmt::format("'{}' has {} tokens but the checkpoint's model has {}", tok_path, tok.vocab_size(),
+                                    c.model.vocab_size));
+  Generator init_gen(c.seed);
+  nn::ClipModel model(c.model, init_gen);
+  const train::TrainState st = train::load_model_weights(ckpt, model);
+  fmt::print("checkpoint {} (step {}), model {}: {} parameters\n", ckpt, st.step, c.model.name, model.num_parameters());
+  const int64_t samples = o.get_int("samples", c.eval_size);
+  if (samples < 2) fail("mmgrad eval", "--samples must be at least 2");
+  const eval::ShapesEval e = eval::evaluate_shapes(
+      model, tok, split_name == "train" ? data::Split::Train : data::Split::HeldOut, samples, c.seed);
+  print_eval(e, o.get("json"));
+  return 0;
+}
+
+}  // namespace mmgrad::apps

@@ -1,0 +1,45 @@
+#include "data/shapes_batches.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "autograd/ops.h"
+#include "core/parallel.h"
+
+namespace mmgrad::data {
+
+std::vector<ShapesSample> shapes_samples(const ShapesDataset& dataset, const std::vector<int64_t>& indices,
+                                         bool render_images) {
+  std::vector<ShapesSample> out(indices.size());
+  parallel_for(0, static_cast<int64_t>(indices.size()), 8, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) out[static_cast<size_t>(i)] = dataset.get(indices[static_cast<size_t>(i)], render_images);
+  });
+  return out;
+}
+
+ImageTextBatch shapes_batch(const ShapesDataset& dataset, const BpeTokenizer& tokenizer, int64_t context_length,
+                            const std::vector<int64_t>& indices) {
+  const int64_t B = static_cast<int64_t>(indices.size()), S = dataset.image_size();
+  std::vector<ShapesSample> samples = shapes_samples(dataset, indices);
+  ImageTextBatch batch;
+  batch.images = empty({B, 3, S, S});
+  float* dst = batch.images.data_ptr<float>();
+  for (int64_t b = 0; b < B; ++b) {
+    const Tensor& img = samples[static_cast<size_t>(b)].image;
+    std::memcpy(dst + b * 3 * S * S, img.data_ptr<float>(), sizeof(float) * static_cast<size_t>(3 * S * S));
+    batch.captions.push_back(samples[static_cast<size_t>(b)].caption);
+  }
+  batch.ids = tokenizer.encode_batch(batch.captions, context_length);
+  return batch;
+}
+
+BpeTokenizer train_shapes_tokenizer(const ShapesDataset& train_split, int64_t vocab_size, int64_t corpus_size) {
+  // Captions only: rendering the images would be wasted work here.
+  std::vector<int64_t> indices(static_cast<size_t>(std::min(corpus_size, train_split.size())));
+  for (size_t i = 0; i < indices.size(); ++i) indices[i] = static_cast<int64_t>(i);
+  std::vector<std::string> corpus;
+  for (const ShapesSample& s : shapes_samples(train_split, indices, false)) corpus.push_back(s.caption);
+  return BpeTokenizer::train(corpus, vocab_size);
+}
+
+}  // namespace mmgrad::data

@@ -1,0 +1,31 @@
+// Batches of the built-in shapes dataset for training and evaluation: images rendered in
+// parallel, captions tokenized with the run's BPE tokenizer.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/tensor.h"
+#include "data/bpe.h"
+#include "data/shapes.h"
+
+namespace mmgrad::data {
+
+struct ImageTextBatch {
+  Tensor images;                      // f32 [B, 3, S, S]
+  Tensor ids;                         // i64 [B, context]: start, tokens, end, padding
+  std::vector<std::string> captions;  // the texts the ids encode
+};
+
+// The samples at `indices`, rendered on the thread pool.
+std::vector<ShapesSample> shapes_samples(const ShapesDataset& dataset, const std::vector<int64_t>& indices,
+                                         bool render_images = true);
+
+ImageTextBatch shapes_batch(const ShapesDataset& dataset, const BpeTokenizer& tokenizer, int64_t context_length,
+                            const std::vector<int64_t>& indices);
+
+// The tokenizer for a run on this dataset: byte-level BPE trained on the captions of the
+// first `corpus_size` training samples, up to `vocab_size` tokens.
+BpeTokenizer train_shapes_tokenizer(const ShapesDataset& train_split, int64_t vocab_size, int64_t corpus_size = 20000);
+
+}  // namespace mmgrad::data

@@ -1,0 +1,269 @@
+#include "train/run_config.h"
+
+#include <cmath>
+#include <functional>
+#include <limits>
+
+#include <fmt/format.h>
+
+#include "core/error.h"
+#include "core/json.h"
+#include "core/suggest.h"
+
+namespace mmgrad::train {
+namespace {
+
+// One addressable setting: its key, its type and where it lives in a RunConfig.
+struct Field {
+  enum class Type { Int, Double, Bool, Text };
+  const char* key;
+  Type type;
+  std::function<void*(RunConfig&)> slot;
+  int64_t min_int = std::numeric_limits<int64_t>::min();  // for Int: smallest valid value
+};
+
+#define MMGRAD_INT(key, member, min) \
+  Field { key, Field::Type::Int, [](RunConfig& c) -> void* { return &c.member; }, min }
+#define MMGRAD_FIELD(key, type, member) \
+  Field { key, Field::Type::type, [](RunConfig& c) -> void* { return &c.member; } }
+
+const std::vector<Field>& fields() {
+  static const std::vector<Field> f = {
+      MMGRAD_FIELD("preset", Text, model.name),
+      MMGRAD_INT("image_size", model.image_size, 8),
+      MMGRAD_INT("patch_size", model.patch_size, 1),
+      MMGRAD_INT("vision_width", model.vision_width, 1),
+      MMGRAD_INT("vision_layers", model.vision_layers, 1),
+      MMGRAD_INT("vision_heads", model.vision_heads, 1),
+      MMGRAD_INT("context_length", model.context_length, 3),
+      MMGRAD_INT("vocab_size", model.vocab_size, 4),
+      MMGRAD_INT("text_width", model.text_width, 1),
+      MMGRAD_INT("text_layers", model.text_layers, 1),
+      MMGRAD_INT("text_heads", model.text_heads, 1),
+      MMGRAD_INT("embed_dim", model.embed_dim, 1),
+      MMGRAD_INT("fusion_layers", model.fusion_layers, 0),
+      MMGRAD_INT("caption_layers", model.caption_layers, 0),
+      MMGRAD_FIELD("tie_lm_head", Bool, model.tie_lm_head),
+      MMGRAD_FIELD("activation", Text, model.activation),
+      MMGRAD_FIELD("contrastive", Text, model.contrastive),
+      MMGRAD_INT("eot_token_id", model.eot_token_id, 0),
+      MMGRAD_FIELD("optimizer", Text, optimizer),
+      MMGRAD_INT("steps", steps, 1),
+      MMGRAD_INT("batch_size", batch_size, 2),
+      MMGRAD_INT("accum_steps", accum_steps, 1),
+      MMGRAD_FIELD("lr", Double, lr),
+      MMGRAD_FIELD("min_lr", Double, min_lr),
+      MMGRAD_INT("warmup_steps", warmup_steps, 0),
+      MMGRAD_FIELD("weight_decay", Double, weight_decay),
+      MMGRAD_FIELD("momentum", Double, momentum),
+      MMGRAD_FIELD("grad_clip", Double, grad_clip),
+      MMGRAD_INT("max_bad_steps", max_bad_steps, 1),
+      MMGRAD_FIELD("w_contrastive", Double, w_contrastive),
+      MMGRAD_FIELD("w_itm", Double, w_itm),
+      MMGRAD_FIELD("w_caption", Double, w_caption),
+      MMGRAD_FIELD("hard_negatives", Bool, hard_negatives),
+      MMGRAD_FIELD("dataset", Text, dataset),
+      MMGRAD_INT("train_size", train_size, 1),
+      MMGRAD_INT("eval_size", eval_size, 2),
+      MMGRAD_INT("tokenizer_vocab", tokenizer_vocab, 260),
+      MMGRAD_INT("seed", seed, 0),
+      MMGRAD_INT("log_every", log_every, 1),
+      MMGRAD_INT("checkpoint_every", checkpoint_every, 1),
+  };
+  return f;
+}
+#undef MMGRAD_INT
+#undef MMGRAD_FIELD
+
+const Field& find_field(const std::string& key) {
+  for (const Field& f : fields())
+    if (key == f.key) return f;
+  const std::string near = nearest_name(key, config_keys());
+  fail("config", "unknown key '" + key + "'" + (near.empty() ? "" : " (did you mean '" + near + "'?)") +
+                     "; `mmgrad train --help` lists the keys");
+}
+
+std::string value_text(RunConfig& c, const Field& f) {
+  void* p = f.slot(c);
+  switch (f.type) {
+    case Field::Type::Int:
+      // seed is unsigned; it shares the 64-bit slot.
+      return std::string(f.key) == "seed" ? std::to_string(*static_cast<uint64_t*>(p))
+                                          : std::to_string(*static_cast<int64_t*>(p));
+    case Field::Type::Double: return fmt::format("{}", *static_cast<double*>(p));
+    case Field::Type::Bool: return *static_cast<bool*>(p) ? "true" : "false";
+    case Field::Type::Text: return *static_cast<std::string*>(p);
+  }
+  return "";
+}
+
+}  // namespace
+
+std::vector<std::string> config_keys() {
+  std::vector<std::string> keys;
+  for (const Field& f : fields()) keys.emplace_back(f.key);
+  return keys;
+}
+
+std::vector<std::string> run_preset_names() { return {"shapes-small", "clip-tiny", "clip-b32"}; }
+
+RunConfig run_preset(const std::string& name) {
+  RunConfig c;
+  if (name == "shapes-small") {
+    // The main command's model: a small CLIP + fusion + caption decoder that learns the
+    // shapes dataset in a few minutes on 2 cores. The vocabulary and end-of-text id are
+    // filled in from the tokenizer trained on the captions.
+    c.model = nn::preset("clip-tiny");
+    c.model.name = name;
+    c.model.vision_width = c.model.text_width = 96;
+    c.model.vision_layers = c.model.text_layers = 3;
+    c.model.vision_heads = c.model.text_heads = 4;
+    c.model.embed_dim = 96;
+    c.model.context_length = 24;
+    c.model.fusion_layers = 1;
+    c.model.caption_layers = 1;
+    c.model.tie_lm_head = true;
+    c.steps = 600;
+    c.batch_size = 128;
+    c.lr = 1e-3;
+    return c;
+  }
+  if (name == "clip-tiny" || name == "clip-b32") {
+    c.model = nn::preset(name);  // MODELS.md shapes; no caption decoder
+    c.batch_size = c.model.batch_size;
+    c.w_caption = 0;
+    c.w_itm = c.model.fusion_layers > 0 ? 1 : 0;
+    c.tokenizer_vocab = c.model.vocab_size;
+    c.lr = name == "clip-tiny" ? 1e-3 : 5e-4;
+    return c;
+  }
+  std::string known;
+  for (const auto& n : run_preset_names()) known += (known.empty() ? "" : ", ") + n;
+  fail("config", "unknown preset '" + name + "' (known: " + known + ")");
+}
+
+void set_value(RunConfig& c, const std::string& key, const std::string& value) {
+  const Field& f = find_field(key);
+  void* p = f.slot(c);
+  auto bad = [&](const std::string& expected) -> void {
+    fail("config", fmt::format("'{}' expects {}, got '{}'", key, expected, value));
+  };
+  switch (f.type) {
+    case Field::Type::Int: {
+      size_t used = 0;
+      if (key == "seed") {  // the one unsigned key: any 64-bit value
+        unsigned long long u = 0;
+        try {
+          u = value.find('-') == std::string::npos ? std::stoull(value, &used) : 0;
+        } catch (const std::exception&) {
+          used = 0;
+        }
+        if (value.empty() || used != value.size()) bad("an unsigned 64-bit integer");
+        *static_cast<uint64_t*>(p) = u;
+        break;
+      }
+      long long v = 0;
+      try {
+        v = std::stoll(value, &used);
+      } catch (const std::exception&) {
+        used = 0;
+      }
+      if (value.empty() || used != value.size()) bad("an integer");
+      if (v < f.min_int) bad(fmt::format("an integer of at least {}", f.min_int));
+      *static_cast<int64_t*>(p) = v;
+      break;
+    }
+    case Field::Type::Double: {
+      size_t used = 0;
+      double v = 0;
+      try {
+        v = std::stod(value, &used);
+      } catch (const std::exception&) {
+        used = 0;
+      }
+      if (value.empty() || used != value.size() || !std::isfinite(v)) bad("a finite number");
+      if (v < 0) bad("a number that is not negative");
+      *static_cast<double*>(p) = v;
+      break;
+    }
+    case Field::Type::Bool:
+      if (value == "true" || value == "1")
+        *static_cast<bool*>(p) = true;
+      else if (value == "false" || value == "0")
+        *static_cast<bool*>(p) = false;
+      else
+        bad("true or false");
+      break;
+    case Field::Type::Text: *static_cast<std::string*>(p) = value; break;
+  }
+}
+
+void set_assignment(RunConfig& c, const std::string& assignment) {
+  const size_t eq = assignment.find('=');
+  if (eq == std::string::npos || eq == 0)
+    fail("config", "'" + assignment + "' is not of the form key=value");
+  set_value(c, assignment.substr(0, eq), assignment.substr(eq + 1));
+}
+
+void validate(const RunConfig& c) {
+  const nn::ModelConfig& m = c.model;
+  auto check = [](bool ok, const std::string& msg) {
+    if (!ok) fail("config", msg);
+  };
+  check(m.image_size % m.patch_size == 0,
+        fmt::format("image_size {} is not a multiple of patch_size {}", m.image_size, m.patch_size));
+  check(m.vision_width % m.vision_heads == 0,
+        fmt::format("vision_width {} is not divisible by vision_heads {}", m.vision_width, m.vision_heads));
+  check(m.text_width % m.text_heads == 0,
+        fmt::format("text_width {} is not divisible by text_heads {}", m.text_width, m.text_heads));
+  check(m.activation == "gelu" || m.activation == "quick_gelu",
+        "activation '" + m.activation + "' is unknown (gelu or quick_gelu)");
+  check(m.contrastive == "clip" || m.contrastive == "siglip",
+        "contrastive '" + m.contrastive + "' is unknown (clip or siglip)");
+  check(m.eot_token_id < m.vocab_size,
+        fmt::format("eot_token_id {} is outside the vocabulary of {}", m.eot_token_id, m.vocab_size));
+  check(c.optimizer == "adamw" || c.optimizer == "sgd", "optimizer '" + c.optimizer + "' is unknown (adamw or sgd)");
+  check(c.batch_size % c.accum_steps == 0 && c.batch_size / c.accum_steps >= 2,
+        fmt::format("batch_size {} must split into accum_steps {} micro-batches of at least 2 samples",
+                    c.batch_size, c.accum_steps));
+  check(c.w_itm == 0 || m.fusion_layers > 0, "w_itm > 0 needs fusion_layers > 0");
+  check(c.w_caption == 0 || m.caption_layers > 0, "w_caption > 0 needs caption_layers > 0");
+  check(c.w_contrastive + c.w_itm + c.w_caption > 0, "every objective weight is 0");
+  check(c.min_lr <= c.lr, fmt::format("min_lr {} is above lr {}", c.min_lr, c.lr));
+  check(c.dataset == "shapes", "dataset '" + c.dataset + "' is unknown (shapes)");
+}
+
+std::string to_json(const RunConfig& config) {
+  RunConfig c = config;  // slots hand out mutable pointers
+  std::string out = "{";
+  bool first = true;
+  for (const Field& f : fields()) {
+    const std::string v = value_text(c, f);
+    out += fmt::format("{}\n  {}: {}", first ? "" : ",", json::quote(f.key),
+                       // the seed as text: a JSON number (a double) cannot hold every 64-bit value
+                       f.type == Field::Type::Text || std::string(f.key) == "seed" ? json::quote(v) : v);
+    first = false;
+  }
+  return out + "\n}\n";
+}
+
+void apply_json(RunConfig& c, const std::string& text) {
+  json::Value v = json::Value::parse(text);
+  for (const auto& [key, value] : v.as_object("configuration")) {
+    std::string s;
+    switch (value.kind()) {
+      case json::Value::Kind::String: s = value.as_string("value"); break;
+      case json::Value::Kind::Bool: s = value.as_bool("value") ? "true" : "false"; break;
+      case json::Value::Kind::Number: {
+        const double d = value.as_number("value");
+        s = d == std::floor(d) && std::abs(d) < 9e15 ? std::to_string(static_cast<int64_t>(d))
+                                                     : fmt::format("{}", d);
+        break;
+      }
+      default: fail("config", "key '" + key + "' has a value that is neither text, number nor boolean");
+    }
+    set_value(c, key, s);
+  }
+}
+
+}  // namespace mmgrad::train

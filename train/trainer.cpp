@@ -1,0 +1,227 @@
+#include "train/trainer.h"
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+
+#include <fmt/format.h>
+
+#include "autograd/grad_mode.h"
+#include "autograd/ops.h"
+#include "core/atomic_file.h"
+#include "core/json.h"
+#include "core/rng.h"
+#include "models/objectives.h"
+#include "train/checkpoint.h"
+#include "train/optimizer.h"
+#include "train/progress.h"
+
+namespace mmgrad::train {
+namespace {
+
+std::atomic<int> g_stop_signal{0};
+extern "C" void on_stop_signal(int sig) { g_stop_signal.store(sig); }
+
+// Installs the SIGINT/SIGTERM handlers for the length of a run and restores the old ones.
+class StopSignals {
+ public:
+  StopSignals() {
+    g_stop_signal.store(0);
+    old_int_ = std::signal(SIGINT, on_stop_signal);
+    old_term_ = std::signal(SIGTERM, on_stop_signal);
+  }
+  ~StopSignals() {
+    std::signal(SIGINT, old_int_);
+    std::signal(SIGTERM, old_term_);
+  }
+  static bool requested() { return g_stop_signal.load() != 0; }
+
+ private:
+  void (*old_int_)(int);
+  void (*old_term_)(int);
+};
+
+std::unique_ptr<Optimizer> make_optimizer(const nn::ClipModel& model, const RunConfig& c) {
+  if (c.optimizer == "sgd") return std::make_unique<SGD>(model.named_parameters(), c.momentum, c.weight_decay);
+  return std::make_unique<AdamW>(model.named_parameters(), c.weight_decay);
+}
+
+// Keeps the metrics lines of steps before `first_step` (a resumed run continues the file
+// of the run it resumes; lines of steps it will redo are dropped).
+void trim_metrics(const std::string& path, int64_t first_step) {
+  std::ifstream in(path);
+  if (!in) return;
+  std::string kept, line;
+  while (std::getline(in, line)) {
+    try {
+      const json::Value v = json::Value::parse(line);
+      const json::Value* step = v.find("step");
+      // "step" counts completed steps, so line k belongs to a run that has done k steps.
+      if (step && step->is_number() && step->as_int("step") <= first_step) kept += line + "\n";
+    } catch (const Error&) {
+      // A torn last line from a killed run: drop it.
+    }
+  }
+  write_file_atomically(path, "metrics", [&](std::ostream& out) { out << kept; });
+}
+
+// Running means of the logged values between two log lines.
+struct Window {
+  int64_t steps = 0;
+  double loss = 0, ms = 0;
+  std::vector<std::pair<std::string, double>> parts;
+  void add(double l, const std::vector<std::pair<std::string, double>>& p, double step_ms) {
+    if (parts.empty())
+      for (const auto& [name, v] : p) parts.emplace_back(name, 0.0);
+    for (size_t i = 0; i < p.size() && i < parts.size(); ++i) parts[i].second += p[i].second;
+    loss += l, ms += step_ms, ++steps;
+  }
+  std::vector<std::pair<std::string, double>> mean_parts() const {
+    auto m = parts;
+    for (auto& [name, v] : m) v /= static_cast<double>(std::max<int64_t>(steps, 1));
+    return m;
+  }
+};
+
+}  // namespace
+
+std::string checkpoint_path(const std::string& run_dir) { return run_dir + "/checkpoint.safetensors"; }
+std::string metrics_path(const std::string& run_dir) { return run_dir + "/metrics.jsonl"; }
+
+TrainSummary train_model(nn::ClipModel& model, const RunConfig& c, const BatchSource& batches,
+                         const TrainOptions& opt) {
+  validate(c);
+  if (!std::filesystem::is_directory(opt.run_dir))
+    fail("train", "the run folder '" + opt.run_dir + "' does not exist");
+  model.train();
+  std::unique_ptr<Optimizer> optimizer = make_optimizer(model, c);
+  const NamedTensors params = model.named_parameters();
+  Generator gen(c.seed + 1);  // draws the hard negatives
+  const nn::ObjectiveWeights weights{c.w_contrastive, c.w_itm, c.w_caption, c.hard_negatives};
+
+  TrainState state;
+  state.config = to_json(c);
+  if (!opt.resume.empty()) {
+    state = load_checkpoint(opt.resume, model, *optimizer);
+    gen.manual_seed(state.rng_seed);
+    gen.set_draws(state.rng_draws);
+    state.config = to_json(c);
+  }
+  const int64_t first_step = state.step;
+  if (first_step >= c.steps)
+    fail("train", fmt::format("the checkpoint is at step {}, which is not before steps = {} (raise steps to "
+                              "train further)", first_step, c.steps));
+  trim_metrics(metrics_path(opt.run_dir), first_step);
+  std::ofstream metrics(metrics_path(opt.run_dir), std::ios::app);
+  if (!metrics) fail("train", "cannot write '" + metrics_path(opt.run_dir) + "'");
+
+  const int64_t micro = c.batch_size / c.accum_steps;
+  const double max_logit_scale = std::log(100.0);
+  TrainSummary summary;
+  summary.first_step = first_step;
+  Progress progress(c.steps, "train", first_step);
+  StopSignals signals;
+  Window window;
+  int64_t bad_in_a_row = 0;
+  auto save = [&](int64_t steps_done) {
+    state.step = steps_done;
+    state.rng_seed = gen.seed();
+    state.rng_draws = gen.draws();
+    summary.checkpoint = checkpoint_path(opt.run_dir);
+    save_checkpoint(summary.checkpoint, model, *optimizer, state);
+  };
+  const auto t_run = std::chrono::steady_clock::now();
+
+  int64_t step = first_step;
+  for (; step < c.steps; ++step) {
+    const auto t0 = std::chrono::steady_clock::now();
+    const double lr = warmup_cosine_lr(step, c.warmup_steps, c.steps, c.lr, c.min_lr);
+    optimizer->zero_grad();
+    double loss = 0, data_ms = 0;
+    std::vector<std::pair<std::string, double>> parts;
+    for (int64_t a = 0; a < c.accum_steps; ++a) {
+      const auto td = std::chrono::steady_clock::now();
+      Batch b = batches(state.data_position, micro);
+      state.data_position += micro;
+      data_ms += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - td).count();
+      nn::Losses l = nn::compute_losses(model, b.images, b.ids, weights, gen);
+      Tensor scaled = c.accum_steps > 1 ? mul(l.total, 1.0 / static_cast<double>(c.accum_steps)) : l.total;
+      scaled.backward();
+      loss += item(l.total) / static_cast<double>(c.accum_steps);
+      if (parts.empty())
+        for (const auto& [name, t] : l.parts) parts.emplace_back(name, 0.0);
+      for (size_t i = 0; i < l.parts.size(); ++i) parts[i].second += item(l.parts[i].second) / static_cast<double>(c.accum_steps);
+    }
+    const double grad_norm = clip_grad_norm(params, c.grad_clip > 0 ? c.grad_clip : INFINITY);
+    const bool finite = std::isfinite(loss) && std::isfinite(grad_norm);
+    if (finite) {
+      optimizer->step(lr);
+      NoGradGuard no_grad;
+      if (item(model.logit_scale) > max_logit_scale) fill_(model.logit_scale, max_logit_scale);
+      bad_in_a_row = 0;
+    } else {
+      ++summary.skipped_steps;
+      ++bad_in_a_row;
+      progress.clear();
+      fmt::print(stderr, "warning: step {}: non-finite {} ({}); the update is skipped\n", step + 1,
+                 std::isfinite(loss) ? "gradient norm" : "loss", std::isfinite(loss) ? grad_norm : loss);
+    }
+    const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    const double samples_per_s = static_cast<double>(c.batch_size) / (ms / 1000.0);
+
+    std::string line = fmt::format("{{\"step\": {}, \"loss\": {}", step + 1, loss);
+    for (const auto& [name, v] : parts) line += fmt::format(", {}: {}", json::quote(name), v);
+    line += fmt::format(", \"lr\": {}, \"grad_norm\": {}, \"logit_scale\": {}, \"ms\": {:.2f}, \"data_ms\": {:.2f}, "
+                        "\"samples_per_s\": {:.1f}, \"skipped\": {}}}\n",
+                        lr, std::isfinite(grad_norm) ? grad_norm : -1.0, item(model.logit_scale), ms, data_ms,
+                        samples_per_s, finite ? "false" : "true");
+    if (!std::isfinite(loss)) line = fmt::format("{{\"step\": {}, \"skipped\": true}}\n", step + 1);  // NaN is not JSON
+    metrics << line << std::flush;
+    if (bad_in_a_row >= c.max_bad_steps)
+      fail("train", fmt::format("stopped: {} steps in a row had a non-finite loss or gradient (step {}); the last "
+                                "checkpoint{} is intact. Lower lr or check the data.",
+                                bad_in_a_row, step + 1, summary.checkpoint.empty() ? " (none yet)" : " " + summary.checkpoint));
+
+    if (finite) window.add(loss, parts, ms);
+    const bool last = step + 1 == c.steps;
+    if (opt.print_steps && (window.steps > 0) && ((step + 1) % c.log_every == 0 || last)) {
+      std::string part_text;
+      for (const auto& [name, v] : window.mean_parts()) part_text += fmt::format(" {} {:.4f}", name, v);
+      progress.clear();
+      const double mean_ms = window.ms / static_cast<double>(window.steps);
+      fmt::print("step {:>{}}/{}  loss {:.4f} ({} )  lr {:.2e}  grad norm {:.3f}  {:.0f} ms  {:.0f} samples/s  ETA {}\n",
+                 step + 1, std::to_string(c.steps).size(), c.steps, window.loss / static_cast<double>(window.steps),
+                 part_text.substr(1), lr, grad_norm, mean_ms, static_cast<double>(c.batch_size) / (mean_ms / 1000.0),
+                 format_duration(progress.eta_seconds(step + 1)));
+      std::fflush(stdout);
+      summary.final_loss = window.loss / static_cast<double>(window.steps);
+      summary.final_parts = window.mean_parts();
+      window = Window{};
+    }
+    progress.update(step + 1, fmt::format("loss {:.3f}", loss));
+
+    if ((step + 1) % c.checkpoint_every == 0 || last) save(step + 1);
+    const bool stop_here = opt.stop_after > 0 && step + 1 >= opt.stop_after;
+    if (!last && (StopSignals::requested() || stop_here)) {
+      progress.clear();
+      if ((step + 1) % c.checkpoint_every != 0) save(step + 1);
+      fmt::print(stderr, "{} after step {}; checkpoint {} (continue with --resume)\n",
+                 stop_here ? "stopped" : "interrupted", step + 1, summary.checkpoint);
+      summary.interrupted = true;
+      ++step;
+      break;
+    }
+  }
+  progress.finish();
+  summary.last_step = step;
+  summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_run).count();
+  summary.samples_per_second =
+      static_cast<double>((step - first_step) * c.batch_size) / std::max(summary.seconds, 1e-9);
+  return summary;
+}
+
+}  // namespace mmgrad::train

@@ -164,7 +164,7 @@ int train_command(int argc, char** argv, int first) {
     std::vector<int64_t> idx(static_cast<size_t>(count));
     for (int64_t i = 0; i < count; ++i) idx[static_cast<size_t>(i)] = sampler.index(first_pos + i);
     data::ImageTextBatch b = data::shapes_batch(train_split, tok, c.model.context_length, idx);
-    return train::Batch{b.images, b.ids};
+    return train::Batch{b.images, b.ids, b.groups};
   };
   train::TrainOptions topt;
   topt.run_dir = run_dir;

@@ -98,7 +98,7 @@ ShapesSample ShapesDataset::get(int64_t index, bool render_image) const {
       o.colour = rng.pick(kNumColours);
     } while (is_held_out(o.colour, o.shape) != must_be_held_out);
     o.large = rng.uniform() < 0.5;
-    o.r = S * (o.large ? 0.22f : 0.13f) * (n_objects == 2 ? 0.8f : 1.0f);
+    o.r = S * (o.large ? 0.26f : 0.17f) * (n_objects == 2 ? 0.8f : 1.0f);
     return o;
   };
   // Held-out samples have a held-out pair as their first object; training samples have none.

@@ -28,9 +28,20 @@ ImageTextBatch shapes_batch(const ShapesDataset& dataset, const BpeTokenizer& to
     const Tensor& img = samples[static_cast<size_t>(b)].image;
     std::memcpy(dst + b * 3 * S * S, img.data_ptr<float>(), sizeof(float) * static_cast<size_t>(3 * S * S));
     batch.captions.push_back(samples[static_cast<size_t>(b)].caption);
+    batch.groups.push_back(content_group(samples[static_cast<size_t>(b)]));
   }
   batch.ids = tokenizer.encode_batch(batch.captions, context_length);
   return batch;
+}
+
+int64_t content_group(const ShapesSample& sample) {
+  std::vector<int64_t> codes;
+  for (const ShapeObject& o : sample.objects) codes.push_back(o.colour * kNumShapes + static_cast<int64_t>(o.shape));
+  std::sort(codes.begin(), codes.end());
+  const int64_t pairs = kNumColours * kNumShapes;
+  int64_t id = 0;
+  for (int64_t c : codes) id = id * (pairs + 1) + c + 1;  // base pairs+1, digits 1..pairs: unique per multiset
+  return id;
 }
 
 BpeTokenizer train_shapes_tokenizer(const ShapesDataset& train_split, int64_t vocab_size, int64_t corpus_size) {

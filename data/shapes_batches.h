@@ -15,7 +15,13 @@ struct ImageTextBatch {
   Tensor images;                      // f32 [B, 3, S, S]
   Tensor ids;                         // i64 [B, context]: start, tokens, end, padding
   std::vector<std::string> captions;  // the texts the ids encode
+  std::vector<int64_t> groups;        // content_group of each sample
 };
+
+// An id for what every caption of a sample names: the (colour, shape) of each object, in any
+// order. Two samples of different groups never match each other's captions; samples of the
+// same group may (captions also mention sizes, places and relations only sometimes).
+int64_t content_group(const ShapesSample& sample);
 
 // The samples at `indices`, rendered on the thread pool.
 std::vector<ShapesSample> shapes_samples(const ShapesDataset& dataset, const std::vector<int64_t>& indices,

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <set>
 #include <sstream>
 
 #include <fmt/format.h>
@@ -48,13 +47,6 @@ std::vector<double> match_probability(const nn::ClipModel& model, const Tensor& 
     for (double v : to_vector<double>(p)) out.push_back(v);
   }
   return out;
-}
-
-// What a caption must name: the (colour, shape) of each object.
-std::multiset<std::pair<int, int>> content(const data::ShapesSample& s) {
-  std::multiset<std::pair<int, int>> c;
-  for (const auto& o : s.objects) c.emplace(o.colour, static_cast<int>(o.shape));
-  return c;
 }
 
 bool has_word(const std::string& text, const std::string& word) {
@@ -119,7 +111,10 @@ ShapesEval evaluate_shapes(const nn::ClipModel& model, const data::BpeTokenizer&
   for (int64_t i = 0; i < count; ++i)
     if (samples[static_cast<size_t>(i)].objects.size() == 1) single.push_back(i);
   if (!single.empty()) {
-    const std::vector<double> scores = to_vector<double>(matmul(rows(img, single), transpose(prompt_emb, 0, 1)));
+    // Logits as in training (scaled by the learned temperature): the log-sum-exp over the
+    // other attribute is then close to its best prompt, as a softmax classifier reads it.
+    const std::vector<double> scores = to_vector<double>(
+        mul(matmul(rows(img, single), transpose(prompt_emb, 0, 1)), std::exp(item(model.logit_scale))));
     int64_t colour_ok = 0, shape_ok = 0, pair_ok = 0;
     for (size_t k = 0; k < single.size(); ++k) {
       const double* row = scores.data() + k * static_cast<size_t>(C * S);
@@ -154,7 +149,7 @@ ShapesEval evaluate_shapes(const nn::ClipModel& model, const data::BpeTokenizer&
       cyclic[static_cast<size_t>(i)] = (i + count - 1) % count;
       int64_t best = -1;
       for (int64_t j = 0; j < count; ++j) {
-        if (content(samples[static_cast<size_t>(j)]) == content(samples[static_cast<size_t>(i)])) continue;
+        if (batch.groups[static_cast<size_t>(j)] == batch.groups[static_cast<size_t>(i)]) continue;
         if (best < 0 || sim_text_image[static_cast<size_t>(i * count + j)] > sim_text_image[static_cast<size_t>(i * count + best)])
           best = j;
       }
@@ -167,7 +162,7 @@ ShapesEval evaluate_shapes(const nn::ClipModel& model, const data::BpeTokenizer&
     for (int64_t i = 0; i < count; ++i) {
       const bool p = pos[static_cast<size_t>(i)] > 0.5;
       // The previous sample may show the same objects; then it is not a negative.
-      const bool same = content(samples[static_cast<size_t>(cyclic[static_cast<size_t>(i)])]) == content(samples[static_cast<size_t>(i)]);
+      const bool same = batch.groups[static_cast<size_t>(cyclic[static_cast<size_t>(i)])] == batch.groups[static_cast<size_t>(i)];
       ok += p + (same ? neg[static_cast<size_t>(i)] > 0.5 : neg[static_cast<size_t>(i)] <= 0.5);
       ok_hard += p + (neg_hard[static_cast<size_t>(i)] <= 0.5);
     }

@@ -20,7 +20,7 @@ struct ShapesEval {
   Recall image_to_text, text_to_image, chance;
 
   // Zero-shot on the one-object images: the 24 prompts "a picture of a <colour> <shape>";
-  // colour and shape each read from the prompt scores summed over the other attribute
+  // colour and shape each read from the prompt logits pooled over the other attribute
   // (log-sum-exp), the pair from the best prompt.
   int64_t zero_shot_samples = 0;
   double colour_accuracy = 0, shape_accuracy = 0, pair_accuracy = 0;

@@ -76,27 +76,35 @@ std::vector<int64_t> cyclic_negatives(int64_t batch) {
   return out;
 }
 
-std::vector<int64_t> hard_negatives(const Tensor& similarity, Generator& gen) {
+std::vector<int64_t> hard_negatives(const Tensor& similarity, Generator& gen, const std::vector<int64_t>& groups) {
   if (similarity.dim() != 2 || similarity.shape()[0] != similarity.shape()[1])
     fail("itm", "similarity must be square [B, B]", {describe("similarity", similarity)});
   const int64_t B = similarity.shape()[0];
   if (B < 2) fail("itm", "negatives need a batch of at least 2");
+  if (!groups.empty() && static_cast<int64_t>(groups.size()) != B)
+    fail("itm", "one group id per sample is needed", {describe("similarity", similarity)});
   std::vector<double> sim = to_vector<double>(similarity);
   const uint64_t key = gen.next_key();
   std::vector<int64_t> out(B);
   for (int64_t i = 0; i < B; ++i) {
-    // softmax over j != i, then the inverse CDF of one uniform draw.
+    // softmax over the candidates, then the inverse CDF of one uniform draw. Candidates: every
+    // j != i outside i's group (BLIP's mask of same-image pairs); every j != i when the whole
+    // batch shares i's group.
+    auto candidate = [&](int64_t j) { return j != i && (groups.empty() || groups[j] != groups[i]); };
+    bool any = false;
+    for (int64_t j = 0; j < B && !any; ++j) any = candidate(j);
+    auto allowed = [&](int64_t j) { return any ? candidate(j) : j != i; };
     double mx = -INFINITY;
     for (int64_t j = 0; j < B; ++j)
-      if (j != i) mx = std::max(mx, sim[i * B + j]);
+      if (allowed(j)) mx = std::max(mx, sim[i * B + j]);
     std::vector<double> w(B, 0.0);
     double total = 0;
     for (int64_t j = 0; j < B; ++j)
-      if (j != i) total += w[j] = std::exp(sim[i * B + j] - mx);
+      if (allowed(j)) total += w[j] = std::exp(sim[i * B + j] - mx);
     double u = Philox::uniform(key, static_cast<uint64_t>(i)) * total;
-    int64_t pick = i == 0 ? 1 : 0;
+    int64_t pick = -1;
     for (int64_t j = 0; j < B; ++j) {
-      if (j == i) continue;
+      if (!allowed(j)) continue;
       pick = j;
       if (u < w[j]) break;
       u -= w[j];

@@ -32,9 +32,12 @@ Tensor caption_targets(const Tensor& ids, int64_t eot_token_id);
 // ITM negatives: for each i an index j != i. Cyclic (the benchmark's): j = i - 1 mod B.
 std::vector<int64_t> cyclic_negatives(int64_t batch);
 // Hard negatives (ALBEF): row i of `similarity` [B, B] (temperature-scaled logits, as the
-// contrastive loss sees them) gives the weights softmax(sim[i, j])
-// over j != i, from which j is drawn. Deterministic for a given generator state.
-std::vector<int64_t> hard_negatives(const Tensor& similarity, Generator& gen);
+// contrastive loss sees them) gives the weights softmax(sim[i, j]) over j != i, from which j
+// is drawn. Deterministic for a given generator state. `groups` (optional, one id per
+// sample): samples of the same group are never each other's negatives, as BLIP masks pairs
+// of the same image; data with many near-duplicates needs it, or the most similar "negative"
+// is usually a true match and ITM learns contradictory labels.
+std::vector<int64_t> hard_negatives(const Tensor& similarity, Generator& gen, const std::vector<int64_t>& groups = {});
 
 class FusionTransformer;
 // 2-way cross-entropy over B positive pairs (text i, image i) labelled 1 and the negative

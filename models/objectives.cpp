@@ -8,7 +8,7 @@
 namespace mmgrad::nn {
 
 Losses compute_losses(const ClipModel& model, const Tensor& images, const Tensor& ids,
-                      const ObjectiveWeights& w, Generator& gen) {
+                      const ObjectiveWeights& w, Generator& gen, const std::vector<int64_t>& groups) {
   if (w.itm > 0 && !model.fusion_model)
     fail("objectives", "the ITM objective needs fusion layers (fusion_layers > 0)");
   if (w.caption > 0 && !model.caption_model)
@@ -35,11 +35,10 @@ Losses compute_losses(const ClipModel& model, const Tensor& images, const Tensor
     std::vector<int64_t> neg_image, neg_text;
     if (w.hard_negatives) {
       NoGradGuard no_grad;  // sampling only: no gradient through the choice
-      // Scaled by the learned temperature, as ALBEF does: unscaled cosines would make the
-      // softmax nearly uniform and the "hard" negatives random.
-      Tensor sim = mul(matmul(txt_emb, transpose(img_emb, 0, 1)), exp(model.logit_scale.detach()));  // [text, image]
-      neg_image = hard_negatives(sim, gen);
-      neg_text = hard_negatives(transpose(sim, 0, 1), gen);
+      Tensor sim = matmul(txt_emb, transpose(img_emb, 0, 1));  // [text, image] cosines
+      sim = w.negative_scale > 0 ? mul(sim, w.negative_scale) : mul(sim, exp(model.logit_scale.detach()));
+      neg_image = hard_negatives(sim, gen, groups);
+      neg_text = hard_negatives(transpose(sim, 0, 1), gen, groups);
     } else {
       neg_image = cyclic_negatives(B);
     }

@@ -17,6 +17,12 @@ struct ObjectiveWeights {
   double itm = 0.0;          // needs fusion layers
   double caption = 0.0;      // needs a caption decoder
   bool hard_negatives = true;  // ITM negatives drawn from the similarities; else cyclic
+  // The cosine similarities are multiplied by this before the softmax that draws the hard
+  // negatives; 0 uses the learned exp(logit_scale), as ALBEF does. Trained from scratch on
+  // data with few distinct concepts, ALBEF's sharp softmax draws negatives that differ only in
+  // what the towers cannot yet see, and ITM never leaves the constant prediction; a gentle
+  // scale keeps most negatives easy early and still prefers the similar ones.
+  double negative_scale = 0;
 };
 
 struct Losses {
@@ -24,8 +30,9 @@ struct Losses {
   std::vector<std::pair<std::string, Tensor>> parts;  // each objective before weighting
 };
 
-// images [B, 3, S, S], ids [B, T]. `gen` draws the hard negatives.
+// images [B, 3, S, S], ids [B, T]. `gen` draws the hard negatives; `groups` (optional, one
+// id per sample) keeps samples of a group from being each other's negatives (losses.h).
 Losses compute_losses(const ClipModel& model, const Tensor& images, const Tensor& ids,
-                      const ObjectiveWeights& weights, Generator& gen);
+                      const ObjectiveWeights& weights, Generator& gen, const std::vector<int64_t>& groups = {});
 
 }  // namespace mmgrad::nn

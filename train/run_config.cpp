@@ -62,6 +62,7 @@ const std::vector<Field>& fields() {
       MMGRAD_FIELD("w_itm", Double, w_itm),
       MMGRAD_FIELD("w_caption", Double, w_caption),
       MMGRAD_FIELD("hard_negatives", Bool, hard_negatives),
+      MMGRAD_FIELD("negative_scale", Double, negative_scale),
       MMGRAD_FIELD("dataset", Text, dataset),
       MMGRAD_INT("train_size", train_size, 1),
       MMGRAD_INT("eval_size", eval_size, 2),

@@ -30,6 +30,7 @@ struct RunConfig {
   // Objectives, weighted (models/objectives.h).
   double w_contrastive = 1.0, w_itm = 1.0, w_caption = 1.0;
   bool hard_negatives = true;
+  double negative_scale = 0;        // see nn::ObjectiveWeights; 0 = the learned logit scale
 
   // Data: the built-in shapes dataset (data/shapes.h) and the tokenizer trained on it.
   std::string dataset = "shapes";

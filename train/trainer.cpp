@@ -101,7 +101,7 @@ TrainSummary train_model(nn::ClipModel& model, const RunConfig& c, const BatchSo
   std::unique_ptr<Optimizer> optimizer = make_optimizer(model, c);
   const NamedTensors params = model.named_parameters();
   Generator gen(c.seed + 1);  // draws the hard negatives
-  const nn::ObjectiveWeights weights{c.w_contrastive, c.w_itm, c.w_caption, c.hard_negatives};
+  const nn::ObjectiveWeights weights{c.w_contrastive, c.w_itm, c.w_caption, c.hard_negatives, c.negative_scale};
 
   TrainState state;
   state.config = to_json(c);
@@ -148,7 +148,7 @@ TrainSummary train_model(nn::ClipModel& model, const RunConfig& c, const BatchSo
       Batch b = batches(state.data_position, micro);
       state.data_position += micro;
       data_ms += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - td).count();
-      nn::Losses l = nn::compute_losses(model, b.images, b.ids, weights, gen);
+      nn::Losses l = nn::compute_losses(model, b.images, b.ids, weights, gen, b.groups);
       Tensor scaled = c.accum_steps > 1 ? mul(l.total, 1.0 / static_cast<double>(c.accum_steps)) : l.total;
       scaled.backward();
       loss += item(l.total) / static_cast<double>(c.accum_steps);

@@ -22,8 +22,9 @@
 namespace mmgrad::train {
 
 struct Batch {
-  Tensor images;  // [B, 3, S, S]
-  Tensor ids;     // [B, T]
+  Tensor images;                // [B, 3, S, S]
+  Tensor ids;                   // [B, T]
+  std::vector<int64_t> groups;  // optional: samples of a group are not each other's ITM negatives
 };
 // The `count` samples starting at global sample position `first` (positions run on over
 // epochs; the source maps them to dataset indices).

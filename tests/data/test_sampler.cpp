@@ -73,3 +73,27 @@ TEST(ShapesBatches, CaptionsWithoutRenderingMatchRenderedOnes) {
   EXPECT_EQ(tok.decode(tok.encode(caption)), caption);
   EXPECT_LT(tok.encode(caption).size(), caption.size() / 2);
 }
+
+TEST(ShapesBatches, ContentGroupsNameTheObjectsInAnyOrder) {
+  ShapesSample a, b, c;
+  a.objects = {{ShapeKind::Circle, 0, true, 0, 0, 1}, {ShapeKind::Square, 2, false, 0, 0, 1}};
+  b.objects = {{ShapeKind::Square, 2, true, 5, 5, 2}, {ShapeKind::Circle, 0, false, 9, 9, 1}};  // swapped, other sizes
+  c.objects = {{ShapeKind::Circle, 0, true, 0, 0, 1}};
+  EXPECT_EQ(content_group(a), content_group(b));
+  EXPECT_NE(content_group(a), content_group(c));
+  std::set<int64_t> ids;
+  for (int col = 0; col < kNumColours; ++col)
+    for (int sh = 0; sh < kNumShapes; ++sh) {
+      ShapesSample one;
+      one.objects = {{static_cast<ShapeKind>(sh), col, true, 0, 0, 1}};
+      ids.insert(content_group(one));
+      ShapesSample two = one;
+      two.objects.push_back({ShapeKind::Diamond, 5, false, 0, 0, 1});
+      ids.insert(content_group(two));
+    }
+  EXPECT_EQ(ids.size(), 48u);  // all distinct
+  ShapesDataset ds(Split::Train, 10, 1, 32);
+  BpeTokenizer tok;
+  ImageTextBatch batch = shapes_batch(ds, tok, 64, {0, 1, 2});
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(batch.groups[i], content_group(ds.get(i)));
+}

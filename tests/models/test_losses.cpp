@@ -137,6 +137,17 @@ TEST(Itm, CyclicAndHardNegatives) {
   Generator a(9), b(9);
   Tensor s = randn({B, B}, DType::F32, Device::cpu(), &gen);
   EXPECT_EQ(hard_negatives(s, a), hard_negatives(s, b));
+
+  // Groups: the dominant entries (i, i+2) are in i's group, so they are never drawn; the
+  // draw stays in the other group. A batch that is one group falls back to any j != i.
+  const std::vector<int64_t> groups = {0, 1, 0, 1, 0, 1};  // i and i+2 share a group
+  for (int r = 0; r < 50; ++r) {
+    std::vector<int64_t> neg = hard_negatives(from_data(sim, {B, B}), gen, groups);
+    for (int64_t i = 0; i < B; ++i) EXPECT_NE(groups[neg[i]], groups[i]) << i;
+  }
+  std::vector<int64_t> one_group = hard_negatives(from_data(sim, {B, B}), gen, std::vector<int64_t>(B, 7));
+  for (int64_t i = 0; i < B; ++i) EXPECT_NE(one_group[i], i);
+  EXPECT_MMGRAD_ERROR(hard_negatives(from_data(sim, {B, B}), gen, {0, 1}), "itm", "group id");
 }
 
 TEST(Itm, LossIsCrossEntropyOverPositiveAndNegativePairs) {

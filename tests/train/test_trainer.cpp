@@ -45,7 +45,7 @@ Batch synthetic_batch(int64_t first, int64_t count, const RunConfig& c) {
   for (int64_t b = 0; b < count; ++b)
     for (int64_t t = 0; t < c.model.context_length; ++t)
       ids.push_back(t == 0 ? 17 : t < 5 ? ((first + b) * 3 + t * 7) % 17 : t == 5 ? 18 : 19);
-  return {images, from_data(ids, {count, c.model.context_length})};
+  return {images, from_data(ids, {count, c.model.context_length}), {}};
 }
 
 std::string fresh_dir(const std::string& name) {

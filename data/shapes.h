@@ -27,6 +27,7 @@ struct ShapeObject {
   int colour;        // index into colour_names()
   bool large;
   float cx, cy, r;   // centre and radius in pixels
+  float rgb[3] = {};  // the shade drawn: the colour's RGB with a little jitter
 };
 
 struct ShapesSample {
@@ -39,6 +40,10 @@ struct ShapesSample {
 
 const std::vector<std::string>& shape_names();   // canonical names: circle, square, ...
 const std::vector<std::string>& colour_names();  // red, green, ...
+// Captions of one object of this colour and shape in the dataset's own templates and every
+// synonym ("a red circle", "the red disk", "a picture of a red ball", ...): the prompt
+// ensemble for zero-shot classification, as CLIP averages many templates per class.
+std::vector<std::string> class_prompts(int colour, ShapeKind shape);
 // The (colour, shape) pairs kept out of training.
 bool is_held_out(int colour, ShapeKind shape);
 

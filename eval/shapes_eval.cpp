@@ -11,6 +11,7 @@
 #include "core/json.h"
 #include "data/shapes_batches.h"
 #include "models/generate.h"
+#include "models/losses.h"
 
 namespace mmgrad::eval {
 namespace {
@@ -101,12 +102,15 @@ ShapesEval evaluate_shapes(const nn::ClipModel& model, const data::BpeTokenizer&
 
   // Zero-shot colour and shape.
   const int C = data::kNumColours, S = data::kNumShapes;
-  std::vector<std::string> prompts;
+  // One embedding per (colour, shape) class: the normalised mean of its prompt ensemble.
+  std::vector<Tensor> class_emb;
   for (int c = 0; c < C; ++c)
-    for (int s = 0; s < S; ++s)
-      prompts.push_back("a picture of a " + data::colour_names()[static_cast<size_t>(c)] + " " +
-                        data::shape_names()[static_cast<size_t>(s)]);
-  const Tensor prompt_emb = model.encode_text(tokenizer.encode_batch(prompts, model.config.context_length));
+    for (int s = 0; s < S; ++s) {
+      const Tensor e_prompts = model.encode_text(
+          tokenizer.encode_batch(data::class_prompts(c, static_cast<data::ShapeKind>(s)), model.config.context_length));
+      class_emb.push_back(nn::l2_normalize(mean(e_prompts, {0}, true)));
+    }
+  const Tensor prompt_emb = concat(class_emb, 0);  // [C * S, E]
   std::vector<int64_t> single;
   for (int64_t i = 0; i < count; ++i)
     if (samples[static_cast<size_t>(i)].objects.size() == 1) single.push_back(i);
@@ -116,6 +120,7 @@ ShapesEval evaluate_shapes(const nn::ClipModel& model, const data::BpeTokenizer&
     const std::vector<double> scores = to_vector<double>(
         mul(matmul(rows(img, single), transpose(prompt_emb, 0, 1)), std::exp(item(model.logit_scale))));
     int64_t colour_ok = 0, shape_ok = 0, pair_ok = 0;
+    std::vector<std::pair<int64_t, int64_t>> by_pair(static_cast<size_t>(C * S));
     for (size_t k = 0; k < single.size(); ++k) {
       const double* row = scores.data() + k * static_cast<size_t>(C * S);
       std::vector<double> colour_score(C), shape_score(S);
@@ -132,12 +137,20 @@ ShapesEval evaluate_shapes(const nn::ClipModel& model, const data::BpeTokenizer&
       colour_ok += best_colour == truth.colour;
       shape_ok += best_shape == static_cast<int>(truth.shape);
       pair_ok += best_pair == truth.colour * S + static_cast<int>(truth.shape);
+      auto& cell = by_pair[static_cast<size_t>(truth.colour * S + static_cast<int>(truth.shape))];
+      ++cell.first;
+      cell.second += best_shape == static_cast<int>(truth.shape);
     }
     e.zero_shot_samples = static_cast<int64_t>(single.size());
     const auto n = static_cast<double>(single.size());
     e.colour_accuracy = static_cast<double>(colour_ok) / n;
     e.shape_accuracy = static_cast<double>(shape_ok) / n;
     e.pair_accuracy = static_cast<double>(pair_ok) / n;
+    for (int c = 0; c < C; ++c)
+      for (int sh = 0; sh < S; ++sh)
+        if (by_pair[static_cast<size_t>(c * S + sh)].first > 0)
+          e.shape_by_pair.emplace_back(data::colour_names()[static_cast<size_t>(c)] + " " + data::shape_names()[static_cast<size_t>(sh)],
+                                       by_pair[static_cast<size_t>(c * S + sh)]);
   }
 
   // Image-text matching.
@@ -206,6 +219,10 @@ std::string format_eval(const ShapesEval& e) {
   s += fmt::format("  zero-shot shape accuracy   {}   [{}]\n", pct(e.shape_accuracy), pct(1.0 / data::kNumShapes));
   s += fmt::format("  zero-shot pair accuracy    {}   [{}]\n", pct(e.pair_accuracy),
                    pct(1.0 / (data::kNumColours * data::kNumShapes)));
+  if (e.shape_by_pair.size() <= 4) {  // the held-out pairs: one line each
+    for (const auto& [name, cell] : e.shape_by_pair)
+      s += fmt::format("    shape right on {:<16} {} of {} images\n", name + ":", cell.second, cell.first);
+  }
   if (e.has_itm) {
     s += fmt::format("  ITM accuracy, random negatives  {}   [{}]\n", pct(e.itm_accuracy), pct(0.5));
     s += fmt::format("  ITM accuracy, hard negatives    {}   [{}]\n", pct(e.itm_hard_accuracy), pct(0.5));

@@ -19,11 +19,15 @@ struct ShapesEval {
   int64_t samples = 0;
   Recall image_to_text, text_to_image, chance;
 
-  // Zero-shot on the one-object images: the 24 prompts "a picture of a <colour> <shape>";
-  // colour and shape each read from the prompt logits pooled over the other attribute
-  // (log-sum-exp), the pair from the best prompt.
+  // Zero-shot on the one-object images: each of the 24 (colour, shape) classes is the mean
+  // embedding of its prompt ensemble (data::class_prompts); colour and shape are each read
+  // from the class logits pooled over the other attribute (log-sum-exp), the pair from the
+  // best class.
   int64_t zero_shot_samples = 0;
   double colour_accuracy = 0, shape_accuracy = 0, pair_accuracy = 0;
+  // Per true (colour, shape) pair: "red circle" -> (images, shape right). Shows which
+  // combinations generalise.
+  std::vector<std::pair<std::string, std::pair<int64_t, int64_t>>> shape_by_pair;
 
   // ITM (needs the fusion model): accuracy over positives and negatives, the negatives being
   // a random other image (the previous sample) or the hardest one, the most similar image by

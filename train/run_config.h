@@ -18,10 +18,10 @@ struct RunConfig {
   // Optimisation.
   std::string optimizer = "adamw";  // "adamw" or "sgd"
   int64_t steps = 600;
-  int64_t batch_size = 128;         // samples per optimizer step
+  int64_t batch_size = 64;          // samples per optimizer step
   int64_t accum_steps = 1;          // micro-batches per step (batch_size must divide)
-  double lr = 1e-3, min_lr = 1e-5;
-  int64_t warmup_steps = 50;
+  double lr = 2e-3, min_lr = 1e-5;
+  int64_t warmup_steps = 100;
   double weight_decay = 0.1;
   double momentum = 0.9;            // SGD only
   double grad_clip = 1.0;           // global L2 norm; 0 disables
@@ -30,7 +30,8 @@ struct RunConfig {
   // Objectives, weighted (models/objectives.h).
   double w_contrastive = 1.0, w_itm = 1.0, w_caption = 1.0;
   bool hard_negatives = true;
-  double negative_scale = 0;        // see nn::ObjectiveWeights; 0 = the learned logit scale
+  double negative_scale = 1;        // see nn::ObjectiveWeights: 1 = softmax of the cosines (the
+                                    // MODELS.md wording); 0 = ALBEF's learned logit scale
 
   // Data: the built-in shapes dataset (data/shapes.h) and the tokenizer trained on it.
   std::string dataset = "shapes";

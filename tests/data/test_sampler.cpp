@@ -46,9 +46,9 @@ TEST(ShapesBatches, BatchHoldsTheSamplesImagesAndTokens) {
   std::vector<std::string> corpus;
   for (int i = 0; i < 100; ++i) corpus.push_back(ds.get(i).caption);
   BpeTokenizer tok = BpeTokenizer::train(corpus, 300);
-  ImageTextBatch b = shapes_batch(ds, tok, 24, {7, 3, 99});
+  ImageTextBatch b = shapes_batch(ds, tok, 48, {7, 3, 99});
   ASSERT_EQ(b.images.shape(), (Shape{3, 3, 32, 32}));
-  ASSERT_EQ(b.ids.shape(), (Shape{3, 24}));
+  ASSERT_EQ(b.ids.shape(), (Shape{3, 48}));
   EXPECT_EQ(to_vector<float>(select(b.images, 0, 1)), to_vector<float>(ds.get(3).image));
   EXPECT_EQ(b.captions[2], ds.get(99).caption);
   const std::vector<int64_t> row = to_vector<int64_t>(select(b.ids, 0, 2));

@@ -1,15 +1,20 @@
-// Shared helpers for bench/ programs: median timing and the header line every benchmark
-// prints (which BLAS kernel and how many threads the figures were measured with).
+// Shared helpers for bench/ programs: median timing, the header line every benchmark
+// prints (which BLAS kernel and how many threads the figures were measured with), and the
+// GEMMs of one MODELS.md training step (bench_matmul times them one by one; bench_clip_step
+// counts the model's FLOPs from them and times them as a plain-sgemm reference).
 #pragma once
 #include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <functional>
+#include <string>
 #include <vector>
 
 #include <fmt/format.h>
 
 #include "core/blas_info.h"
 #include "core/parallel.h"
+#include "models/config.h"
 
 namespace mmgrad::bench {
 
@@ -28,6 +33,88 @@ inline double median_ms(const std::function<void()>& fn, int reps = 7, int warmu
 
 inline void print_header(const char* title) {
   fmt::print("# {}\n# {}; mmgrad threads: {}\n", title, blas_summary(), num_threads());
+}
+
+// One GEMM shape of a training step: C[M, N] = op(A) op(B), A stored K x M when `ta`
+// (else M x K), B stored N x K when `tb` (else K x N), row-major; `batch` independent
+// products per occurrence (attention: samples x heads), `count` occurrences per step.
+struct GemmShape {
+  std::string name;
+  int64_t M, N, K;
+  bool ta, tb;
+  int64_t batch;
+  int64_t count;
+  double flops() const { return 2.0 * static_cast<double>(M) * N * K * batch * count; }
+};
+
+// The three GEMMs of a Linear layer (in -> out) on `rows` rows, `n` times per step: forward
+// y = x W^T (NT), dX = dY W (NN, unless the input needs no gradient) and dW = dY^T X (TN).
+inline void add_linear(std::vector<GemmShape>& g, const std::string& name, int64_t rows, int64_t in, int64_t out,
+                       int64_t n, bool need_dx = true) {
+  if (n <= 0) return;
+  g.push_back({name + " fwd", rows, out, in, false, true, 1, n});
+  if (need_dx) g.push_back({name + " dX", rows, in, out, false, false, 1, n});
+  g.push_back({name + " dW", out, in, rows, true, false, 1, n});
+}
+
+// The six per-head GEMMs of attention with t queries, s keys and head dim d: forward
+// S = Q K^T, O = P V; backward dP = dO V^T, dV = P^T dO, dQ = dS K, dK = dS^T Q.
+inline void add_attention(std::vector<GemmShape>& g, const std::string& name, int64_t t, int64_t s, int64_t d,
+                          int64_t batch, int64_t layers) {
+  if (layers <= 0) return;
+  g.push_back({name + " QK^T", t, s, d, false, true, batch, layers});
+  g.push_back({name + " PV", t, d, s, false, false, batch, layers});
+  g.push_back({name + " dP=dO V^T", t, s, d, false, true, batch, layers});
+  g.push_back({name + " dV=P^T dO", s, d, t, true, false, batch, layers});
+  g.push_back({name + " dQ=dS K", t, d, s, false, false, batch, layers});
+  g.push_back({name + " dK=dS^T Q", s, d, t, true, false, batch, layers});
+}
+
+// Every GEMM of one benchmark step of ../shared/spec/MODELS.md (forward + backward): both
+// towers, the projections, the contrastive logits, and, with fusion layers, the ITM pass
+// over 2B pairs (positives + one cyclic negative each). The caption decoder is not part of
+// the benchmark step. The model FLOPs that bench_clip_step and bench/torch_clip_step.py
+// report are the sum over this list (clip_torch.py's step_gemms mirrors it).
+inline std::vector<GemmShape> clip_step_gemms(const nn::ModelConfig& c, int64_t B) {
+  const int64_t Wv = c.vision_width, Wt = c.text_width, E = c.embed_dim, P = c.patch_size;
+  const int64_t N = c.num_patches(), Nv = N + 1, T = c.context_length;
+  std::vector<GemmShape> g;
+  // Vision: the patch embedding (no dX: the images need no gradient), the layers.
+  add_linear(g, "vis patch", B * N, 3 * P * P, Wv, 1, /*need_dx=*/false);
+  add_linear(g, "vis q/k/v/out", B * Nv, Wv, Wv, 4 * c.vision_layers);
+  add_linear(g, "vis fc1", B * Nv, Wv, 4 * Wv, c.vision_layers);
+  add_linear(g, "vis fc2", B * Nv, 4 * Wv, Wv, c.vision_layers);
+  add_attention(g, "vis attn", Nv, Nv, Wv / c.vision_heads, B * c.vision_heads, c.vision_layers);
+  // Text.
+  add_linear(g, "txt q/k/v/out", B * T, Wt, Wt, 4 * c.text_layers);
+  add_linear(g, "txt fc1", B * T, Wt, 4 * Wt, c.text_layers);
+  add_linear(g, "txt fc2", B * T, 4 * Wt, Wt, c.text_layers);
+  add_attention(g, "txt attn", T, T, Wt / c.text_heads, B * c.text_heads, c.text_layers);
+  // Projections and the B x B logits (I T^T; dI = dL T, dT = dL^T I).
+  add_linear(g, "visual_projection", B, Wv, E, 1);
+  add_linear(g, "text_projection", B, Wt, E, 1);
+  g.push_back({"logits I T^T", B, B, E, false, true, 1, 1});
+  g.push_back({"logits dI", B, E, B, false, false, 1, 1});
+  g.push_back({"logits dT", B, E, B, true, false, 1, 1});
+  if (c.fusion_layers > 0) {
+    const int64_t pairs = 2 * B, L = c.fusion_layers, D = Wt / c.text_heads;
+    add_linear(g, "fus image_proj", pairs * Nv, Wv, Wt, 1);
+    add_linear(g, "fus self q/k/v/out", pairs * T, Wt, Wt, 4 * L);
+    add_attention(g, "fus self attn", T, T, D, pairs * c.text_heads, L);
+    add_linear(g, "fus cross q/out", pairs * T, Wt, Wt, 2 * L);
+    add_linear(g, "fus cross k/v", pairs * Nv, Wt, Wt, 2 * L);
+    add_attention(g, "fus cross attn", T, Nv, D, pairs * c.text_heads, L);
+    add_linear(g, "fus fc1", pairs * T, Wt, 4 * Wt, L);
+    add_linear(g, "fus fc2", pairs * T, 4 * Wt, Wt, L);
+    add_linear(g, "fus itm_head", pairs, Wt, 2, 1);
+  }
+  return g;
+}
+
+inline double total_flops(const std::vector<GemmShape>& g) {
+  double f = 0;
+  for (const GemmShape& s : g) f += s.flops();
+  return f;
 }
 
 }  // namespace mmgrad::bench

@@ -8,8 +8,9 @@
 // appear three times: forward (NT), dX = dY W (NN) and dW = dY^T X (TN). Attention products
 // are per (sample, head) and run as a loop of `batch` calls. g/cb and bi/cb are speed ratios
 // against the direct cblas call (time_cblas / time_x: above 1 means faster than OpenBLAS). "count" is how many times the
-// shape occurs in one step of the two towers (fusion layers not counted); the last line
-// weights the times by it.
+// shape occurs in one MODELS.md benchmark step (towers, projections, logits and the fusion
+// model's ITM pass; the list is bench_common.h's clip_step_gemms); the last line weights
+// the times by it.
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
@@ -24,6 +25,7 @@
 #include "autograd/grad_mode.h"
 #include "autograd/ops.h"
 #include "backends/cpu/gemm.h"
+#include "bench/bench_common.h"
 #include "core/blas_info.h"
 
 #ifdef MMGRAD_HAVE_OPENBLAS
@@ -32,50 +34,11 @@
 
 namespace {
 
-struct Case {
-  std::string name;
-  int64_t M, N, K;
-  bool ta, tb;    // A stored as K x M (A^T row-major), B stored as N x K
-  int64_t batch;  // independent products per call group (attention: samples x heads)
-  int64_t count;  // occurrences per training step
-};
+using Case = mmgrad::bench::GemmShape;
 
-// The three GEMMs of a Linear layer (in -> out) applied to `rows` rows, `n` times per step.
-void add_linear(std::vector<Case>& cases, const std::string& name, int64_t rows, int64_t in,
-                int64_t out, int64_t n, bool need_dx = true) {
-  cases.push_back({name + " fwd", rows, out, in, false, true, 1, n});
-  if (need_dx) cases.push_back({name + " dX", rows, in, out, false, false, 1, n});
-  cases.push_back({name + " dW", out, in, rows, true, false, 1, n});
-}
-
-// The six per-head GEMMs of attention with sequence length s and head dim d.
-void add_attention(std::vector<Case>& cases, const std::string& name, int64_t s, int64_t d,
-                   int64_t batch, int64_t layers) {
-  cases.push_back({name + " QK^T", s, s, d, false, true, batch, layers});
-  cases.push_back({name + " PV", s, d, s, false, false, batch, layers});
-  cases.push_back({name + " dP=dO V^T", s, s, d, false, true, batch, layers});
-  cases.push_back({name + " dV=P^T dO", s, d, s, true, false, batch, layers});
-  cases.push_back({name + " dQ=dS K", s, d, s, false, false, batch, layers});
-  cases.push_back({name + " dK=dS^T Q", s, d, s, true, false, batch, layers});
-}
-
-std::vector<Case> clip_tiny_cases() {
-  // clip-tiny: image 32, patch 4 -> 64 patches + class token = 65 tokens; context 32;
-  // width 128, 4 layers, 4 heads (head dim 32), MLP 512; batch 128.
-  const int64_t B = 128, W = 128, MLP = 4 * W, L = 4, H = 4;
-  const int64_t vis_rows = B * 65, txt_rows = B * 32;
-  std::vector<Case> c;
-  add_linear(c, "vis patch 48->128", B * 64, 3 * 4 * 4, W, 1, /*need_dx=*/false);
-  add_linear(c, "vis qkv/out 128->128", vis_rows, W, W, 4 * L);
-  add_linear(c, "vis fc1 128->512", vis_rows, W, MLP, L);
-  add_linear(c, "vis fc2 512->128", vis_rows, MLP, W, L);
-  add_linear(c, "txt qkv/out 128->128", txt_rows, W, W, 4 * L);
-  add_linear(c, "txt fc1 128->512", txt_rows, W, MLP, L);
-  add_linear(c, "txt fc2 512->128", txt_rows, MLP, W, L);
-  add_attention(c, "vis attn", 65, W / H, B * H, L);
-  add_attention(c, "txt attn", 32, W / H, B * H, L);
-  return c;
-}
+// clip-tiny (image 32, patch 4 -> 65 tokens; context 32; width 128, 4 layers, 4 heads, MLP
+// 512; 2 fusion layers), batch 128: the GEMMs of one MODELS.md benchmark step (bench_common.h).
+std::vector<Case> clip_tiny_cases() { return mmgrad::bench::clip_step_gemms(mmgrad::nn::preset("clip-tiny"), 128); }
 
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());

@@ -107,10 +107,6 @@ ShapesSample ShapesDataset::get(int64_t index, bool render_image) const {
       o.colour = rng.pick(kNumColours);
     } while (is_held_out(o.colour, o.shape) != must_be_held_out);
     o.large = rng.uniform() < 0.5;
-    // Each object gets its own shade of its colour (+-0.1 per channel): a colour name covers a
-    // range, as in photographs, so shape features cannot lean on one exact RGB value.
-    for (int c = 0; c < 3; ++c)
-      o.rgb[c] = std::clamp(kRgb[o.colour][c] + (static_cast<float>(rng.uniform()) - 0.5f) * 0.2f, 0.0f, 1.0f);
     o.r = S * (o.large ? 0.26f : 0.17f) * (n_objects == 2 ? 0.8f : 1.0f);
     return o;
   };
@@ -155,7 +151,7 @@ ShapesSample ShapesDataset::get(int64_t index, bool render_image) const {
       float rgb[3] = {0.08f, 0.08f, 0.10f};
       for (const ShapeObject& o : out.objects)
         if (inside(o, static_cast<float>(x) + 0.5f, static_cast<float>(y) + 0.5f))
-          for (int c = 0; c < 3; ++c) rgb[c] = o.rgb[c];
+          for (int c = 0; c < 3; ++c) rgb[c] = kRgb[o.colour][c];
       for (int c = 0; c < 3; ++c) {
         float noise = (static_cast<float>(rng.uniform()) - 0.5f) * 0.06f;
         pixels[(c * image_size_ + y) * image_size_ + x] = std::clamp(rgb[c] + noise, 0.0f, 1.0f);

@@ -27,7 +27,6 @@ struct ShapeObject {
   int colour;        // index into colour_names()
   bool large;
   float cx, cy, r;   // centre and radius in pixels
-  float rgb[3] = {};  // the shade drawn: the colour's RGB with a little jitter
 };
 
 struct ShapesSample {

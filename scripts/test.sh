@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-scripts/setup.sh build
+scripts/setup.sh --with-torch build  # python3-torch for the PyTorch parity test
 scripts/setup.sh build-noblas -Dblas=none -Dcuda=disabled -Dbenchmarks=false
 
 status=0

@@ -4,7 +4,7 @@
 # ratios.
 #
 #   bench/compare_torch.sh [--preset clip-tiny|clip-b32] [--batch N] [--steps N]
-#                          [--threads N] [--rounds N] [--core NAME]
+#                          [--threads N] [--rounds N] [--core NAME] [--wait-idle SECONDS]
 #
 # Both sides run with the same thread count (mmgrad's pool, torch.set_num_threads, and
 # OpenBLAS's own threads via OPENBLAS_NUM_THREADS / OMP_NUM_THREADS) and on the same OpenBLAS
@@ -25,12 +25,13 @@
 #    than 2x.
 # Each run is repeated --rounds times, alternating; the table takes each run's fastest
 # round (the least disturbed by other work on the machine), and the CPU share that other
-# processes used during each run is printed as a noise warning. About 3 minutes for
+# processes used during each run is printed as a noise warning; --wait-idle S waits (up to S
+# seconds) before each run until the machine has been idle for 3 s. About 3 minutes for
 # clip-tiny at the defaults on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-preset=clip-tiny batch=0 steps=5 threads=$(nproc) rounds=2 core=""
+preset=clip-tiny batch=0 steps=5 threads=$(nproc) rounds=2 core="" wait_idle=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --preset) preset=$2; shift 2 ;;
@@ -39,7 +40,9 @@ while [ $# -gt 0 ]; do
     --threads) threads=$2; shift 2 ;;
     --rounds) rounds=$2; shift 2 ;;
     --core) core=$2; shift 2 ;;
-    *) echo "usage: $0 [--preset P] [--batch N] [--steps N] [--threads N] [--rounds N] [--core NAME]" >&2; exit 2 ;;
+    --wait-idle) wait_idle=$2; shift 2 ;;
+    *) echo "usage: $0 [--preset P] [--batch N] [--steps N] [--threads N] [--rounds N] [--core NAME]" \
+            "[--wait-idle SECONDS]" >&2; exit 2 ;;
   esac
 done
 
@@ -61,11 +64,11 @@ fi
 if [ -n "$core" ]; then export OPENBLAS_CORETYPE=$core; fi
 export OPENBLAS_NUM_THREADS=$threads OMP_NUM_THREADS=$threads MMGRAD_NUM_THREADS=$threads
 
-exec /usr/bin/python3 - "$preset" "$batch" "$steps" "$threads" "$rounds" "${core:-}" <<'PY'
-import os, re, resource, subprocess, sys
+exec /usr/bin/python3 - "$preset" "$batch" "$steps" "$threads" "$rounds" "${core:-}" "$wait_idle" <<'PY'
+import os, re, resource, subprocess, sys, time
 
-preset, batch, steps, threads, rounds, core = sys.argv[1:7]
-batch, rounds = int(batch), max(1, int(rounds))
+preset, batch, steps, threads, rounds, core, wait_idle = sys.argv[1:8]
+batch, rounds, wait_idle = int(batch), max(1, int(rounds)), float(wait_idle)
 common = ["--preset", preset, "--steps", steps] + (["--batch", str(batch)] if batch > 0 else [])
 mmgrad_cmd = ["build/bench/bench_clip_step"] + common
 torch_cmd = ["/usr/bin/python3", "bench/torch_clip_step.py", "--threads", threads] + common
@@ -88,8 +91,24 @@ def busy_jiffies():
     return sum(v[:3]) + sum(v[5:8]), sum(v[:8])  # user nice system + irq softirq steal; all
 
 
+def wait_until_idle():
+    """Up to wait_idle seconds: until less than 5% of the CPU time of a 3 s window was busy."""
+    start = time.time()
+    while time.time() - start < wait_idle:
+        b0, t0 = busy_jiffies()
+        time.sleep(3)
+        b1, t1 = busy_jiffies()
+        if (b1 - b0) < 0.05 * max(1, t1 - t0):
+            if time.time() - start > 4:
+                print(f"# waited {time.time() - start:.0f} s for the machine to be idle", flush=True)
+            return
+    print(f"# the machine was still busy after {wait_idle:.0f} s; running anyway", flush=True)
+
+
 def run(name):
     cmd, extra = runs[name]
+    if wait_idle > 0:
+        wait_until_idle()
     hz = os.sysconf("SC_CLK_TCK")
     b0, t0 = busy_jiffies()
     c0 = resource.getrusage(resource.RUSAGE_CHILDREN)

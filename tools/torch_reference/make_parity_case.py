@@ -66,7 +66,6 @@ def randomize(model: ct.ClipModel, gen: torch.Generator):
     for name, p in model.named_parameters():
         shape = tuple(p.shape)
         r = torch.randn(shape, generator=gen, dtype=torch.float64)
-        short = name.rsplit(".", 2)
         is_norm = "norm" in name or "layrnorm" in name
         if name == "logit_scale":
             v = torch.tensor(2.0 if c.contrastive == "siglip" else math.log(1 / 0.07) - 0.2, dtype=torch.float64)
@@ -76,7 +75,7 @@ def randomize(model: ct.ClipModel, gen: torch.Generator):
             v = 1 + 0.1 * r
         elif name.endswith(".bias"):
             v = 0.1 * r
-        elif "embedding" in short[-2] or name.endswith("class_embedding"):
+        elif ".embeddings." in name:  # class, patch, position and token embeddings
             if name.endswith("patch_embedding.weight"):
                 v = r * (shape[1] * shape[2] * shape[3]) ** -0.5
             else:

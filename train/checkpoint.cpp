@@ -93,11 +93,15 @@ void load_matching(const std::string& path, const SafetensorsFile& file, const s
   for (auto& [dst, src] : copies) copy_(dst, src);
 }
 
+void check_format(const std::string& path, const std::map<std::string, std::string>& meta) {
+  auto tag = meta.find("format");
+  if (tag == meta.end() || tag->second != kFormat)
+    fail("checkpoint", "'" + path + "' is not an mmgrad checkpoint (no '" + kFormat + "' format tag)");
+}
+
 SafetensorsFile load_checkpoint_file(const std::string& path) {
   SafetensorsFile file = load_safetensors(path);
-  auto fmt_it = file.metadata.find("format");
-  if (fmt_it == file.metadata.end() || fmt_it->second != kFormat)
-    fail("checkpoint", "'" + path + "' is not an mmgrad checkpoint (no '" + kFormat + "' format tag)");
+  check_format(path, file.metadata);
   return file;
 }
 
@@ -125,9 +129,11 @@ TrainState load_model_weights(const std::string& path, nn::Module& model) {
 }
 
 std::string read_checkpoint_config(const std::string& path) {
-  const SafetensorsFile file = load_checkpoint_file(path);
-  auto it = file.metadata.find("config");
-  if (it == file.metadata.end() || it->second.empty())
+  // The header alone: callers load the tensors afterwards, once.
+  const std::map<std::string, std::string> meta = load_safetensors_metadata(path);
+  check_format(path, meta);
+  auto it = meta.find("config");
+  if (it == meta.end() || it->second.empty())
     fail("checkpoint", "'" + path + "' has no configuration in its metadata");
   return it->second;
 }

@@ -53,8 +53,15 @@ const char* stored_name(DType d) {
 
 }  // namespace
 
-SafetensorsFile load_safetensors(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
+namespace {
+
+// The validated header of a file: its JSON and where the data block lies.
+struct Header {
+  json::Value root;
+  uint64_t data_start = 0, data_size = 0;
+};
+
+Header read_header(const std::string& path, std::ifstream& in) {
   if (!in) bad_file(path, std::string("cannot open (") + std::strerror(errno) + ")");
   in.seekg(0, std::ios::end);
   const uint64_t file_size = static_cast<uint64_t>(in.tellg());
@@ -66,18 +73,45 @@ SafetensorsFile load_safetensors(const std::string& path) {
   for (int i = 7; i >= 0; --i) header_len = header_len << 8 | len_bytes[i];
   if (header_len > kMaxHeader || header_len > file_size - 8)
     bad_file(path, fmt::format("header length {} does not fit the file ({} bytes)", header_len, file_size));
-  std::string header(header_len, '\0');
-  in.read(header.data(), static_cast<std::streamsize>(header_len));
+  std::string text(header_len, '\0');
+  in.read(text.data(), static_cast<std::streamsize>(header_len));
   if (!in) bad_file(path, "truncated header");
-  const uint64_t data_start = 8 + header_len, data_size = file_size - data_start;
-
-  json::Value root;
+  Header h;
+  h.data_start = 8 + header_len;
+  h.data_size = file_size - h.data_start;
   try {
-    root = json::Value::parse(header);
+    h.root = json::Value::parse(text);
   } catch (const Error& e) {
     bad_file(path, "header is not valid JSON: " + e.detail());
   }
-  if (!root.is_object()) bad_file(path, "header is not a JSON object");
+  if (!h.root.is_object()) bad_file(path, "header is not a JSON object");
+  return h;
+}
+
+std::map<std::string, std::string> read_metadata(const std::string& path, const json::Value& entry) {
+  std::map<std::string, std::string> out;
+  if (!entry.is_object()) bad_file(path, "__metadata__ is not an object");
+  for (const auto& [k, v] : entry.as_object("__metadata__")) {
+    if (!v.is_string()) bad_file(path, "__metadata__ value of '" + k + "' is not a string");
+    out[k] = v.as_string("metadata");
+  }
+  return out;
+}
+
+}  // namespace
+
+std::map<std::string, std::string> load_safetensors_metadata(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  const Header h = read_header(path, in);
+  const json::Value* meta = h.root.find("__metadata__");
+  return meta ? read_metadata(path, *meta) : std::map<std::string, std::string>{};
+}
+
+SafetensorsFile load_safetensors(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  const Header h = read_header(path, in);
+  const json::Value& root = h.root;
+  const uint64_t data_start = h.data_start, data_size = h.data_size;
 
   SafetensorsFile out;
   struct Span {
@@ -87,11 +121,7 @@ SafetensorsFile load_safetensors(const std::string& path) {
   std::vector<Span> spans;
   for (const auto& [name, entry] : root.as_object("header")) {
     if (name == "__metadata__") {
-      if (!entry.is_object()) bad_file(path, "__metadata__ is not an object");
-      for (const auto& [k, v] : entry.as_object("__metadata__")) {
-        if (!v.is_string()) bad_file(path, "__metadata__ value of '" + k + "' is not a string");
-        out.metadata[k] = v.as_string("metadata");
-      }
+      out.metadata = read_metadata(path, entry);
       continue;
     }
     auto bad = [&](const std::string& what) { bad_file(path, "tensor '" + name + "': " + what); };

@@ -25,6 +25,8 @@ struct SafetensorsFile {
 };
 
 SafetensorsFile load_safetensors(const std::string& path);
+// The header's __metadata__ alone (the header is validated; the data is not read).
+std::map<std::string, std::string> load_safetensors_metadata(const std::string& path);
 
 enum class StoreFloatsAs { Same, F16, BF16 };
 

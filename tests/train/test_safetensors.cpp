@@ -60,6 +60,9 @@ TEST(Safetensors, RoundTripsEveryDtypeAndMetadata) {
   }
   EXPECT_EQ(out.metadata.at("step"), "12");
   EXPECT_EQ(out.metadata.at("note"), "quote\" and \\ backslash");
+  // The header alone gives the same metadata.
+  EXPECT_EQ(load_safetensors_metadata(path), out.metadata);
+  EXPECT_THROW(load_safetensors_metadata(mmtest::temp_path("no_such.safetensors")), Error);
 }
 
 TEST(Safetensors, ByteLayoutFollowsTheFormat) {

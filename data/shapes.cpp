@@ -47,11 +47,6 @@ bool inside(const ShapeObject& o, float x, float y) {
   return false;
 }
 
-const std::vector<std::vector<std::string>>& shape_synonyms() {
-  static const std::vector<std::vector<std::string>> s = {
-      {"circle", "disk", "ball"}, {"square", "box", "block"}, {"triangle", "pyramid"}, {"diamond", "rhombus"}};
-  return s;
-}
 
 std::string describe_object(const ShapeObject& o, SampleRng& rng, bool with_size) {
   std::string s = rng.pick(3) == 0 ? "the " : "a ";
@@ -60,6 +55,12 @@ std::string describe_object(const ShapeObject& o, SampleRng& rng, bool with_size
 }
 
 }  // namespace
+
+const std::vector<std::vector<std::string>>& shape_synonyms() {
+  static const std::vector<std::vector<std::string>> s = {
+      {"circle", "disk", "ball"}, {"square", "box", "block"}, {"triangle", "pyramid"}, {"diamond", "rhombus"}};
+  return s;
+}
 
 const std::vector<std::string>& shape_names() {
   static const std::vector<std::string> n = {"circle", "square", "triangle", "diamond"};

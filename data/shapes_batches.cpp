@@ -19,16 +19,21 @@ std::vector<ShapesSample> shapes_samples(const ShapesDataset& dataset, const std
 
 ImageTextBatch shapes_batch(const ShapesDataset& dataset, const BpeTokenizer& tokenizer, int64_t context_length,
                             const std::vector<int64_t>& indices) {
-  const int64_t B = static_cast<int64_t>(indices.size()), S = dataset.image_size();
-  std::vector<ShapesSample> samples = shapes_samples(dataset, indices);
+  return samples_batch(shapes_samples(dataset, indices), tokenizer, context_length);
+}
+
+ImageTextBatch samples_batch(const std::vector<ShapesSample>& samples, const BpeTokenizer& tokenizer,
+                             int64_t context_length) {
+  if (samples.empty() || !samples[0].image.defined()) fail("samples_batch", "needs rendered samples");
+  const int64_t B = static_cast<int64_t>(samples.size()), S = samples[0].image.shape()[1];
   ImageTextBatch batch;
   batch.images = empty({B, 3, S, S});
   float* dst = batch.images.data_ptr<float>();
   for (int64_t b = 0; b < B; ++b) {
-    const Tensor& img = samples[static_cast<size_t>(b)].image;
-    std::memcpy(dst + b * 3 * S * S, img.data_ptr<float>(), sizeof(float) * static_cast<size_t>(3 * S * S));
-    batch.captions.push_back(samples[static_cast<size_t>(b)].caption);
-    batch.groups.push_back(content_group(samples[static_cast<size_t>(b)]));
+    const ShapesSample& sample = samples[static_cast<size_t>(b)];
+    std::memcpy(dst + b * 3 * S * S, sample.image.data_ptr<float>(), sizeof(float) * static_cast<size_t>(3 * S * S));
+    batch.captions.push_back(sample.caption);
+    batch.groups.push_back(content_group(sample));
   }
   batch.ids = tokenizer.encode_batch(batch.captions, context_length);
   return batch;

@@ -29,6 +29,9 @@ std::vector<ShapesSample> shapes_samples(const ShapesDataset& dataset, const std
 
 ImageTextBatch shapes_batch(const ShapesDataset& dataset, const BpeTokenizer& tokenizer, int64_t context_length,
                             const std::vector<int64_t>& indices);
+// The batch of samples already rendered (all with images).
+ImageTextBatch samples_batch(const std::vector<ShapesSample>& samples, const BpeTokenizer& tokenizer,
+                             int64_t context_length);
 
 // The tokenizer for a run on this dataset: byte-level BPE trained on the captions of the
 // first `corpus_size` training samples, up to `vocab_size` tokens.

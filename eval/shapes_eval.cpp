@@ -22,29 +22,37 @@ Tensor rows(const Tensor& t, const std::vector<int64_t>& index) {
   return index_select(t, 0, from_data(index, {static_cast<int64_t>(index.size())}));
 }
 
-// Embeddings of all images and texts, chunk by chunk.
-std::pair<Tensor, Tensor> embed_all(const nn::ClipModel& model, const Tensor& images, const Tensor& ids) {
-  std::vector<Tensor> img, txt;
+// Everything the metrics need from the towers, computed once, chunk by chunk.
+struct TowerStates {
+  Tensor image_hidden, text_hidden;  // [N, tokens, W]: the fusion's inputs
+  Tensor image_emb, text_emb;        // [N, E] normalised
+};
+
+TowerStates run_towers(const nn::ClipModel& model, const Tensor& images, const Tensor& ids) {
+  std::vector<Tensor> ih, th, ie, te;
   const int64_t N = images.shape()[0];
   for (int64_t a = 0; a < N; a += kChunk) {
     const int64_t n = std::min(kChunk, N - a);
-    img.push_back(model.encode_image(narrow(images, 0, a, n)));
-    txt.push_back(model.encode_text(narrow(ids, 0, a, n)));
+    auto vis = model.vision_model.forward(narrow(images, 0, a, n));
+    auto txt = model.text_model.forward(narrow(ids, 0, a, n));
+    ih.push_back(vis.last_hidden_state);
+    th.push_back(txt.last_hidden_state);
+    ie.push_back(model.image_embedding(vis.pooled));
+    te.push_back(model.text_embedding(txt.pooled));
   }
-  return {concat(img, 0), concat(txt, 0)};
+  return {concat(ih, 0), concat(th, 0), concat(ie, 0), concat(te, 0)};
 }
 
 // P(match) for the pairs (text text_index[k], image image_index[k]).
-std::vector<double> match_probability(const nn::ClipModel& model, const Tensor& images, const Tensor& ids,
+std::vector<double> match_probability(const nn::ClipModel& model, const TowerStates& towers,
                                       const std::vector<int64_t>& text_index, const std::vector<int64_t>& image_index) {
   std::vector<double> out;
   for (size_t a = 0; a < text_index.size(); a += kChunk) {
     const size_t b = std::min(text_index.size(), a + kChunk);
     const std::vector<int64_t> ti(text_index.begin() + static_cast<std::ptrdiff_t>(a), text_index.begin() + static_cast<std::ptrdiff_t>(b));
     const std::vector<int64_t> ii(image_index.begin() + static_cast<std::ptrdiff_t>(a), image_index.begin() + static_cast<std::ptrdiff_t>(b));
-    Tensor text = model.text_model.forward(rows(ids, ti)).last_hidden_state;
-    Tensor image = model.vision_model.forward(rows(images, ii)).last_hidden_state;
-    Tensor p = select(softmax(model.fusion_model->itm_logits(model.fusion_model->forward(text, image)), 1), 1, 1);
+    const Tensor fused = model.fusion_model->forward(rows(towers.text_hidden, ti), rows(towers.image_hidden, ii));
+    const Tensor p = select(softmax(model.fusion_model->itm_logits(fused), 1), 1, 1);
     for (double v : to_vector<double>(p)) out.push_back(v);
   }
   return out;
@@ -60,12 +68,10 @@ bool has_word(const std::string& text, const std::string& word) {
 
 // Whether a generated caption names every object's colour and shape (any synonym).
 bool caption_names_objects(const std::string& caption, const data::ShapesSample& s) {
-  static const std::vector<std::vector<std::string>> kShapeWords = {
-      {"circle", "disk", "ball"}, {"square", "box", "block"}, {"triangle", "pyramid"}, {"diamond", "rhombus"}};
   for (const auto& o : s.objects) {
     if (!has_word(caption, data::colour_names()[static_cast<size_t>(o.colour)])) return false;
     bool shape = false;
-    for (const auto& w : kShapeWords[static_cast<size_t>(o.shape)]) shape = shape || has_word(caption, w);
+    for (const auto& w : data::shape_synonyms()[static_cast<size_t>(o.shape)]) shape = shape || has_word(caption, w);
     if (!shape) return false;
   }
   return true;
@@ -91,10 +97,12 @@ ShapesEval evaluate_shapes(const nn::ClipModel& model, const data::BpeTokenizer&
   std::vector<int64_t> all(static_cast<size_t>(count));
   for (int64_t i = 0; i < count; ++i) all[static_cast<size_t>(i)] = i;
   const std::vector<data::ShapesSample> samples = data::shapes_samples(ds, all);
-  const data::ImageTextBatch batch = data::shapes_batch(ds, tokenizer, model.config.context_length, all);
+  const data::ImageTextBatch batch = data::samples_batch(samples, tokenizer, model.config.context_length);
+  const TowerStates towers = run_towers(model, batch.images, batch.ids);
 
   // Retrieval.
-  auto [img, txt] = embed_all(model, batch.images, batch.ids);
+  const Tensor& img = towers.image_emb;
+  const Tensor& txt = towers.text_emb;
   const Tensor sim = matmul(img, transpose(txt, 0, 1));  // [image, text]
   e.image_to_text = recall_at_k(sim);
   e.text_to_image = recall_at_k(transpose(sim, 0, 1));
@@ -168,9 +176,9 @@ ShapesEval evaluate_shapes(const nn::ClipModel& model, const data::BpeTokenizer&
       }
       hard[static_cast<size_t>(i)] = best < 0 ? cyclic[static_cast<size_t>(i)] : best;
     }
-    const std::vector<double> pos = match_probability(model, batch.images, batch.ids, all, all);
-    const std::vector<double> neg = match_probability(model, batch.images, batch.ids, all, cyclic);
-    const std::vector<double> neg_hard = match_probability(model, batch.images, batch.ids, all, hard);
+    const std::vector<double> pos = match_probability(model, towers, all, all);
+    const std::vector<double> neg = match_probability(model, towers, all, cyclic);
+    const std::vector<double> neg_hard = match_probability(model, towers, all, hard);
     int64_t ok = 0, ok_hard = 0;
     for (int64_t i = 0; i < count; ++i) {
       const bool p = pos[static_cast<size_t>(i)] > 0.5;

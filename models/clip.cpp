@@ -150,14 +150,9 @@ ClipModel::ClipModel(const ModelConfig& c, Generator& gen)
   clip_init(*this, gen);
 }
 
-Tensor ClipModel::encode_image(const Tensor& images) const {
-  Tensor e = visual_projection.forward(vision_model.forward(images).pooled);
-  return l2_normalize(e);
-}
-
-Tensor ClipModel::encode_text(const Tensor& ids) const {
-  Tensor e = text_projection.forward(text_model.forward(ids).pooled);
-  return l2_normalize(e);
-}
+Tensor ClipModel::image_embedding(const Tensor& pooled) const { return l2_normalize(visual_projection.forward(pooled)); }
+Tensor ClipModel::text_embedding(const Tensor& pooled) const { return l2_normalize(text_projection.forward(pooled)); }
+Tensor ClipModel::encode_image(const Tensor& images) const { return image_embedding(vision_model.forward(images).pooled); }
+Tensor ClipModel::encode_text(const Tensor& ids) const { return text_embedding(text_model.forward(ids).pooled); }
 
 }  // namespace mmgrad::nn

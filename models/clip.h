@@ -96,6 +96,9 @@ class ClipModel : public Module {
   // L2-normalised embeddings [B, E].
   Tensor encode_image(const Tensor& images) const;
   Tensor encode_text(const Tensor& ids) const;
+  // The same from the towers' pooled outputs (for callers that also need the hidden states).
+  Tensor image_embedding(const Tensor& pooled) const;
+  Tensor text_embedding(const Tensor& pooled) const;
 
   ModelConfig config;
   VisionTransformer vision_model;

@@ -15,8 +15,8 @@ Losses compute_losses(const ClipModel& model, const Tensor& images, const Tensor
     fail("objectives", "the caption objective needs a caption decoder (caption_layers > 0)");
   auto vis = model.vision_model.forward(images);
   auto txt = model.text_model.forward(ids);
-  Tensor img_emb = l2_normalize(model.visual_projection.forward(vis.pooled));
-  Tensor txt_emb = l2_normalize(model.text_projection.forward(txt.pooled));
+  Tensor img_emb = model.image_embedding(vis.pooled);
+  Tensor txt_emb = model.text_embedding(txt.pooled);
 
   Losses out;
   auto add_part = [&](const std::string& name, double weight, const Tensor& loss) {

@@ -2,8 +2,6 @@
 // and clear errors for bad input.
 #include <gtest/gtest.h>
 
-#include <array>
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -13,26 +11,8 @@
 
 namespace {
 
-struct AppRun {
-  int status = -1;
-  std::string out;  // stdout and stderr
-};
-
-AppRun run_app(const std::string& args) {
-  const char* app = std::getenv("MMGRAD_APP");
-  AppRun r;
-  if (!app) return r;
-  // Appended piece by piece: GCC 12 warns falsely (-Wrestrict) on the chained operator+.
-  std::string cmd = "'";
-  cmd.append(app).append("' ").append(args).append(" 2>&1");
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return r;
-  std::array<char, 4096> buf;
-  while (fgets(buf.data(), buf.size(), p)) r.out += buf.data();
-  const int st = pclose(p);
-  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return r;
-}
+using mmtest::AppRun;
+using mmtest::run_app;
 
 std::string read_file(const std::string& path) {
   std::ifstream in(path);

@@ -3,35 +3,16 @@
 // right one only when allowed to; otherwise keeps the user's value and warns).
 #include <gtest/gtest.h>
 
-#include <array>
-#include <cstdio>
 #include <cstdlib>
 #include <string>
 
 #include "core/blas_info.h"
+#include "tests/core/test_util.h"
 
 #ifdef MMGRAD_HAVE_OPENBLAS
 namespace {
-
-struct AppRun {
-  std::string out;  // stdout and stderr together
-  int status = -1;
-};
-
 // Runs `mmgrad info` with extra environment assignments (env(1) syntax, "-u NAME" to unset).
-AppRun run_info(const std::string& env) {
-  const char* app = std::getenv("MMGRAD_APP");
-  AppRun r;
-  if (!app) return r;
-  std::string cmd = "env " + env + " '" + std::string(app) + "' info 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return r;
-  std::array<char, 512> buf;
-  while (fgets(buf.data(), buf.size(), p)) r.out += buf.data();
-  r.status = pclose(p);
-  return r;
-}
-
+mmtest::AppRun run_info(const std::string& env) { return mmtest::run_app("info", env); }
 }  // namespace
 #endif
 
@@ -57,14 +38,14 @@ TEST(BlasInfo, WeakerUserCoreIsKeptWithAWarningOrReplacedWhenAllowed) {
   if (rec.empty()) GTEST_SKIP() << "this CPU has no AVX2: there is no better core to pick";
 
   // The user's (weak) choice is respected, with a warning that names it and the fix.
-  AppRun kept = run_info("-u MMGRAD_BLAS_REEXEC -u MMGRAD_BLAS_OVERRIDE_CORETYPE OPENBLAS_CORETYPE=Prescott");
+  mmtest::AppRun kept = run_info("-u MMGRAD_BLAS_REEXEC -u MMGRAD_BLAS_OVERRIDE_CORETYPE OPENBLAS_CORETYPE=Prescott");
   ASSERT_EQ(kept.status, 0) << kept.out;
   EXPECT_NE(kept.out.find("core Prescott (set by user)"), std::string::npos) << kept.out;
   EXPECT_NE(kept.out.find("warning"), std::string::npos) << kept.out;
   EXPECT_NE(kept.out.find("OPENBLAS_CORETYPE=" + rec), std::string::npos) << kept.out;
 
   // Allowed to override: the program re-executes itself with the recommended core.
-  AppRun fixed = run_info("-u MMGRAD_BLAS_REEXEC MMGRAD_BLAS_OVERRIDE_CORETYPE=1 OPENBLAS_CORETYPE=Prescott");
+  mmtest::AppRun fixed = run_info("-u MMGRAD_BLAS_REEXEC MMGRAD_BLAS_OVERRIDE_CORETYPE=1 OPENBLAS_CORETYPE=Prescott");
   ASSERT_EQ(fixed.status, 0) << fixed.out;
   EXPECT_NE(fixed.out.find("core " + rec + " (set by mmgrad)"), std::string::npos) << fixed.out;
   EXPECT_EQ(fixed.out.find("[slow"), std::string::npos) << fixed.out;

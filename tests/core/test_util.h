@@ -1,9 +1,13 @@
 // Helpers shared by the core and autograd test suites.
 #pragma once
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <array>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -120,6 +124,29 @@ inline mmgrad::Tensor leaf(std::vector<double> v, mmgrad::Shape s) {
   mmgrad::Tensor t = mmgrad::from_data<double>(v, s);
   t.set_requires_grad();
   return t;
+}
+
+// The `mmgrad` binary (path in MMGRAD_APP, set by meson test) run as a user would.
+struct AppRun {
+  int status = -1;  // exit code; -1 when it could not run or was killed
+  std::string out;  // stdout and stderr together
+};
+
+// `env` holds env(1) assignments ("NAME=value", "-u NAME"), applied before the command.
+inline AppRun run_app(const std::string& args, const std::string& env = "") {
+  const char* app = std::getenv("MMGRAD_APP");
+  AppRun r;
+  if (!app) return r;
+  // Appended piece by piece: GCC 12 warns falsely (-Wrestrict) on a chained operator+.
+  std::string cmd = "env ";
+  cmd.append(env).append(" '").append(app).append("' ").append(args).append(" 2>&1");
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) return r;
+  std::array<char, 4096> buf;
+  while (fgets(buf.data(), buf.size(), p)) r.out += buf.data();
+  const int st = pclose(p);
+  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return r;
 }
 
 }  // namespace mmtest

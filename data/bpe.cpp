@@ -144,21 +144,6 @@ std::string BpeTokenizer::decode(const std::vector<int64_t>& ids) const {
   return out;
 }
 
-Tensor BpeTokenizer::encode_batch(const std::vector<std::string>& texts, int64_t context_length) const {
-  if (context_length < 2) fail("bpe", "the context length must leave room for the start and end tokens");
-  const int64_t B = static_cast<int64_t>(texts.size());
-  std::vector<int64_t> out(B * context_length, pad_token());
-  for (int64_t b = 0; b < B; ++b) {
-    std::vector<int64_t> ids = encode(texts[b]);
-    if (static_cast<int64_t>(ids.size()) > context_length - 2) ids.resize(context_length - 2);
-    int64_t* row = out.data() + b * context_length;
-    row[0] = start_token();
-    std::copy(ids.begin(), ids.end(), row + 1);
-    row[ids.size() + 1] = end_token();
-  }
-  return from_data(out, {B, context_length});
-}
-
 void BpeTokenizer::save(const std::string& path) const {
   write_file_atomically(path, "bpe", [&](std::ostream& out) {
     out << kMagic << "\n" << merges_.size() << "\n";

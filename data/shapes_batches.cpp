@@ -17,12 +17,12 @@ std::vector<ShapesSample> shapes_samples(const ShapesDataset& dataset, const std
   return out;
 }
 
-ImageTextBatch shapes_batch(const ShapesDataset& dataset, const BpeTokenizer& tokenizer, int64_t context_length,
+ImageTextBatch shapes_batch(const ShapesDataset& dataset, const Tokenizer& tokenizer, int64_t context_length,
                             const std::vector<int64_t>& indices) {
   return samples_batch(shapes_samples(dataset, indices), tokenizer, context_length);
 }
 
-ImageTextBatch samples_batch(const std::vector<ShapesSample>& samples, const BpeTokenizer& tokenizer,
+ImageTextBatch samples_batch(const std::vector<ShapesSample>& samples, const Tokenizer& tokenizer,
                              int64_t context_length) {
   if (samples.empty() || !samples[0].image.defined()) fail("samples_batch", "needs rendered samples");
   const int64_t B = static_cast<int64_t>(samples.size()), S = samples[0].image.shape()[1];

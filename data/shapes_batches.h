@@ -27,10 +27,10 @@ int64_t content_group(const ShapesSample& sample);
 std::vector<ShapesSample> shapes_samples(const ShapesDataset& dataset, const std::vector<int64_t>& indices,
                                          bool render_images = true);
 
-ImageTextBatch shapes_batch(const ShapesDataset& dataset, const BpeTokenizer& tokenizer, int64_t context_length,
+ImageTextBatch shapes_batch(const ShapesDataset& dataset, const Tokenizer& tokenizer, int64_t context_length,
                             const std::vector<int64_t>& indices);
 // The batch of samples already rendered (all with images).
-ImageTextBatch samples_batch(const std::vector<ShapesSample>& samples, const BpeTokenizer& tokenizer,
+ImageTextBatch samples_batch(const std::vector<ShapesSample>& samples, const Tokenizer& tokenizer,
                              int64_t context_length);
 
 // The tokenizer for a run on this dataset: byte-level BPE trained on the captions of the

@@ -19,4 +19,11 @@ Recall recall_at_k(const Tensor& similarity);
 // Chance level of recall@k among m candidates: k / m.
 Recall chance_recall(int64_t candidates);
 
+// With several right answers per query (a caption table where images share captions, or an
+// image has several captions): candidate j is right for query i when their groups are equal.
+// A query counts as found at k when fewer than k wrong candidates score strictly higher than
+// its best right one. `chance` gets the expected recall of a random ranking.
+Recall recall_at_k_grouped(const Tensor& similarity, const std::vector<int64_t>& query_groups,
+                           const std::vector<int64_t>& candidate_groups, Recall* chance = nullptr);
+
 }  // namespace mmgrad::eval

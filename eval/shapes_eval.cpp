@@ -86,7 +86,7 @@ double logsumexp(const std::vector<double>& v) {
 
 }  // namespace
 
-ShapesEval evaluate_shapes(const nn::ClipModel& model, const data::BpeTokenizer& tokenizer, data::Split split,
+ShapesEval evaluate_shapes(const nn::ClipModel& model, const data::Tokenizer& tokenizer, data::Split split,
                            int64_t count, uint64_t seed, int64_t caption_count, int64_t examples) {
   if (count < 2) fail("evaluate_shapes", "needs at least 2 samples");
   NoGradGuard no_grad;  // (the models have no dropout, so train/eval mode does not matter)

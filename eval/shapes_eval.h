@@ -44,7 +44,7 @@ struct ShapesEval {
 };
 
 // The first `count` samples of a split (the dataset seed is the run's seed).
-ShapesEval evaluate_shapes(const nn::ClipModel& model, const data::BpeTokenizer& tokenizer, data::Split split,
+ShapesEval evaluate_shapes(const nn::ClipModel& model, const data::Tokenizer& tokenizer, data::Split split,
                            int64_t count, uint64_t seed, int64_t caption_count = 200, int64_t examples = 6);
 
 // A human-readable report with chance levels beside the scores.

@@ -33,8 +33,27 @@ struct RunConfig {
   double negative_scale = 1;        // see nn::ObjectiveWeights: 1 = softmax of the cosines (the
                                     // MODELS.md wording); 0 = ALBEF's learned logit scale
 
-  // Data: the built-in shapes dataset (data/shapes.h) and the tokenizer trained on it.
+  // Data: "shapes" = the built-in dataset (data/shapes.h), or the path of an image-caption
+  // table (data/caption_table.h) read by the background loader (data/loader.h).
   std::string dataset = "shapes";
+  std::string eval_dataset;         // after training: a caption table (retrieval) or a class folder (zero-shot)
+  std::string table_separator = "tab";  // "tab" or "comma"
+  std::string image_column = "filepath", caption_column = "title";
+  // "train": a byte-level BPE trained on the training captions (tokenizer_vocab tokens); or
+  // the path of CLIP's merges file (bpe_simple_vocab_16e6.txt) or a tokenizer.json.
+  std::string tokenizer = "train";
+  // Image preprocessing for tables (data/image_transform.h).
+  std::string interpolation = "bicubic";  // or "bilinear"
+  std::string normalize = "clip";         // "clip" (CLIP's mean/std), "half" (0.5/0.5) or "none"
+  double crop_scale_min = 0.9;            // random resized crop: smallest area fraction (1 = no crop)
+  double jitter = 0;                      // colour jitter: brightness, contrast and saturation
+  bool hflip = false;                     // off: mirroring breaks "left of" captions
+  std::string background = "white";       // what transparent pixels become: "white" or "black"
+  int64_t workers = 2;                    // loader threads
+  int64_t prefetch = 4;                   // batches prepared ahead
+  std::string bad_samples = "fail";       // "fail" on the first unreadable image, or "skip" and count
+  // Zero-shot prompt templates, '|'-separated, "{}" marks the class name ("" = the defaults).
+  std::string prompts;
   int64_t train_size = 1000000;     // procedural, so it can be large
   int64_t eval_size = 1000;         // held-out samples evaluated
   int64_t tokenizer_vocab = 320;    // bytes + merges + special tokens

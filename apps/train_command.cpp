@@ -50,7 +50,7 @@ keys (--set): )";
 const char* const kEvalHelp = R"(usage: mmgrad eval --checkpoint FILE [options]
 
 Evaluates a checkpoint written by `mmgrad train` (its configuration is read from the
-checkpoint; the tokenizer from tokenizer.bpe beside it) and prints the same report as the
+checkpoint; the tokenizer from the copy saved beside it) and prints the same report as the
 end of training.
 
 options:
@@ -58,9 +58,17 @@ options:
   --split NAME         held-out (default) or train
   --samples N          samples evaluated (default: the run's eval_size)
   --json FILE          also write the figures as JSON
+  --data PATH          evaluate a caption table (retrieval) or a folder of class folders
+                       (zero-shot) instead; runs trained on a table default to their
+                       eval_dataset
+  --prompts T          zero-shot templates, '|'-separated, {} = the class name
+                       (default: the run's prompts key, else CLIP-style templates)
 
-example:
+examples:
   mmgrad eval --checkpoint runs/shapes-small/checkpoint.safetensors
+  mmgrad eval --checkpoint runs/mnist/checkpoint.safetensors --data datasets/mnist/test \
+              --prompts 'the number {}|a handwritten {}'
+  mmgrad eval --checkpoint runs/emoji/checkpoint.safetensors --data datasets/emoji/test.tsv
 )";
 
 namespace {
@@ -238,7 +246,7 @@ int train_command(int argc, char** argv, int first) {
 }
 
 int eval_command(int argc, char** argv, int first) {
-  const Options o = parse_options(argc, argv, first, "mmgrad eval", {"checkpoint", "split", "samples", "json", "data"});
+  const Options o = parse_options(argc, argv, first, "mmgrad eval", {"checkpoint", "split", "samples", "json", "data", "prompts"});
   if (o.help) {
     fmt::print("{}", kEvalHelp);
     return 0;
@@ -258,6 +266,7 @@ int eval_command(int argc, char** argv, int first) {
   fmt::print("checkpoint {} (step {}), model {}: {} parameters\n", ckpt, st.step, c.model.name, model.num_parameters());
   const int64_t samples = o.get_int("samples", c.eval_size);
   if (samples < 2) fail("mmgrad eval", "--samples must be at least 2");
+  if (o.has("prompts")) c.prompts = o.get("prompts");
   const std::string data_path = o.get("data", c.dataset == "shapes" ? "" : c.eval_dataset);
   if (!data_path.empty()) {
     evaluate_data(model, *tok, c, data_path, samples, o.get("json"));

@@ -146,9 +146,10 @@ constexpr ClassRange kNonLetters[] = {
     {0x80, 0x84, O}, {0x85, 0x85, S}, {0x86, 0x9F, O}, {0xA0, 0xA0, S}, {0xA1, 0xA9, O}, {0xAB, 0xB1, O},
     {0xB2, 0xB3, N}, {0xB4, 0xB4, O}, {0xB6, 0xB8, O}, {0xB9, 0xB9, N}, {0xBB, 0xBB, O}, {0xBC, 0xBE, N},
     {0xBF, 0xBF, O}, {0xD7, 0xD7, O}, {0xF7, 0xF7, O},
-    // Modifier symbols, combining diacritical marks (accents in decomposed text), Greek marks.
+    // Modifier symbols, combining diacritical marks (accents in decomposed text), Greek signs.
     {0x2C2, 0x2C5, O}, {0x2D2, 0x2DF, O}, {0x2E5, 0x2EB, O}, {0x2ED, 0x2ED, O}, {0x2EF, 0x36F, O},
-    {0x37E, 0x37E, O}, {0x387, 0x387, O},
+    {0x375, 0x375, O}, {0x37E, 0x37E, O}, {0x384, 0x385, O}, {0x387, 0x387, O}, {0x3F6, 0x3F6, O},
+    {0x482, 0x489, O},  // Cyrillic thousands sign and combining marks
     // Arabic punctuation and digits, Devanagari danda and digits, Thai digits.
     {0x60C, 0x60C, O}, {0x61B, 0x61B, O}, {0x61F, 0x61F, O}, {0x660, 0x669, N}, {0x66A, 0x66D, O},
     {0x6D4, 0x6D4, O}, {0x6F0, 0x6F9, N}, {0x964, 0x965, O}, {0x966, 0x96F, N}, {0xE50, 0xE59, N},
@@ -166,17 +167,25 @@ constexpr ClassRange kNonLetters[] = {
     // Arrows, mathematical operators, technical, enclosed alphanumerics (① is a number),
     // box drawing, shapes, miscellaneous symbols, dingbats (➊ is a number), braille.
     {0x2190, 0x245F, O}, {0x2460, 0x249B, N}, {0x249C, 0x24E9, O}, {0x24EA, 0x24FF, N}, {0x2500, 0x2775, O},
-    {0x2776, 0x2793, N}, {0x2794, 0x2BFF, O}, {0x2E00, 0x2E7F, O},
-    // CJK symbols and punctuation (〇 and the Hangzhou numerals are numbers), kana marks.
+    {0x2776, 0x2793, N}, {0x2794, 0x2BFF, O}, {0x2E00, 0x2E2E, O},
+    {0x2E30, 0x2E7F, O}, {0x2E80, 0x2FFF, O},  // supplemental punctuation, CJK radicals
+    // CJK symbols and punctuation (〇 and the Hangzhou numerals are numbers), kana marks, kanbun,
+    // CJK strokes.
     {0x3000, 0x3000, S}, {0x3001, 0x3004, O}, {0x3007, 0x3007, N}, {0x3008, 0x3020, O}, {0x3021, 0x3029, N},
     {0x302A, 0x3030, O}, {0x3036, 0x3037, O}, {0x3038, 0x303A, N}, {0x303D, 0x303F, O}, {0x3099, 0x309C, O},
-    {0x30A0, 0x30A0, O}, {0x30FB, 0x30FB, O},
+    {0x30A0, 0x30A0, O}, {0x30FB, 0x30FB, O}, {0x3190, 0x3191, O}, {0x3192, 0x3195, N}, {0x3196, 0x319F, O},
+    {0x31C0, 0x31EF, O},
+    // Enclosed CJK letters and months (circled numbers are numbers), CJK compatibility (㎡ ㎏).
+    {0x3200, 0x321F, O}, {0x3220, 0x3229, N}, {0x322A, 0x3247, O}, {0x3248, 0x324F, N}, {0x3250, 0x3250, O},
+    {0x3251, 0x325F, N}, {0x3260, 0x327F, O}, {0x3280, 0x3289, N}, {0x328A, 0x32B0, O}, {0x32B1, 0x32BF, N},
+    {0x32C0, 0x33FF, O}, {0x4DC0, 0x4DFF, O},  // ..., hexagram symbols
     // Variation selectors, vertical and small forms, BOM, fullwidth punctuation and digits.
+    {0xE000, 0xF8FF, O},  // private use
     {0xFE00, 0xFE6F, O}, {0xFEFF, 0xFEFF, O}, {0xFF01, 0xFF0F, O}, {0xFF10, 0xFF19, N}, {0xFF1A, 0xFF20, O},
     {0xFF3B, 0xFF40, O}, {0xFF5B, 0xFF65, O}, {0xFFE0, 0xFFEE, O}, {0xFFF9, 0xFFFD, O},
     // Emoji and other pictographs (🄁 digit-comma forms are numbers), tags (flag sequences).
     {0x1F000, 0x1F0FF, O}, {0x1F100, 0x1F10C, N}, {0x1F10D, 0x1FAFF, O}, {0xE0000, 0xE007F, O},
-    {0xE0100, 0xE01EF, O},
+    {0xE0100, 0xE01EF, O}, {0xF0000, 0x10FFFF, O},  // ..., private use
 };
 
 constexpr bool sorted_and_disjoint(const ClassRange* r, size_t n) {
@@ -757,9 +766,10 @@ std::pair<std::string, std::string> merge_parts(const json::Value& m, const std:
     const size_t space = s.find(' ');
     if (space != std::string::npos && space > 0 && space + 1 < s.size() && s.find(' ', space + 1) == std::string::npos)
       return {s.substr(0, space), s.substr(space + 1)};
-  } else if (m.is_array() && m.as_array("a merge").size() == 2 && m.as_array("a merge")[0].is_string() &&
-             m.as_array("a merge")[1].is_string()) {
-    return {m.as_array("a merge")[0].as_string("a merge"), m.as_array("a merge")[1].as_string("a merge")};
+  } else if (m.is_array()) {
+    const std::vector<json::Value>& pair = m.as_array("a merge");
+    if (pair.size() == 2 && pair[0].is_string() && pair[1].is_string())
+      return {pair[0].as_string("a merge"), pair[1].as_string("a merge")};
   }
   fail(kOp, where + ": expected a merge written \"a b\" or [\"a\", \"b\"], found " +
                 (m.is_string() ? json::quote(excerpt(m.as_string("a merge"))) : std::string("another kind of value")));

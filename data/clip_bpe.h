@@ -15,12 +15,15 @@
 //   - Character classes of the pre-tokenizer regexes (\p{L}, \p{N}, \s): ASCII exactly; above
 //     ASCII, a table of known non-letters (Unicode whitespace; Latin-1 punctuation and
 //     symbols; general punctuation; currency, letterlike and math symbols, arrows, box
-//     drawing, dingbats; CJK and fullwidth punctuation; emoji; combining accents U+0300-036F;
-//     variation selectors and format characters; and the common digit sets: Latin-1
-//     superscripts and fractions, Arabic-Indic, Devanagari, Thai, circled, fullwidth). Every
-//     other code point counts as a letter: scripts whose vowel signs are combining marks
-//     (Devanagari, Thai, Arabic harakat...) therefore stay one word where the reference splits
-//     them. Invalid UTF-8 bytes count as punctuation and still encode losslessly as bytes.
+//     drawing, dingbats; CJK punctuation, radicals, strokes, enclosed and compatibility
+//     symbols (㎡); fullwidth forms; emoji; combining accents U+0300-036F; variation selectors,
+//     format characters, private use; and the digits of Latin-1 (² ½), Arabic-Indic,
+//     Devanagari, Thai, number forms, circled and fullwidth numbers). Every other code point
+//     counts as a letter. This is exact (checked against Python's unicodedata) for ASCII,
+//     Latin, Greek, Cyrillic, general punctuation to dingbats, CJK punctuation, fullwidth forms
+//     and emoji; 2% of all assigned code points differ, mostly the combining vowel signs of
+//     Indic and Southeast Asian scripts (one word here, split by the reference), their digits,
+//     and rare symbols. Invalid UTF-8 bytes count as punctuation and encode losslessly.
 //   - Lower-casing (CLIP): ASCII, Latin-1, Latin Extended-A, Latin Extended Additional
 //     (Vietnamese), Greek (without the final-sigma rule), Cyrillic, Armenian, fullwidth A-Z;
 //     "İ" becomes "i" + U+0307 as in Python. Other scripts are left as they are.
@@ -67,7 +70,7 @@ class PretrainedBpeTokenizer : public Tokenizer {
   // A token as the vocabulary spells it ("Ġ" for a space, "</w>" ending a word); "" for an
   // id that no token has.
   const std::string& token_text(int64_t id) const;
-  int64_t token_id(const std::string& text) const;  // -1 when it is not a token
+  int64_t token_id(const std::string& text) const;  // in the model vocabulary; -1 when absent
   int64_t merge_count() const { return merge_lines_; }
   const std::string& source() const { return source_; }  // the file it was loaded from
 
@@ -139,7 +142,8 @@ class ClipBpeTokenizer final : public PretrainedBpeTokenizer {
 // Anything else (a WordPiece or Unigram model, another pre-tokenizer or normalizer, a
 // byte_fallback model) is refused with an error naming the file and what is unsupported. The
 // decoder and truncation/padding sections are not read.
-// Added tokens (ids from the file) are matched in the text before normalization.
+// Added tokens (ids from the file) are cut out of the text before normalization; a word of
+// CLIP's split that spells one (after lower-casing) is that token too.
 // Special tokens: start/end are <|startoftext|>/<|endoftext|> when both exist (padding is then
 // id 0, as for OpenAI's file); otherwise the cls/sep of a RobertaProcessing or BertProcessing
 // post_processor (RoBERTa: <s>/</s>); otherwise <|endoftext|> for both (GPT-2). Padding is

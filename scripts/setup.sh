@@ -3,7 +3,8 @@
 # Usage: scripts/setup.sh [--with-torch] [build-dir] [extra meson options...]
 # Sourced by scripts/main.sh and scripts/test.sh; safe to run again (only does what is needed).
 # --with-torch (scripts/test.sh) also installs Debian's python3-torch when /usr/bin/python3
-# cannot import torch: the PyTorch parity test (tests/models/test_torch_parity.cpp) needs it.
+# cannot import torch: the PyTorch parity test (tests/models/test_torch_parity.cpp) needs it;
+# and python3-pil for the resize comparison against Pillow (tests/data/test_image_transform.cpp).
 # The download is large (about 80 s to install); the build itself never needs it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +14,17 @@ if [ "${1:-}" = "--with-torch" ]; then
   with_torch=1
   shift
 fi
+
+# apt-get update once per run, and only when something is installed.
+apt_updated=0
+apt_install() {
+  export DEBIAN_FRONTEND=noninteractive
+  if [ $apt_updated -eq 0 ]; then
+    apt-get update -qq
+    apt_updated=1
+  fi
+  apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
 
 packages=(g++ meson ninja-build pkg-config libopenblas-dev libfmt-dev libgtest-dev libstb-dev)
 missing=()
@@ -25,9 +37,7 @@ if [ ${#missing[@]} -gt 0 ]; then
     echo "setup: installing packages needs root (run as root, or: sudo apt-get install ${missing[*]})" >&2
     exit 1
   fi
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  apt_install "${missing[@]}"
 fi
 
 if [ $with_torch -eq 1 ] && ! /usr/bin/python3 -c 'import torch, numpy' >/dev/null 2>&1; then
@@ -36,10 +46,19 @@ if [ $with_torch -eq 1 ] && ! /usr/bin/python3 -c 'import torch, numpy' >/dev/nu
          "the PyTorch parity test will be skipped (sudo apt-get install --no-install-recommends python3-torch)" >&2
   else
     echo "setup: installing python3-torch for the PyTorch parity test (takes a minute or two)"
-    export DEBIAN_FRONTEND=noninteractive
-    [ ${#missing[@]} -gt 0 ] || apt-get update -qq
-    apt-get install -y -qq --no-install-recommends python3-torch >/dev/null
+    apt_install python3-torch
     /usr/bin/python3 -c 'import torch, numpy'  # fails here, with the reason, if the install did not work
+  fi
+fi
+
+# The resize test compares against Pillow (python3-pil, small).
+if [ $with_torch -eq 1 ] && ! /usr/bin/python3 -c 'import PIL' >/dev/null 2>&1; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "setup: /usr/bin/python3 cannot import PIL; the Pillow comparison test will be skipped" \
+         "(sudo apt-get install python3-pil)" >&2
+  else
+    echo "setup: installing python3-pil for the Pillow resize comparison"
+    apt_install python3-pil
   fi
 fi
 

@@ -159,6 +159,9 @@ RunConfig run_preset(const std::string& name) {
     c.normalize = "half";
     c.crop_scale_min = 0.8;
     c.steps = 600;
+    c.eval_size = 2000;  // every test image (mnist has 1431, emoji 187)
+    // Zero-shot prompts in the captions' own words (the classes are "zero".."nine").
+    if (name == "mnist") c.prompts = "the number {}|{}, handwritten|a handwritten {}";
     return c;
   }
   if (name == "clip-tiny" || name == "clip-b32") {

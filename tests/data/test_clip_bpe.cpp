@@ -293,6 +293,8 @@ TEST(BpeText, ClipRegexSplit) {
             (W{"caf\xC3\xA9", "hi", "\xF0\x9F\x98\x80", "there", "a", "\xE2\x80\x94", "b", "x", "\xC2\xB2",
                "\xEF\xBC\x91", "\xEF\xBC\x92"}));
   EXPECT_EQ(bpe_text::clip_words("a\xC2\xA0" "b\xE3\x80\x80" "c"), (W{"a", "b", "c"}));  // NBSP, ideographic space
+  EXPECT_EQ(bpe_text::clip_words("2\xE3\x8E\xA1\xE4\xB8\xAD\xE6\x96\x87\xE3\x80\x82"),  // 2㎡中文。
+            (W{"2", "\xE3\x8E\xA1", "\xE4\xB8\xAD\xE6\x96\x87", "\xE3\x80\x82"}));
 }
 
 TEST(BpeText, Gpt2RegexSplit) {

@@ -1,6 +1,8 @@
 #include "apps/real_data.h"
 
+#include <array>
 #include <filesystem>
+#include <stdexcept>
 
 #include <fmt/format.h>
 
@@ -26,6 +28,25 @@ std::unique_ptr<data::Tokenizer> load_tokenizer_file(const std::string& path, co
   return data::load_pretrained_tokenizer(path);
 }
 
+// "0.48,0.45,0.40" -> three floats; anything else names the key.
+std::array<float, 3> three_numbers(const std::string& text, const char* key) {
+  std::array<float, 3> out{};
+  size_t start = 0;
+  for (int i = 0; i < 3; ++i) {
+    const size_t comma = i < 2 ? text.find(',', start) : text.size();
+    try {
+      size_t used = 0;
+      const std::string part = text.substr(start, comma - start);
+      out[static_cast<size_t>(i)] = std::stof(part, &used);
+      if (used != part.size() || comma == std::string::npos) throw std::invalid_argument(part);
+    } catch (const std::exception&) {
+      fail("config", fmt::format("{} '{}' is not three comma-separated numbers (e.g. 0.5,0.5,0.5)", key, text));
+    }
+    start = comma + 1;
+  }
+  return out;
+}
+
 }  // namespace
 
 data::CaptionTableOptions table_options(const train::RunConfig& c) {
@@ -39,7 +60,12 @@ data::CaptionTableOptions table_options(const train::RunConfig& c) {
 data::Preprocess preprocess_from_config(const train::RunConfig& c) {
   data::Preprocess p = c.normalize == "clip" ? data::clip_preprocess(c.model.image_size)
                                              : data::plain_preprocess(c.model.image_size);
-  if (c.normalize == "none") p.mean = {0, 0, 0}, p.std = {1, 1, 1};
+  // The shapes dataset feeds [0, 1] pixels: a shapes model sees real images the same way.
+  if (c.normalize == "none" || c.dataset == "shapes") p.mean = {0, 0, 0}, p.std = {1, 1, 1};
+  if (c.normalize == "custom" && c.dataset != "shapes") {
+    p.mean = three_numbers(c.image_mean, "image_mean");
+    p.std = three_numbers(c.image_std, "image_std");
+  }
   p.interpolation = c.interpolation == "bilinear" ? data::Interpolation::Bilinear : data::Interpolation::Bicubic;
   p.crop_scale_min = static_cast<float>(c.crop_scale_min);
   p.crop_scale_max = 1.0f;

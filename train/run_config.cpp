@@ -71,6 +71,8 @@ const std::vector<Field>& fields() {
       MMGRAD_FIELD("tokenizer", Text, tokenizer),
       MMGRAD_FIELD("interpolation", Text, interpolation),
       MMGRAD_FIELD("normalize", Text, normalize),
+      MMGRAD_FIELD("image_mean", Text, image_mean),
+      MMGRAD_FIELD("image_std", Text, image_std),
       MMGRAD_FIELD("crop_scale_min", Double, crop_scale_min),
       MMGRAD_FIELD("jitter", Double, jitter),
       MMGRAD_FIELD("hflip", Bool, hflip),
@@ -272,8 +274,10 @@ void validate(const RunConfig& c) {
         "table_separator '" + c.table_separator + "' is unknown (tab or comma)");
   check(c.interpolation == "bicubic" || c.interpolation == "bilinear",
         "interpolation '" + c.interpolation + "' is unknown (bicubic or bilinear)");
-  check(c.normalize == "clip" || c.normalize == "half" || c.normalize == "none",
-        "normalize '" + c.normalize + "' is unknown (clip, half or none)");
+  check(c.normalize == "clip" || c.normalize == "half" || c.normalize == "none" || c.normalize == "custom",
+        "normalize '" + c.normalize + "' is unknown (clip, half, none or custom)");
+  check(c.normalize != "custom" || (!c.image_mean.empty() && !c.image_std.empty()),
+        "normalize=custom needs image_mean and image_std (three numbers each, e.g. 0.5,0.5,0.5)");
   check(c.crop_scale_min > 0 && c.crop_scale_min <= 1, fmt::format("crop_scale_min {} is outside (0, 1]", c.crop_scale_min));
   check(c.jitter >= 0 && c.jitter < 1, fmt::format("jitter {} is outside [0, 1)", c.jitter));
   check(c.background == "white" || c.background == "black",

@@ -44,7 +44,9 @@ struct RunConfig {
   std::string tokenizer = "train";
   // Image preprocessing for tables (data/image_transform.h).
   std::string interpolation = "bicubic";  // or "bilinear"
-  std::string normalize = "clip";         // "clip" (CLIP's mean/std), "half" (0.5/0.5) or "none"
+  std::string normalize = "clip";         // "clip" (CLIP's mean/std), "half" (0.5/0.5), "none", or
+                                          // "custom": image_mean / image_std ("r,g,b" each)
+  std::string image_mean, image_std;
   double crop_scale_min = 0.9;            // random resized crop: smallest area fraction (1 = no crop)
   double jitter = 0;                      // colour jitter: brightness, contrast and saturation
   bool hflip = false;                     // off: mirroring breaks "left of" captions

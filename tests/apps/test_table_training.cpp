@@ -48,6 +48,18 @@ const char* kTiny =
     " --set vision_layers=1 --set text_layers=1 --set vision_heads=2 --set text_heads=2 --set batch_size=8"
     " --set fusion_layers=1 --set caption_layers=1 --set tokenizer_vocab=300 --set log_every=2 --set workers=2";
 
+// The "loss" field of each metrics.jsonl line, as written (exact text, so equality is bitwise).
+std::vector<std::string> losses(const std::string& path) {
+  std::ifstream in(path);
+  std::vector<std::string> out;
+  std::string line;
+  while (std::getline(in, line)) {
+    const size_t a = line.find("\"loss\": "), b = line.find(',', a);
+    if (a != std::string::npos) out.push_back(line.substr(a, b - a));
+  }
+  return out;
+}
+
 class TableTraining : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -78,10 +90,35 @@ TEST_F(TableTraining, TrainsOnATableEvaluatesAClassFolderAndResumes) {
     EXPECT_NE(e.out.find(s), std::string::npos) << s << "\n" << e.out;
   EXPECT_TRUE(fs::exists(run + "/table.json"));
 
-  // Resume continues the loader at the saved position.
+  // Resume continues the loader at the saved position: steps 5-6 of the resumed run have
+  // exactly the losses of an uninterrupted 6-step run (same data, augmentation, negatives).
   AppRun r = run_app("train --resume " + run + "/checkpoint.safetensors --set steps=6");
   ASSERT_EQ(r.status, 0) << r.out;
   EXPECT_NE(r.out.find("step 6/6"), std::string::npos) << r.out;
+  const std::string straight = data + "/straight";
+  AppRun u = run_app("train --run-dir " + straight + " --set dataset=" + data + "/train.tsv --set eval_dataset=" + data +
+                     "/classes --set prompts='a {} square|the {} square'" + kTiny + " --set steps=6");
+  ASSERT_EQ(u.status, 0) << u.out;
+  const std::vector<std::string> resumed = losses(run + "/metrics.jsonl"), uninterrupted = losses(straight + "/metrics.jsonl");
+  ASSERT_EQ(resumed.size(), 6u);
+  EXPECT_EQ(resumed, uninterrupted);
+}
+
+TEST_F(TableTraining, AShapesCheckpointEvaluatesATableOrAClassFolder) {
+  const std::string data = make_data("table_shapes_ckpt");
+  AppRun t = run_app("train --run-dir " + data + "/shapes" + kTiny + " --set steps=2 --set eval_size=20");
+  ASSERT_EQ(t.status, 0) << t.out;
+  AppRun z = run_app("eval --checkpoint " + data + "/shapes/checkpoint.safetensors --data " + data +
+                     "/classes --prompts 'a {} square'");
+  ASSERT_EQ(z.status, 0) << z.out;
+  EXPECT_NE(z.out.find("zero-shot classification of 12 images"), std::string::npos) << z.out;
+  AppRun r = run_app("eval --checkpoint " + data + "/shapes/checkpoint.safetensors --data " + data + "/train.tsv");
+  ASSERT_EQ(r.status, 0) << r.out;
+  EXPECT_NE(r.out.find("retrieval on 20 rows"), std::string::npos) << r.out;  // the run's eval_size
+  AppRun bad = run_app("eval --checkpoint " + data + "/shapes/checkpoint.safetensors --data " + data +
+                       "/classes --prompts 'no placeholder'");
+  EXPECT_NE(bad.status, 0);
+  EXPECT_NE(bad.out.find("has no {}"), std::string::npos) << bad.out;
 }
 
 TEST_F(TableTraining, BrokenImageFailsByDefaultAndIsSkippedWhenAsked) {
@@ -107,6 +144,8 @@ TEST_F(TableTraining, ClearErrorsForBadDataArguments) {
   EXPECT_NE(bad_key.out.find("did you mean 'interpolation'"), std::string::npos) << bad_key.out;
   AppRun bad_value = run_app("train --set normalize=imagenet");
   EXPECT_NE(bad_value.out.find("normalize 'imagenet' is unknown"), std::string::npos) << bad_value.out;
+  AppRun bad_mean = run_app("train --set dataset=x.tsv --set normalize=custom --set image_mean=0.5,0.5 --set image_std=1,1,1");
+  EXPECT_NE(bad_mean.status, 0);
   AppRun fetch = run_app("data fetch cifar");
   EXPECT_NE(fetch.status, 0);
   EXPECT_NE(fetch.out.find("mnist"), std::string::npos) << fetch.out;

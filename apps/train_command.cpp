@@ -32,11 +32,14 @@ const char* const kTrainHelp = R"(usage: mmgrad train [options]
 
 Trains a CLIP-style model (contrastive + image-text matching + captioning) on the built-in
 shapes dataset, then evaluates it on the held-out split (attribute combinations never seen
-in training). Everything goes to the run folder: config.json, tokenizer.bpe,
+in training); or, with --set dataset=TABLE (an image-caption table: tab-separated,
+filepath and title columns) or --preset mnist|emoji (after `mmgrad data fetch`), on real
+images, evaluated on eval_dataset (a table: retrieval; a folder of class folders:
+zero-shot). Everything goes to the run folder: config.json, the tokenizer,
 metrics.jsonl (one JSON line per step), checkpoint.safetensors, eval.json.
 
 options:
-  --preset NAME        shapes-small (default), clip-tiny, clip-b32
+  --preset NAME        shapes-small (default), mnist, emoji, clip-tiny, clip-b32
   --config FILE        a JSON object of keys to set (applied after the preset)
   --set KEY=VALUE      set one key (repeatable; applied last), e.g. --set steps=300
   --run-dir DIR        the run folder (default runs/<preset>-<date>-<time>)
@@ -99,7 +102,9 @@ std::string help_with_keys() {
   const train::RunConfig d = train::run_preset("shapes-small");
   return std::string(kTrainHelp) + "\n  " + keys + line + "\n\nthe shapes-small preset:\n" + train::to_json(d) +
          "\nexamples:\n  mmgrad train\n  mmgrad train --set steps=300 --set lr=5e-4 --run-dir runs/short\n"
-         "  mmgrad train --resume runs/short/checkpoint.safetensors --set steps=600\n";
+         "  mmgrad train --resume runs/short/checkpoint.safetensors --set steps=600\n"
+         "  mmgrad data fetch mnist && mmgrad train --preset mnist\n"
+         "  mmgrad train --set dataset=my/train.tsv --set eval_dataset=my/test.tsv --set image_size=64 --set patch_size=8\n";
 }
 
 // The tokenizer and the vocabulary-dependent model keys of a shapes run.

@@ -121,6 +121,21 @@ TEST_F(TableTraining, AShapesCheckpointEvaluatesATableOrAClassFolder) {
   EXPECT_NE(bad.out.find("has no {}"), std::string::npos) << bad.out;
 }
 
+TEST_F(TableTraining, PretrainedClipVocabularyIsCopiedIntoTheRunAndUsedByEval) {
+  const std::string data = make_data("table_clip_vocab");
+  // A CLIP-format merges file (version line, then merges): 512 byte symbols + 3 merges + 2.
+  std::ofstream(data + "/merges.txt") << "#version: 0.2\ns q\nsq u\nr e\n";
+  AppRun t = run_app("train --run-dir " + data + "/run --set dataset=" + data + "/train.tsv --set tokenizer=" + data +
+                     "/merges.txt" + kTiny + " --set steps=2");
+  ASSERT_EQ(t.status, 0) << t.out;
+  EXPECT_NE(t.out.find("vocabulary 517"), std::string::npos) << t.out;
+  EXPECT_TRUE(std::filesystem::exists(data + "/run/tokenizer_merges.txt"));
+  std::filesystem::remove(data + "/merges.txt");  // the run keeps its own copy
+  AppRun e = run_app("eval --checkpoint " + data + "/run/checkpoint.safetensors --data " + data + "/train.tsv");
+  ASSERT_EQ(e.status, 0) << e.out;
+  EXPECT_NE(e.out.find("retrieval on"), std::string::npos) << e.out;
+}
+
 TEST_F(TableTraining, BrokenImageFailsByDefaultAndIsSkippedWhenAsked) {
   const std::string data = make_data("table_broken", true);
   AppRun t = run_app("train --run-dir " + data + "/run1 --set dataset=" + data + "/train.tsv" + kTiny +

@@ -40,7 +40,16 @@ TEST(RunConfig, PresetsHaveTheSpecShapes) {
   RunConfig small = run_preset("shapes-small");
   EXPECT_GT(small.model.caption_layers, 0);
   EXPECT_GT(small.w_caption, 0);
-  EXPECT_NE(error_of([] { run_preset("clip-huge"); }).find("known: shapes-small, clip-tiny, clip-b32"), std::string::npos);
+  RunConfig mnist = run_preset("mnist");
+  EXPECT_EQ(mnist.dataset, "datasets/mnist/train.tsv");
+  EXPECT_EQ(mnist.eval_dataset, "datasets/mnist/test");
+  EXPECT_EQ(mnist.model.image_size, 28);
+  EXPECT_EQ(mnist.model.image_size % mnist.model.patch_size, 0);
+  RunConfig emoji = run_preset("emoji");
+  EXPECT_EQ(emoji.eval_dataset, "datasets/emoji/test.tsv");
+  EXPECT_EQ(emoji.model.vision_width, small.model.vision_width);  // the shapes-small model on real images
+  EXPECT_NE(error_of([] { run_preset("clip-huge"); }).find("known: shapes-small, mnist, emoji, clip-tiny, clip-b32"),
+            std::string::npos);
 }
 
 TEST(RunConfig, SetsKeysOfEveryType) {

@@ -62,7 +62,7 @@ fs::path fresh_dir(const std::string& name) {
 double fake_mnist_value(int digit, int index, int p) { return ((digit * 31 + index * 7 + p * 13) % 1001) / 1000.0; }
 
 // package/ with package.json and src/digits/<d>.json holding `per_digit` 28x28 images each.
-fs::path make_fake_mnist(const fs::path& root, int per_digit = 3) {
+[[maybe_unused]] fs::path make_fake_mnist(const fs::path& root, int per_digit = 3) {
   const fs::path pkg = root / "package";
   write_text(pkg / "package.json", R"({"name": "mnist", "version": "1.1.0", "license": "MIT"})");
   for (int d = 0; d < 10; ++d) {
@@ -84,7 +84,7 @@ struct RawRow {
   std::string path, caption;
 };
 
-std::vector<RawRow> raw_rows(const fs::path& table) {
+[[maybe_unused]] std::vector<RawRow> raw_rows(const fs::path& table) {
   std::vector<RawRow> rows;
   const std::vector<std::string> lines = lines_of(table);
   EXPECT_FALSE(lines.empty());
@@ -121,7 +121,7 @@ class EnvGuard {
 };
 
 // A folder holding an executable `npm` shell script with `body` after a --version answer.
-fs::path fake_npm(const std::string& name, const std::string& body) {
+[[maybe_unused]] fs::path fake_npm(const std::string& name, const std::string& body) {
   const fs::path bin = fresh_dir(name);
   write_text(bin / "npm", "#!/bin/sh\nif [ \"$1\" = --version ]; then echo 99.0.0; exit 0; fi\n" + body);
   fs::permissions(bin / "npm", fs::perms::owner_all);

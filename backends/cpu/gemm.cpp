@@ -1009,14 +1009,50 @@ void builtin_gemm(int64_t M, int64_t N, int64_t K, double alpha, const double* A
   builtin_impl(M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc);
 }
 
+namespace {
+
+// Which f32 GEMM gemm() runs: 1 = BLAS, 0 = builtin. Measured on the clip-tiny step's 74 GEMM
+// shapes (bench_matmul, 2 cores, AVX-512): builtin 306 GFLOP/s, OpenBLAS 0.3.21 SkylakeX 227
+// GFLOP/s; and OpenBLAS's own threads spin after each call and fight mmgrad's pool for the
+// cores. So the builtin kernel is the default wherever it is vectorised (AVX2 or AVX-512);
+// MMGRAD_GEMM=blas|builtin overrides.
+std::atomic<int>& float_blas_state() {
+  static std::atomic<int> state{[] {
+#ifdef MMGRAD_HAVE_OPENBLAS
+    if (const char* s = std::getenv("MMGRAD_GEMM")) {
+      if (std::string_view(s) == "blas") return 1;
+      if (std::string_view(s) == "builtin") return 0;
+    }
+    return current_isa() == Isa::Generic ? 1 : 0;
+#else
+    return 0;
+#endif
+  }()};
+  return state;
+}
+
+}  // namespace
+
 void gemm(int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t rsa, int64_t csa,
           const float* B, int64_t rsb, int64_t csb, float beta, float* C, int64_t rsc,
           int64_t csc) {
 #ifdef MMGRAD_HAVE_OPENBLAS
-  blas_impl(M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc);
-#else
-  builtin_impl(M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc);
+  if (float_blas_state().load(std::memory_order_relaxed)) {
+    blas_impl(M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc);
+    return;
+  }
 #endif
+  builtin_impl(M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc);
+}
+
+const char* float_gemm_provider() { return float_blas_state().load(std::memory_order_relaxed) ? "blas" : "builtin"; }
+
+bool set_float_gemm_provider(std::string_view name) {
+#ifdef MMGRAD_HAVE_OPENBLAS
+  if (name == "blas") return float_blas_state().store(1), true;
+#endif
+  if (name == "builtin") return float_blas_state().store(0), true;
+  return false;
 }
 
 void gemm(int64_t M, int64_t N, int64_t K, double alpha, const double* A, int64_t rsa,

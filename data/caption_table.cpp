@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include "core/error.h"
+#include "core/utf8.h"
 
 namespace mmgrad::data {
 namespace fs = std::filesystem;
@@ -47,25 +48,6 @@ bool split_fields(const std::string& line, char sep, std::vector<std::string>& o
     if (i >= line.size()) return true;
     ++i;  // the separator
   }
-}
-
-// Well-formed UTF-8: lead bytes with the right number of continuation bytes, no overlong
-// two-byte forms (C0, C1) and nothing past U+10FFFF (F5-FF).
-bool valid_utf8(const std::string& s) {
-  for (size_t i = 0; i < s.size();) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    size_t extra = 0;
-    if (c < 0x80) extra = 0;
-    else if (c >= 0xC2 && c <= 0xDF) extra = 1;
-    else if (c >= 0xE0 && c <= 0xEF) extra = 2;
-    else if (c >= 0xF0 && c <= 0xF4) extra = 3;
-    else return false;
-    if (extra > 0 && i + extra >= s.size()) return false;  // cut short
-    for (size_t k = 1; k <= extra; ++k)
-      if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) return false;
-    i += extra + 1;
-  }
-  return true;
 }
 
 int64_t column_index(const std::vector<std::string>& header, const std::string& name, const std::string& path) {
@@ -117,7 +99,7 @@ CaptionTable read_caption_table(const std::string& path, const CaptionTableOptio
     row.caption = fields[static_cast<size_t>(caption_col)];
     if (file.empty()) fail("caption table", where() + ": the image path is empty");
     if (row.caption.find_first_not_of(" \t") == std::string::npos) fail("caption table", where() + ": the caption is empty");
-    if (!valid_utf8(row.caption)) fail("caption table", where() + ": the caption is not valid UTF-8");
+    if (!utf8::is_valid(row.caption)) fail("caption table", where() + ": the caption is not valid UTF-8");
     row.image_path = fs::path(file).is_absolute() ? file : (folder / file).string();
     table.rows.push_back(std::move(row));
   }

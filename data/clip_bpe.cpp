@@ -12,6 +12,7 @@
 #include <fmt/format.h>
 
 #include "core/error.h"
+#include "core/utf8.h"
 
 namespace mmgrad::data {
 namespace {
@@ -30,7 +31,7 @@ std::string excerpt(std::string_view s) { return s.size() <= 60 ? std::string(s)
 
 // ------------------------------------------------------------------------------------ UTF-8
 
-constexpr uint32_t kInvalid = 0x110000;  // stands for bytes that are not valid UTF-8
+constexpr uint32_t kInvalid = utf8::kInvalid;
 
 struct Unit {
   uint32_t cp;  // the code point, or kInvalid
@@ -38,40 +39,9 @@ struct Unit {
   size_t len;
 };
 
-// Strict decoding (no overlong forms, surrogates or values past U+10FFFF). An invalid
-// sequence spans the bytes that could still have begun a valid character, at least one: the
-// "maximal subpart" rule Python's errors="replace" follows, so each becomes one U+FFFD.
 Unit decode_at(std::string_view s, size_t i) {
-  const unsigned char b0 = static_cast<unsigned char>(s[i]);
-  if (b0 < 0x80) return {b0, i, 1};
-  size_t n = 0;
-  uint32_t cp = 0;
-  unsigned char lo = 0x80, hi = 0xBF;  // the allowed range of the second byte
-  if (b0 >= 0xC2 && b0 <= 0xDF) {
-    n = 2;
-    cp = b0 & 0x1Fu;
-  } else if (b0 >= 0xE0 && b0 <= 0xEF) {
-    n = 3;
-    cp = b0 & 0x0Fu;
-    if (b0 == 0xE0) lo = 0xA0;  // overlong
-    if (b0 == 0xED) hi = 0x9F;  // surrogates
-  } else if (b0 >= 0xF0 && b0 <= 0xF4) {
-    n = 4;
-    cp = b0 & 0x07u;
-    if (b0 == 0xF0) lo = 0x90;  // overlong
-    if (b0 == 0xF4) hi = 0x8F;  // past U+10FFFF
-  } else {
-    return {kInvalid, i, 1};
-  }
-  for (size_t k = 1; k < n; ++k) {
-    if (i + k >= s.size()) return {kInvalid, i, k};
-    const unsigned char c = static_cast<unsigned char>(s[i + k]);
-    if (c < lo || c > hi) return {kInvalid, i, k};
-    cp = cp << 6 | (c & 0x3Fu);
-    lo = 0x80;
-    hi = 0xBF;
-  }
-  return {cp, i, n};
+  const utf8::Char c = utf8::decode_at(s, i);
+  return {c.cp, i, c.len};
 }
 
 std::vector<Unit> decode_units(std::string_view s) {
@@ -81,24 +51,6 @@ std::vector<Unit> decode_units(std::string_view s) {
     i += units.back().len;
   }
   return units;
-}
-
-void append_utf8(std::string& out, uint32_t cp) {
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xC0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xE0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else {
-    out += static_cast<char>(0xF0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  }
 }
 
 // Rewrites text one code point at a time with f(cp, out); invalid bytes are kept as they are,
@@ -274,7 +226,7 @@ const ByteTable& byte_table() {
       for (int b = 0; b < 256; ++b) {
         if (printable(b) != (pass == 0)) continue;
         const uint32_t cp = pass == 0 ? static_cast<uint32_t>(b) : next_extra++;
-        append_utf8(t.symbol[static_cast<size_t>(b)], cp);
+        utf8::append(t.symbol[static_cast<size_t>(b)], cp);
         t.byte_of[cp] = b;
         t.order[k++] = static_cast<unsigned char>(b);
       }
@@ -308,11 +260,11 @@ constexpr uint32_t kCp1252[32] = {0x20AC, 0, 0x201A, 0x0192, 0x201E, 0x2026, 0x2
 std::string char_ref(uint32_t n) {
   std::string out;
   if (n == 0 || (n >= 0xD800 && n <= 0xDFFF) || n > 0x10FFFF) {
-    append_utf8(out, 0xFFFD);
+    utf8::append(out, 0xFFFD);
   } else if (n >= 0x80 && n <= 0x9F) {
-    append_utf8(out, kCp1252[n - 0x80] ? kCp1252[n - 0x80] : n);
+    utf8::append(out, kCp1252[n - 0x80] ? kCp1252[n - 0x80] : n);
   } else if (!((n >= 0x01 && n <= 0x08) || n == 0x0B || (n >= 0x0E && n <= 0x1F) || n == 0x7F)) {
-    append_utf8(out, n);  // the control characters above are dropped
+    utf8::append(out, n);  // the control characters above are dropped
   }
   return out;
 }
@@ -379,7 +331,7 @@ std::string ftfy_lite(std::string_view s) {
       static constexpr const char* kLigatures[] = {"ff", "fi", "fl", "ffi", "ffl", "\xC5\xBFt", "st"};
       out += kLigatures[cp - 0xFB00];
     } else {
-      append_utf8(out, cp);
+      utf8::append(out, cp);
     }
   });
 }
@@ -445,7 +397,7 @@ const std::string& byte_symbol(unsigned char byte) { return byte_table().symbol[
 std::string lowercase(const std::string& text) {
   return map_code_points(text, [](uint32_t cp, std::string& out) {
     if (cp == 0x130) out += "i\xCC\x87";  // İ: "i" and a combining dot above, as Python does
-    else append_utf8(out, to_lower(cp));
+    else utf8::append(out, to_lower(cp));
   });
 }
 

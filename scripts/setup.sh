@@ -40,26 +40,23 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt_install "${missing[@]}"
 fi
 
-if [ $with_torch -eq 1 ] && ! /usr/bin/python3 -c 'import torch, numpy' >/dev/null 2>&1; then
+# A Python module the tests need from Debian: installed when missing and we are root; without
+# root, a note that the tests using it will be skipped.
+python_module() {  # python_module IMPORTS PACKAGE PURPOSE
+  /usr/bin/python3 -c "import $1" >/dev/null 2>&1 && return 0
   if [ "$(id -u)" -ne 0 ]; then
-    echo "setup: /usr/bin/python3 cannot import torch and installing python3-torch needs root;" \
-         "the PyTorch parity test will be skipped (sudo apt-get install --no-install-recommends python3-torch)" >&2
-  else
-    echo "setup: installing python3-torch for the PyTorch parity test (takes a minute or two)"
-    apt_install python3-torch
-    /usr/bin/python3 -c 'import torch, numpy'  # fails here, with the reason, if the install did not work
+    echo "setup: /usr/bin/python3 cannot import $1 and installing $2 needs root; $3 will be skipped" \
+         "(sudo apt-get install --no-install-recommends $2)" >&2
+    return 0
   fi
-fi
+  echo "setup: installing $2 for $3"
+  apt_install "$2"
+  /usr/bin/python3 -c "import $1"  # fails here, with the reason, if the install did not work
+}
 
-# The resize test compares against Pillow (python3-pil, small).
-if [ $with_torch -eq 1 ] && ! /usr/bin/python3 -c 'import PIL' >/dev/null 2>&1; then
-  if [ "$(id -u)" -ne 0 ]; then
-    echo "setup: /usr/bin/python3 cannot import PIL; the Pillow comparison test will be skipped" \
-         "(sudo apt-get install python3-pil)" >&2
-  else
-    echo "setup: installing python3-pil for the Pillow resize comparison"
-    apt_install python3-pil
-  fi
+if [ $with_torch -eq 1 ]; then
+  python_module "torch, numpy" python3-torch "the PyTorch parity test (a minute or two)"
+  python_module PIL python3-pil "the Pillow resize comparison"
 fi
 
 build_dir=${1:-build}

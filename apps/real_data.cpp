@@ -23,8 +23,8 @@ std::string run_tokenizer_path(const train::RunConfig& c, const std::string& run
   return run_dir + (fs::path(c.tokenizer).extension() == ".json" ? "/tokenizer.json" : "/tokenizer_merges.txt");
 }
 
-std::unique_ptr<data::Tokenizer> load_tokenizer_file(const std::string& path, const std::string& kind) {
-  if (kind == "train") return std::make_unique<data::BpeTokenizer>(data::BpeTokenizer::load(path));
+std::unique_ptr<data::Tokenizer> load_tokenizer_file(const std::string& path, bool trained_bpe) {
+  if (trained_bpe) return std::make_unique<data::BpeTokenizer>(data::BpeTokenizer::load(path));
   return data::load_pretrained_tokenizer(path);
 }
 
@@ -96,22 +96,30 @@ std::unique_ptr<data::Tokenizer> make_tokenizer(train::RunConfig& c, const std::
   }
   c.model.vocab_size = tok->vocab_size();
   c.model.eot_token_id = tok->end_token();
+  warn_truncated_captions(*tok, captions, c.model.context_length);
+  return tok;
+}
+
+void warn_truncated_captions(const data::Tokenizer& tok, const std::vector<std::string>& captions,
+                             int64_t context_length) {
+  // Truncated captions lose words (often the second object); say so rather than train on them.
   int64_t longest = 0, truncated = 0;
   const size_t checked = std::min<size_t>(captions.size(), 5000);
   for (size_t i = 0; i < checked; ++i) {
-    const auto n = static_cast<int64_t>(tok->encode(captions[i]).size());
+    const auto n = static_cast<int64_t>(tok.encode(captions[i]).size());
     longest = std::max(longest, n);
-    truncated += n + 2 > c.model.context_length;
+    truncated += n + 2 > context_length;
   }
   if (truncated > 0)
-    fmt::print(stderr, "warning: {} of the first {} captions are longer than context_length {} allows (the longest has {} "
-                       "tokens plus start and end); they are truncated.\n", truncated, checked, c.model.context_length, longest);
-  return tok;
+    fmt::print(stderr,
+               "warning: {} of the first {} captions are longer than context_length {} allows (the longest has {} "
+               "tokens plus start and end); they are truncated. Raise context_length or tokenizer_vocab.\n",
+               truncated, checked, context_length, longest);
 }
 
 std::unique_ptr<data::Tokenizer> load_run_tokenizer(const train::RunConfig& c, const std::string& run_dir) {
   const std::string path = run_tokenizer_path(c, run_dir);
-  auto tok = load_tokenizer_file(path, c.tokenizer == "train" ? "train" : "pretrained");
+  auto tok = load_tokenizer_file(path, c.tokenizer == "train");
   if (tok->vocab_size() != c.model.vocab_size)
     fail("mmgrad", fmt::format("'{}' has {} tokens but the checkpoint's model has {}", path, tok->vocab_size(),
                                c.model.vocab_size));

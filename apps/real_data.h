@@ -23,6 +23,9 @@ data::DecodeOptions decode_options(const train::RunConfig& c);
 // keeps a copy in the run folder, and sets the model's vocab_size and eot_token_id.
 std::unique_ptr<data::Tokenizer> make_tokenizer(train::RunConfig& c, const std::string& run_dir,
                                                 const std::vector<std::string>& captions);
+// Warns (stderr) when some of the first 5000 captions do not fit context_length.
+void warn_truncated_captions(const data::Tokenizer& tok, const std::vector<std::string>& captions,
+                             int64_t context_length);
 // A resumed or evaluated run: the copy in the run folder, checked against the model.
 std::unique_ptr<data::Tokenizer> load_run_tokenizer(const train::RunConfig& c, const std::string& run_dir);
 

@@ -114,19 +114,9 @@ data::BpeTokenizer shapes_tokenizer(train::RunConfig& c) {
   data::BpeTokenizer tok = data::train_shapes_tokenizer(train_split, c.tokenizer_vocab);
   c.model.vocab_size = tok.vocab_size();
   c.model.eot_token_id = tok.end_token();
-  // Truncated captions lose words (often the second object); say so rather than train on them.
-  int64_t longest = 0, truncated = 0;
-  const int64_t checked = std::min<int64_t>(5000, c.train_size);
-  for (int64_t i = 0; i < checked; ++i) {
-    const auto n = static_cast<int64_t>(tok.encode(train_split.get(i, false).caption).size());
-    longest = std::max(longest, n);
-    truncated += n + 2 > c.model.context_length;
-  }
-  if (truncated > 0)
-    fmt::print(stderr,
-               "warning: {} of the first {} captions are longer than context_length {} allows (the longest has {} "
-               "tokens plus start and end); they are truncated. Raise context_length or tokenizer_vocab.\n",
-               truncated, checked, c.model.context_length, longest);
+  std::vector<std::string> captions;
+  for (int64_t i = 0; i < std::min<int64_t>(5000, c.train_size); ++i) captions.push_back(train_split.get(i, false).caption);
+  warn_truncated_captions(tok, captions, c.model.context_length);
   return tok;
 }
 

@@ -14,19 +14,6 @@
 namespace mmgrad::data {
 namespace {
 
-// The dataset index at a global position: the same seeded per-epoch permutation as
-// EpochSampler, kept per worker (the sampler caches one epoch and is not shareable).
-int64_t index_at(int64_t position, int64_t size, uint64_t seed, std::vector<int64_t>& order, int64_t& epoch) {
-  const int64_t e = position / size;
-  if (e != epoch) {
-    EpochSampler sampler(size, seed);
-    order.resize(static_cast<size_t>(size));
-    for (int64_t i = 0; i < size; ++i) order[static_cast<size_t>(i)] = sampler.index(e * size + i);
-    epoch = e;
-  }
-  return order[static_cast<size_t>(position % size)];
-}
-
 int64_t find_root(std::vector<int64_t>& parent, int64_t i) {
   while (parent[static_cast<size_t>(i)] != i) i = parent[static_cast<size_t>(i)] = parent[static_cast<size_t>(parent[static_cast<size_t>(i)])];
   return i;
@@ -90,7 +77,7 @@ ImageTextLoader::~ImageTextLoader() {
   for (auto& t : workers_) t.join();
 }
 
-LoadedBatch ImageTextLoader::build(int64_t first, int64_t count, std::vector<int64_t>& order, int64_t& epoch) const {
+LoadedBatch ImageTextLoader::build(int64_t first, int64_t count, EpochSampler& sampler) const {
   const int64_t S = preprocess_.image_size, N = size();
   const size_t per_image = static_cast<size_t>(3 * S * S);
   std::vector<float> pixels(per_image * static_cast<size_t>(count));
@@ -98,7 +85,7 @@ LoadedBatch ImageTextLoader::build(int64_t first, int64_t count, std::vector<int
   std::vector<std::string> captions;
   for (int64_t i = 0; i < count; ++i) {
     const int64_t pos = first + i;
-    int64_t row = index_at(pos, N, seed_, order, epoch);
+    int64_t row = sampler.index(pos);
     // The augmentation key: a pure function of (seed, position).
     const auto words = Philox::block(seed_ ^ 0x4c4f4144ull, static_cast<uint64_t>(pos));
     const uint64_t key = words[0] | static_cast<uint64_t>(words[1]) << 32;
@@ -123,8 +110,7 @@ LoadedBatch ImageTextLoader::build(int64_t first, int64_t count, std::vector<int
 }
 
 void ImageTextLoader::worker_loop() {
-  std::vector<int64_t> order;
-  int64_t epoch = -1;
+  EpochSampler sampler(size(), seed_);  // one per worker: it caches the current epoch's order
   std::unique_lock<std::mutex> lock(mutex_);
   while (true) {
     work_cv_.wait(lock, [&] { return stopping_ || (first_ >= 0 && scheduled_ < consumed_ + options_.prefetch); });
@@ -134,7 +120,7 @@ void ImageTextLoader::worker_loop() {
     lock.unlock();
     Slot slot;
     try {
-      slot.batch = build(first, count, order, epoch);
+      slot.batch = build(first, count, sampler);
     } catch (...) {
       slot.error = std::current_exception();
     }

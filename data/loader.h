@@ -26,6 +26,7 @@
 #include "data/caption_table.h"
 #include "data/image.h"
 #include "data/image_transform.h"
+#include "data/sampler.h"
 #include "data/tokenizer.h"
 
 namespace mmgrad::data {
@@ -83,7 +84,7 @@ class ImageTextLoader {
     std::exception_ptr error;
   };
   void worker_loop();
-  LoadedBatch build(int64_t first, int64_t count, std::vector<int64_t>& sampler_order, int64_t& sampler_epoch) const;
+  LoadedBatch build(int64_t first, int64_t count, EpochSampler& sampler) const;
 
   CaptionTable table_;
   Preprocess preprocess_;

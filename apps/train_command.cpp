@@ -184,6 +184,8 @@ int train_command(int argc, char** argv, int first) {
 
   Generator init_gen(c.seed);
   nn::ClipModel model(c.model, init_gen);
+  const Device device = Device::parse(c.device);
+  model.to(device);  // before the optimizer exists: its state is made where the parameters are
   fmt::print("{}\nf32 GEMM: {} ({}); threads: {}\n", blas_summary(), cpu::float_gemm_provider(),
              cpu::builtin_gemm_isa(), num_threads());
   fmt::print("model {}: {} parameters (vision {}x{}, text {}x{}, fusion {} layers, caption {} layers), vocabulary {}\n",
@@ -226,6 +228,7 @@ int train_command(int argc, char** argv, int first) {
   if (s.skipped_steps) fmt::print("{} steps were skipped for non-finite values\n", s.skipped_steps);
   if (loader) print_bad_samples(loader->take_epoch_reports(true));
   if (s.interrupted) return 130;
+  model.to(Device::cpu());  // evaluation runs on the CPU
 
   const auto t0 = std::chrono::steady_clock::now();
   if (shapes) {

@@ -1,5 +1,7 @@
 #include "backends/backend.h"
 
+#include <string>
+
 namespace mmgrad {
 namespace cpu {
 const Backend& backend();
@@ -7,6 +9,7 @@ const Backend& backend();
 #ifdef MMGRAD_HAVE_CUDA
 namespace cuda {
 const Backend* backend_if_available();
+const std::string& unavailable_reason();
 }
 #endif
 
@@ -32,7 +35,13 @@ void register_backend(DeviceType type, const Backend* backend) {
 
 const Backend& backend_for(Device device) {
   const Backend* b = backends()[static_cast<int>(device.type)];
+#ifdef MMGRAD_HAVE_CUDA
+  if (!b && device.type == DeviceType::CUDA)
+    fail("dispatch", device.str() + " is not available: " + cuda::unavailable_reason());
+#endif
   if (!b) fail("dispatch", "no backend for device " + device.str() + " in this build of mmgrad");
+  if (device.index != 0)
+    fail("dispatch", device.str() + " requested; mmgrad drives one device of each kind per process (index 0)");
   return *b;
 }
 

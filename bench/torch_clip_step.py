@@ -61,14 +61,22 @@ def main():
     ap.add_argument("--steps", type=int, default=7)
     ap.add_argument("--threads", type=int,
                     default=int(os.environ.get("MMGRAD_NUM_THREADS", "0")) or os.cpu_count())
+    ap.add_argument("--device", default="cpu", help="cpu or cuda")
+    ap.add_argument("--amp", default="none", help="none or bf16 (torch.autocast, CUDA only)")
+    ap.add_argument("--tf32", action="store_true", help="allow TF32 for float32 matmuls (CUDA)")
     args = ap.parse_args()
+    dev = torch.device(args.device)
+    on_gpu = dev.type == "cuda"
+    if on_gpu:
+        torch.backends.cuda.matmul.allow_tf32 = args.tf32
+        torch.backends.cudnn.allow_tf32 = args.tf32
     rss_import = rss_mib()
 
     torch.set_num_threads(args.threads)
     c = ct.preset(args.preset)
     B = args.batch if args.batch > 0 else c.batch_size
     torch.manual_seed(0)
-    model = ct.ClipModel(c)
+    model = ct.ClipModel(c).to(dev)
     decay = [p for _, p in model.named_parameters() if p.dim() >= 2]
     no_decay = [p for _, p in model.named_parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
@@ -80,12 +88,17 @@ def main():
     eot = torch.randint(1, c.context_length, (B,))
     ids[torch.arange(B), eot] = c.eot_token_id
     itm = 1.0 if c.fusion_layers > 0 else 0.0
+    images, ids = images.to(dev), ids.to(dev)
+    amp = args.amp == "bf16" and on_gpu
 
     def step():
         opt.zero_grad(set_to_none=True)
-        total, _ = ct.compute_losses(model, images, ids, contrastive=1.0, itm=itm, caption=0.0)
+        with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=amp):
+            total, _ = ct.compute_losses(model, images, ids, contrastive=1.0, itm=itm, caption=0.0)
         total.backward()
         opt.step()
+        if on_gpu:
+            torch.cuda.synchronize()
 
     for _ in range(2):
         step()
@@ -101,12 +114,16 @@ def main():
     gflops = flops / ms * 1e-6
 
     print("# training step (MODELS.md benchmark), PyTorch " + torch.__version__)
-    print(f"# {blas_summary()}; torch threads: {torch.get_num_threads()}")
+    if on_gpu:
+        rss = torch.cuda.max_memory_allocated() / 2**20  # device memory in place of RSS
+        print(f"# {torch.cuda.get_device_name()}; amp {args.amp}; tf32 {args.tf32}; 'peak RSS' = peak device memory")
+    else:
+        print(f"# {blas_summary()}; torch threads: {torch.get_num_threads()}")
     print(f"{'preset':<10} {'batch':>6} {'params':>12} {'ms/step':>10} {'samples/s':>12} {'GFLOP/s':>10} {'peak RSS':>10}")
     print(f"{args.preset:<10} {B:>6} {params:>12} {ms:>10.1f} {B / ms * 1e3:>12.1f} {gflops:>10.1f} {rss:>6.0f} MiB")
     print(f"# model GFLOP per step (all {len(ct.step_gemms(c, B))} GEMM shapes of forward + backward): "
           f"{flops * 1e-9:.3f}; RSS after import torch: {rss_import:.0f} MiB")
-    print(f"RESULT impl=torch preset={args.preset} batch={B} params={params} threads={torch.get_num_threads()} "
+    print(f"RESULT impl=torch device={dev.type} amp={args.amp} preset={args.preset} batch={B} params={params} threads={torch.get_num_threads()} "
           f"ms_per_step={ms:.3f} samples_per_s={B / ms * 1e3:.2f} gflop_per_step={flops * 1e-9:.6f} "
           f"model_gflops={gflops:.3f} peak_rss_mib={rss:.1f} import_rss_mib={rss_import:.1f}")
 

@@ -1,7 +1,8 @@
 // Counter-based random numbers (Philox-4x32-10, Salmon et al. 2011).
 //
 // Why counter-based: element i of a random tensor is a pure function of (seed, offset + i),
-// so any thread split, and later a CUDA kernel, reproduces the CPU draws bit for bit.
+// so any thread split, and the CUDA kernels (which call these same functions), reproduce the
+// CPU draws.
 // A Generator hands out disjoint counter ranges: each draw advances its offset.
 #pragma once
 #include <array>
@@ -9,11 +10,13 @@
 #include <cstdint>
 #include <cmath>
 
+#include "core/host_device.h"
+
 namespace mmgrad {
 
 struct Philox {
   // Four 32-bit random words for a 64-bit counter under a 64-bit key.
-  static std::array<uint32_t, 4> block(uint64_t key, uint64_t counter) {
+  MMGRAD_HOST_DEVICE static std::array<uint32_t, 4> block(uint64_t key, uint64_t counter) {
     uint32_t c0 = static_cast<uint32_t>(counter), c1 = static_cast<uint32_t>(counter >> 32);
     uint32_t c2 = 0, c3 = 0;
     uint32_t k0 = static_cast<uint32_t>(key), k1 = static_cast<uint32_t>(key >> 32);
@@ -31,19 +34,19 @@ struct Philox {
     return {c0, c1, c2, c3};
   }
   // Uniform in (0, 1], never 0, so log() in Box-Muller is safe.
-  static double to_unit_open0(uint32_t hi, uint32_t lo) {
+  MMGRAD_HOST_DEVICE static double to_unit_open0(uint32_t hi, uint32_t lo) {
     uint64_t bits = (static_cast<uint64_t>(hi) << 21) ^ lo;  // 53 random bits
     bits &= (1ull << 53) - 1;
     return (static_cast<double>(bits) + 1.0) * (1.0 / 9007199254740992.0);
   }
   // Element i of a uniform [0,1) stream: a pure function of (key, i).
-  static double uniform(uint64_t key, uint64_t i) {
+  MMGRAD_HOST_DEVICE static double uniform(uint64_t key, uint64_t i) {
     auto r = block(key, i / 2);
     int lane = static_cast<int>(i % 2) * 2;
     return to_unit_open0(r[lane], r[lane + 1]) - 0x1p-53;  // in [0, 1)
   }
   // Element i of a standard-normal stream (Box-Muller over one block per pair).
-  static double normal(uint64_t key, uint64_t i) {
+  MMGRAD_HOST_DEVICE static double normal(uint64_t key, uint64_t i) {
     auto r = block(key, i / 2);
     double u1 = to_unit_open0(r[0], r[1]);
     double u2 = to_unit_open0(r[2], r[3]);

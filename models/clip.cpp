@@ -80,7 +80,7 @@ TextTransformer::Output TextTransformer::forward(const Tensor& ids) const {
     fail("TextTransformer", "a sequence has no end-of-text token (id " + std::to_string(eot_token_id) + ")",
          {describe("ids", ids)});
   Tensor eot = argmax(is_eot, 1);
-  Tensor rows = add(mul(arange(0, static_cast<double>(B), 1, DType::I64), static_cast<double>(T)), eot);
+  Tensor rows = add(mul(arange(0, static_cast<double>(B), 1, DType::I64, ids.device()), static_cast<double>(T)), eot);
   Tensor pooled = index_select(reshape(x, {B * T, -1}), 0, rows);
   return {x, pooled};
 }

@@ -13,7 +13,7 @@ std::vector<std::vector<int64_t>> generate_captions(const ClipModel& model, cons
   const int64_t B = images.shape()[0];
   max_length = std::min(max_length, model.config.context_length);
   const Tensor image_states = model.vision_model.forward(images).last_hidden_state;
-  Tensor ids = full({B, 1}, static_cast<double>(start_token), DType::I64);
+  Tensor ids = full({B, 1}, static_cast<double>(start_token), DType::I64, images.device());
   std::vector<std::vector<int64_t>> out(static_cast<size_t>(B));
   std::vector<bool> done(static_cast<size_t>(B), false);
   int64_t open = B;

@@ -85,6 +85,7 @@ const std::vector<Field>& fields() {
       MMGRAD_INT("eval_size", eval_size, 2),
       MMGRAD_INT("tokenizer_vocab", tokenizer_vocab, 260),
       MMGRAD_INT("seed", seed, 0),
+      MMGRAD_FIELD("device", Text, device),
       MMGRAD_INT("log_every", log_every, 1),
       MMGRAD_INT("checkpoint_every", checkpoint_every, 1),
   };
@@ -249,6 +250,8 @@ void validate(const RunConfig& c) {
   auto check = [](bool ok, const std::string& msg) {
     if (!ok) fail("config", msg);
   };
+  check(c.device == "cpu" || c.device == "cuda" || c.device == "cuda:0",
+        "device must be cpu or cuda, not '" + c.device + "'");
   check(m.image_size % m.patch_size == 0,
         fmt::format("image_size {} is not a multiple of patch_size {}", m.image_size, m.patch_size));
   check(m.vision_width % m.vision_heads == 0,

@@ -60,6 +60,9 @@ struct RunConfig {
   int64_t eval_size = 1000;         // held-out samples evaluated
   int64_t tokenizer_vocab = 320;    // bytes + merges + special tokens
   uint64_t seed = 0;
+  // Where the model trains: "cpu" or "cuda" (cuda:0; needs a build with CUDA and a GPU).
+  // Evaluation after training runs on the CPU.
+  std::string device = "cpu";
 
   // Logging and checkpoints.
   int64_t log_every = 10;

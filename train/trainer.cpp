@@ -100,6 +100,7 @@ TrainSummary train_model(nn::ClipModel& model, const RunConfig& c, const BatchSo
   model.train();
   std::unique_ptr<Optimizer> optimizer = make_optimizer(model, c);
   const NamedTensors params = model.named_parameters();
+  const Device device = params.front().second.device();  // batches go where the model is
   Generator gen(c.seed + 1);  // draws the hard negatives
   const nn::ObjectiveWeights weights{c.w_contrastive, c.w_itm, c.w_caption, c.hard_negatives, c.negative_scale};
 
@@ -147,6 +148,8 @@ TrainSummary train_model(nn::ClipModel& model, const RunConfig& c, const BatchSo
       const auto td = std::chrono::steady_clock::now();
       Batch b = batches(state.data_position, micro);
       state.data_position += micro;
+      b.images = b.images.to(device);  // no-ops on the CPU
+      b.ids = b.ids.to(device);
       data_ms += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - td).count();
       nn::Losses l = nn::compute_losses(model, b.images, b.ids, weights, gen, b.groups);
       Tensor scaled = c.accum_steps > 1 ? mul(l.total, 1.0 / static_cast<double>(c.accum_steps)) : l.total;

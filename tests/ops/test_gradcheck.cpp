@@ -15,9 +15,10 @@ using namespace mmgrad::optest;
 
 namespace {
 
-void run_gradcheck(const OpCase& c, bool noncontiguous) {
+void run_gradcheck(const OpCase& c, bool noncontiguous, Device device = Device::cpu()) {
   const uint64_t seed = case_seed(c.name) + (noncontiguous ? 1 : 0);
   Variant v;
+  v.device = device;
   v.dtype = DType::F64;
   v.noncontiguous = noncontiguous;
   v.allow_expanded_grad = false;
@@ -29,11 +30,11 @@ void run_gradcheck(const OpCase& c, bool noncontiguous) {
   options.seed = seed;
   try {
     GradcheckResult r = gradcheck(c.fn, inputs, options);
-    EXPECT_TRUE(r.ok) << c.name << (noncontiguous ? " (non-contiguous inputs)" : "")
+    EXPECT_TRUE(r.ok) << c.name << " on " << device.str() << (noncontiguous ? " (non-contiguous inputs)" : "")
                       << ": " << r.message << " [max abs error " << r.max_abs_error
                       << "; reproduce with MMGRAD_OPS_SEED=" << base_seed() << "]";
   } catch (const std::exception& e) {
-    ADD_FAILURE() << c.name << (noncontiguous ? " (non-contiguous inputs)" : "")
+    ADD_FAILURE() << c.name << " on " << device.str() << (noncontiguous ? " (non-contiguous inputs)" : "")
                   << " threw: " << e.what() << " [MMGRAD_OPS_SEED=" << base_seed() << "]";
   }
 }
@@ -44,6 +45,27 @@ TEST_P(OpGradcheck, Contiguous) { run_gradcheck(find_case(GetParam()), false); }
 TEST_P(OpGradcheck, NonContiguous) { run_gradcheck(find_case(GetParam()), true); }
 
 INSTANTIATE_TEST_SUITE_P(Ops, OpGradcheck, ::testing::ValuesIn(case_names(true)),
+                         [](const ::testing::TestParamInfo<std::string>& info) { return info.param; });
+
+// The same gradchecks (float64) on every other device; instantiated only where one works
+// (test_parity.cpp's OpParityDevices says why when none does).
+class OpGradcheckDevice : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(OpGradcheckDevice, EveryDevice) {
+  for (const Device& d : available_devices()) {
+    if (d == Device::cpu()) continue;
+    run_gradcheck(find_case(GetParam()), false, d);
+    run_gradcheck(find_case(GetParam()), true, d);
+  }
+}
+
+std::vector<std::string> device_gradcheck_cases() {
+  if (available_devices().size() < 2) return {};
+  return case_names(true);
+}
+
+GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(OpGradcheckDevice);
+INSTANTIATE_TEST_SUITE_P(Ops, OpGradcheckDevice, ::testing::ValuesIn(device_gradcheck_cases()),
                          [](const ::testing::TestParamInfo<std::string>& info) { return info.param; });
 
 // ---------------------------------------------------------------- the table itself

@@ -1,0 +1,213 @@
+#include "backends/cuda/allocator.h"
+
+#include <cuda_runtime.h>
+#include <fmt/format.h>
+
+#include <mutex>
+#include <set>
+#include <unordered_map>
+
+#include "backends/cuda/context.h"
+#include "backends/cuda/kernels.h"
+#include "core/error.h"
+
+namespace mmgrad::cuda {
+namespace {
+
+constexpr size_t kMinBlock = 512;               // every size is rounded to this
+constexpr size_t kSmallRequest = 1 << 20;       // <= 1 MiB: small pool
+constexpr size_t kSmallSegment = 2 << 20;       // small pool segments
+constexpr size_t kMidRequest = 10 << 20;        // < 10 MiB: share 20 MiB segments
+constexpr size_t kMidSegment = 20 << 20;
+constexpr size_t kSegmentRound = 2 << 20;
+
+struct Block {
+  char* ptr = nullptr;
+  size_t size = 0;
+  bool allocated = false;
+  bool small = false;
+  Block* prev = nullptr;  // neighbours within the same segment
+  Block* next = nullptr;
+};
+
+struct BySizeThenAddress {
+  bool operator()(const Block* a, const Block* b) const {
+    return a->size != b->size ? a->size < b->size : a->ptr < b->ptr;
+  }
+};
+
+size_t round_up(size_t n, size_t to) { return (n + to - 1) / to * to; }
+
+class CachingAllocator final : public Allocator {
+ public:
+  void* allocate(size_t nbytes) override {
+    if (!backend_if_available()) fail("allocate", "cuda:0 is not available: " + unavailable_reason());
+    std::lock_guard<std::mutex> lock(mu_);
+    set_device(0);
+    const size_t size = round_up(std::max<size_t>(nbytes, 1), kMinBlock);
+    const bool small = size <= kSmallRequest;
+    auto& pool = small ? small_free_ : large_free_;
+    Block key;
+    key.size = size;
+    auto it = pool.lower_bound(&key);
+    // A large block much bigger than the request is not split for it (it would fragment
+    // a segment another big tensor needs); the request gets its own segment instead.
+    if (it != pool.end() && !small && (*it)->size >= kMidRequest && (*it)->size > 2 * size) it = pool.end();
+    Block* block;
+    if (it != pool.end()) {
+      block = *it;
+      pool.erase(it);
+    } else {
+      block = new_segment(segment_size(size), small);
+    }
+    const size_t remainder = block->size - size;
+    if (remainder >= (small ? kMinBlock : kSmallRequest)) {
+      Block* rest = new Block{block->ptr + size, remainder, false, small, block, block->next};
+      if (block->next) block->next->prev = rest;
+      block->next = rest;
+      block->size = size;
+      pool.insert(rest);
+    }
+    block->allocated = true;
+    live_[block->ptr] = block;
+    stats_.in_use += block->size;
+    stats_.peak_in_use = std::max(stats_.peak_in_use, stats_.in_use);
+    return block->ptr;
+  }
+
+  void deallocate(void* ptr, size_t) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = live_.find(static_cast<char*>(ptr));
+    if (it == live_.end()) return;  // not ours: never happens through Storage
+    Block* block = it->second;
+    live_.erase(it);
+    stats_.in_use -= block->size;
+    block->allocated = false;
+    auto& pool = block->small ? small_free_ : large_free_;
+    for (Block* nb : {block->prev, block->next}) {
+      if (!nb || nb->allocated) continue;
+      pool.erase(nb);
+      if (nb == block->prev) {
+        nb->size += block->size;
+        nb->next = block->next;
+        if (block->next) block->next->prev = nb;
+        delete block;
+        block = nb;
+      } else {
+        block->size += nb->size;
+        block->next = nb->next;
+        if (nb->next) nb->next->prev = block;
+        delete nb;
+      }
+    }
+    pool.insert(block);
+  }
+
+  DeviceMemoryStats stats() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return stats_;
+  }
+  void reset_peak() {
+    std::lock_guard<std::mutex> lock(mu_);
+    stats_.peak_in_use = stats_.in_use;
+  }
+  void empty_cache() {
+    std::lock_guard<std::mutex> lock(mu_);
+    release_free_segments();
+  }
+  void set_limit(size_t bytes) {
+    std::lock_guard<std::mutex> lock(mu_);
+    limit_ = bytes;
+  }
+
+ private:
+  static size_t segment_size(size_t size) {
+    if (size <= kSmallRequest) return kSmallSegment;
+    if (size < kMidRequest) return kMidSegment;
+    return round_up(size, kSegmentRound);
+  }
+
+  Block* new_segment(size_t bytes, bool small) {
+    void* p = nullptr;
+    cudaError_t err = try_malloc(&p, bytes);
+    if (err != cudaSuccess) {
+      // Give the cache back and try once more before reporting.
+      release_free_segments();
+      err = try_malloc(&p, bytes);
+    }
+    if (err != cudaSuccess) {
+      size_t free_b = 0, total_b = 0;
+      cudaMemGetInfo(&free_b, &total_b);
+      constexpr double kMiB = 1 << 20;
+      fail("cuda allocate",
+           fmt::format("out of memory on cuda:0: asked for {:.1f} MiB; mmgrad has {:.1f} MiB in use "
+                       "and {:.1f} MiB cached{}; the device has {:.1f} MiB free of {:.1f} MiB",
+                       bytes / kMiB, stats_.in_use / kMiB, (stats_.reserved - stats_.in_use) / kMiB,
+                       limit_ ? fmt::format(" (limit {:.1f} MiB set by set_device_memory_limit)", limit_ / kMiB) : "",
+                       free_b / kMiB, total_b / kMiB));
+    }
+    stats_.reserved += bytes;
+    stats_.segments += 1;
+    stats_.malloc_calls += 1;
+    Block* b = new Block{static_cast<char*>(p), bytes, false, small, nullptr, nullptr};
+    segment_bytes_[b->ptr] = bytes;
+    return b;
+  }
+
+  cudaError_t try_malloc(void** p, size_t bytes) {
+    if (limit_ && stats_.reserved + bytes > limit_) return cudaErrorMemoryAllocation;
+    cudaError_t err = cudaMalloc(p, bytes);
+    if (err != cudaSuccess) cudaGetLastError();
+    return err;
+  }
+
+  // A segment is wholly free when its first block is free and has no neighbours.
+  void release_free_segments() {
+    for (auto* pool : {&small_free_, &large_free_}) {
+      for (auto it = pool->begin(); it != pool->end();) {
+        Block* b = *it;
+        if (!b->prev && !b->next && segment_bytes_.count(b->ptr)) {
+          cudaFree(b->ptr);
+          stats_.reserved -= segment_bytes_[b->ptr];
+          stats_.segments -= 1;
+          segment_bytes_.erase(b->ptr);
+          delete b;
+          it = pool->erase(it);
+        } else {
+          ++it;
+        }
+      }
+    }
+  }
+
+  std::mutex mu_;
+  std::set<Block*, BySizeThenAddress> small_free_, large_free_;
+  std::unordered_map<char*, Block*> live_;
+  std::unordered_map<char*, size_t> segment_bytes_;  // segment start -> cudaMalloc size
+  DeviceMemoryStats stats_;
+  size_t limit_ = 0;
+};
+
+CachingAllocator& caching_allocator() {
+  // Never destroyed: tensors in static storage may be freed after main returns, when the
+  // CUDA runtime is already gone; their memory goes back with the process.
+  static CachingAllocator* a = new CachingAllocator;
+  return *a;
+}
+
+// Registered at load time, so tensors can be created on cuda:0 before any op has run; the
+// first allocation finds out whether there is a GPU.
+[[maybe_unused]] const bool kRegistered = [] {
+  register_allocator(DeviceType::CUDA, &caching_allocator());
+  return true;
+}();
+
+}  // namespace
+
+Allocator& device_allocator() { return caching_allocator(); }
+DeviceMemoryStats device_memory_stats() { return caching_allocator().stats(); }
+void reset_peak_device_memory() { caching_allocator().reset_peak(); }
+void empty_device_cache() { caching_allocator().empty_cache(); }
+void set_device_memory_limit(size_t bytes) { caching_allocator().set_limit(bytes); }
+
+}  // namespace mmgrad::cuda

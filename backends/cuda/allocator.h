@@ -1,0 +1,38 @@
+// The CUDA caching allocator (after PyTorch's CUDACachingAllocator, much reduced).
+//
+// cudaMalloc and cudaFree synchronise the device and cost tens of microseconds; a training
+// step allocates thousands of tensors. So freed blocks stay cached and are reused:
+//  - two pools: small requests (<= 1 MiB) are carved from 2 MiB segments, large ones from
+//    segments of their own size (rounded to 2 MiB; 20 MiB for requests under 10 MiB, so
+//    that mid-sized activations share segments);
+//  - best fit within a pool; a block larger than needed is split and the remainder stays
+//    free; a freed block merges with free neighbours of its segment;
+//  - on out-of-memory, every wholly free segment is released and the cudaMalloc retried;
+//    if it still fails, the error says what was asked, what is in use and what is cached.
+// All kernels run on one stream, so a block freed by the host can be reused by the next op
+// at once: the stream orders the old reads before the new writes.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#include "core/storage.h"
+
+namespace mmgrad::cuda {
+
+struct DeviceMemoryStats {
+  size_t in_use = 0;        // bytes in live blocks (rounded sizes)
+  size_t peak_in_use = 0;   // since start or reset_peak_memory()
+  size_t reserved = 0;      // bytes held from cudaMalloc (in use + cached)
+  int64_t segments = 0;     // cudaMalloc calls currently held
+  int64_t malloc_calls = 0; // cudaMalloc calls ever made (a well-warmed loop stops adding)
+};
+
+Allocator& device_allocator();
+DeviceMemoryStats device_memory_stats();
+void reset_peak_device_memory();
+// Returns every wholly free segment to CUDA.
+void empty_device_cache();
+// A limit on reserved bytes (0 = none): lets a test force the out-of-memory path.
+void set_device_memory_limit(size_t bytes);
+
+}  // namespace mmgrad::cuda

@@ -1,0 +1,138 @@
+// copy (any strides, dtype conversion, host <-> device), fill and the random fills.
+#include <cstring>
+
+#include "backends/cpu/kernels.h"
+#include "backends/cuda/kernels.h"
+#include "backends/cuda/launch.cuh"
+#include "core/rng.h"
+
+namespace mmgrad::cuda {
+namespace {
+
+bool on_cuda(const Tensor& t) { return t.device().type == DeviceType::CUDA; }
+
+template <typename D, typename S>
+void device_copy_typed(const Tensor& dst, const Tensor& src, const Strided<2>& s) {
+  D* d = static_cast<D*>(dst.raw_data());
+  const S* p = static_cast<const S*>(src.raw_data());
+  launch_n(dst.numel(), "copy", [=] __device__(int64_t i) {
+    int64_t off[2];
+    s.offsets(i, off);
+    d[off[0]] = convert<D>(p[off[1]]);
+  });
+}
+
+// dst <- src, both on the GPU, any strides and dtypes.
+void device_copy(const Tensor& dst, const Tensor& src) {
+  const int64_t n = dst.numel();
+  if (n == 0) return;
+  if (dst.dtype() == src.dtype() && dst.is_contiguous() && src.is_contiguous()) {
+    check(cudaMemcpyAsync(dst.raw_data(), src.raw_data(), n * dst.element_size(), cudaMemcpyDeviceToDevice,
+                          stream()),
+          "copy");
+    return;
+  }
+  const Strided<2> s = make_strided<2>(dst.shape(), {&dst, &src}, "copy");
+  dispatch_all(dst.dtype(), [&](auto dtag) {
+    dispatch_all(src.dtype(), [&](auto stag) { device_copy_typed<decltype(dtag), decltype(stag)>(dst, src, s); });
+  });
+}
+
+// A contiguous tensor with t's values, dtype and device (t itself when it already is).
+Tensor dense(const Tensor& t) {
+  if (t.is_contiguous()) return t;
+  Tensor out = Tensor::empty(t.shape(), t.dtype(), t.device());
+  if (on_cuda(t))
+    device_copy(out, t);
+  else
+    cpu::copy(out, t);
+  return out;
+}
+
+}  // namespace
+
+void copy(const Tensor& dst, const Tensor& src) {
+  if (dst.numel() == 0) return;
+  if (on_cuda(dst) && on_cuda(src)) return device_copy(dst, src);
+  const size_t bytes_src = src.numel() * src.element_size();
+  if (on_cuda(dst)) {
+    // Host -> device: upload a dense copy of the source in its own dtype, then convert
+    // and scatter on the GPU if the destination needs it.
+    Tensor host = dense(src);
+    if (dst.dtype() == src.dtype() && dst.is_contiguous()) {
+      check(cudaMemcpyAsync(dst.raw_data(), host.raw_data(), bytes_src, cudaMemcpyHostToDevice, stream()), "copy");
+      // Pageable host memory: the call returns once the bytes are staged, but wait anyway,
+      // so the host buffer (which may be freed right after) is never read late.
+      check(cudaStreamSynchronize(stream()), "copy");
+      return;
+    }
+    Tensor staged = Tensor::empty(src.shape(), src.dtype(), dst.device());
+    check(cudaMemcpyAsync(staged.raw_data(), host.raw_data(), bytes_src, cudaMemcpyHostToDevice, stream()), "copy");
+    check(cudaStreamSynchronize(stream()), "copy");
+    device_copy(dst, staged);
+    return;
+  }
+  // Device -> host: download a dense copy in the source's dtype, then convert on the CPU.
+  Tensor dev = dense(src);
+  if (dst.dtype() == src.dtype() && dst.is_contiguous()) {
+    check(cudaMemcpyAsync(dst.raw_data(), dev.raw_data(), bytes_src, cudaMemcpyDeviceToHost, stream()), "copy");
+    synchronize();
+    return;
+  }
+  Tensor host = Tensor::empty(src.shape(), src.dtype(), Device::cpu());
+  check(cudaMemcpyAsync(host.raw_data(), dev.raw_data(), bytes_src, cudaMemcpyDeviceToHost, stream()), "copy");
+  synchronize();
+  cpu::copy(dst, host);
+}
+
+namespace {
+template <typename T>
+void fill_typed(const Tensor& dst, double value) {
+  const Strided<1> s = make_strided<1>(dst.shape(), {&dst}, "fill");
+  T* d = static_cast<T*>(dst.raw_data());
+  const T v = convert_on_host<T>(value);
+  launch_n(dst.numel(), "fill", [=] __device__(int64_t i) {
+    int64_t off[1];
+    s.offsets(i, off);
+    d[off[0]] = v;
+  });
+}
+}  // namespace
+
+void fill(const Tensor& dst, double value) {
+  dispatch_all(dst.dtype(), [&](auto tag) { fill_typed<decltype(tag)>(dst, value); });
+}
+
+namespace {
+// The same draws as the CPU (core/rng.h), element i from counter i.
+template <typename T>
+void random_fill_typed(const Tensor& dst, uint64_t key, double a, double b, bool normal, const char* op) {
+  T* d = static_cast<T*>(dst.raw_data());
+  const T top = static_cast<T>(b);
+  const T below_top = std::nextafter(top, static_cast<T>(-INFINITY));
+  launch_n(dst.numel(), op, [=] __device__(int64_t i) {
+    if (normal) {
+      d[i] = static_cast<T>(a + b * Philox::normal(key, static_cast<uint64_t>(i)));
+    } else {
+      // Rounding to T can land exactly on `high`; keep the interval half-open.
+      const T v = static_cast<T>(a + (b - a) * Philox::uniform(key, static_cast<uint64_t>(i)));
+      d[i] = v >= top ? below_top : v;
+    }
+  });
+}
+
+void random_fill(const Tensor& dst, uint64_t key, double a, double b, bool normal, const char* op) {
+  if (!dst.is_contiguous()) fail(op, "random fills need a contiguous destination");
+  dispatch_float(dst.dtype(), op, [&](auto tag) { random_fill_typed<decltype(tag)>(dst, key, a, b, normal, op); });
+}
+}  // namespace
+
+void random_uniform(const Tensor& dst, uint64_t key, double low, double high) {
+  random_fill(dst, key, low, high, false, "rand");
+}
+
+void random_normal(const Tensor& dst, uint64_t key, double mean, double std) {
+  random_fill(dst, key, mean, std, true, "randn");
+}
+
+}  // namespace mmgrad::cuda

@@ -1,0 +1,129 @@
+// Batched matmul through cuBLAS. cuBLAS is column-major; a row-major product C = A B is the
+// column-major product C^T = B^T A^T, and a row-major matrix is its transpose read
+// column-major. So each operand's strides become a transpose flag and a leading dimension,
+// and transposed views (attention's K^T, weight gradients) cost no copy. Batches with one
+// stride per operand (including 0, a broadcast operand) go to the strided-batched call;
+// anything else (a view no flag describes, a batch layout with several strides) is first
+// made contiguous.
+#include <cublas_v2.h>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <climits>
+#include <optional>
+
+#include "backends/cuda/context.h"
+#include "backends/cuda/kernels.h"
+#include "core/error.h"
+
+namespace mmgrad::cuda {
+namespace {
+
+struct Layout {
+  bool transposed;  // column-major in memory (a row-major operand with transposed strides)
+  int64_t ld;
+};
+
+// A rows x cols matrix with row stride rs and column stride cs, as cuBLAS sees a row-major
+// operand; nullopt when no flag describes it (broadcast or doubly strided).
+std::optional<Layout> layout_of(int64_t rows, int64_t cols, int64_t rs, int64_t cs) {
+  if ((cs == 1 || cols == 1) && (rows == 1 || rs >= std::max<int64_t>(cols, 1)))
+    return Layout{false, rows == 1 ? std::max<int64_t>(cols, 1) : rs};
+  if ((rs == 1 || rows == 1) && (cols == 1 || cs >= std::max<int64_t>(rows, 1)))
+    return Layout{true, cols == 1 ? std::max<int64_t>(rows, 1) : cs};
+  return std::nullopt;
+}
+
+// One stride that walks every batch element of t in row-major batch order, if there is one.
+std::optional<int64_t> batch_stride(const Tensor& t, const Shape& batch) {
+  std::optional<int64_t> stride;
+  int64_t expected_next = -1;  // stride the next (inner) batch dim must have times its size
+  for (int d = static_cast<int>(batch.size()) - 1; d >= 0; --d) {
+    if (batch[d] == 1) continue;
+    const int64_t s = t.strides()[d];
+    if (!stride) {
+      stride = s;
+    } else if (s != expected_next) {
+      return std::nullopt;
+    }
+    expected_next = s * batch[d];
+  }
+  return stride.value_or(0);
+}
+
+Tensor contiguous_copy(const Tensor& t) {
+  Tensor c = Tensor::empty(t.shape(), t.dtype(), t.device());
+  copy(c, t);
+  return c;
+}
+
+template <typename T>
+void gemm(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, const T* alpha,
+          const T* A, int lda, long long sa, const T* B, int ldb, long long sb, const T* beta, T* C, int ldc,
+          long long sc, int batch) {
+  cublasStatus_t st;
+  if constexpr (std::is_same_v<T, float>)
+    st = cublasSgemmStridedBatched(h, ta, tb, m, n, k, alpha, A, lda, sa, B, ldb, sb, beta, C, ldc, sc, batch);
+  else
+    st = cublasDgemmStridedBatched(h, ta, tb, m, n, k, alpha, A, lda, sa, B, ldb, sb, beta, C, ldc, sc, batch);
+  if (st != CUBLAS_STATUS_SUCCESS)
+    fail("matmul", fmt::format("cuBLAS gemm failed: {} (m {}, n {}, k {}, batch {})", cublasGetStatusString(st), m,
+                               n, k, batch));
+}
+
+}  // namespace
+
+void matmul(const Tensor& out_in, const Tensor& a_in, const Tensor& b_in, bool accumulate) {
+  const int nd = out_in.dim();
+  const int64_t M = out_in.shape()[nd - 2], N = out_in.shape()[nd - 1], K = a_in.shape()[nd - 1];
+  const Shape batch(out_in.shape().begin(), out_in.shape().end() - 2);
+  const int64_t n_batch = numel_of(batch);
+  if (M == 0 || N == 0 || n_batch == 0) return;
+  if (K == 0) {  // an empty sum
+    if (!accumulate) fill(out_in, 0);
+    return;
+  }
+  if (out_in.dtype() != DType::F32 && out_in.dtype() != DType::F64)
+    fail("matmul", std::string(dtype_name(out_in.dtype())) + " matmul is not supported on CUDA (f32 or f64)");
+
+  auto usable = [&](const Tensor& t, int64_t rows, int64_t cols) {
+    return layout_of(rows, cols, t.strides()[nd - 2], t.strides()[nd - 1]) && batch_stride(t, batch);
+  };
+  Tensor a = usable(a_in, M, K) ? a_in : contiguous_copy(a_in);
+  Tensor b = usable(b_in, K, N) ? b_in : contiguous_copy(b_in);
+  // The output must be row-major (cuBLAS writes C^T column-major) with one batch stride.
+  std::optional<Layout> lc = layout_of(M, N, out_in.strides()[nd - 2], out_in.strides()[nd - 1]);
+  const bool out_ok = lc && !lc->transposed && batch_stride(out_in, batch) &&
+                      (n_batch == 1 || *batch_stride(out_in, batch) != 0);
+  Tensor out = out_in;
+  if (!out_ok) {
+    out = Tensor::empty(out_in.shape(), out_in.dtype(), out_in.device());
+    if (accumulate) copy(out, out_in);
+    lc = layout_of(M, N, N, 1);
+  }
+  const Layout la = *layout_of(M, K, a.strides()[nd - 2], a.strides()[nd - 1]);
+  const Layout lb = *layout_of(K, N, b.strides()[nd - 2], b.strides()[nd - 1]);
+  const int64_t sa = *batch_stride(a, batch), sb = *batch_stride(b, batch), sc = *batch_stride(out, batch);
+  if (std::max({M, N, K, la.ld, lb.ld, lc->ld, n_batch}) > int64_t{INT_MAX})
+    fail("matmul", "a matrix dimension over 2^31 is not supported by cuBLAS's 32-bit interface");
+
+  auto h = static_cast<cublasHandle_t>(cublas_handle());
+  // Column-major C^T[N, M] = B^T[N, K] * A^T[K, M]: a row-major operand needs no flag.
+  const cublasOperation_t opb = lb.transposed ? CUBLAS_OP_T : CUBLAS_OP_N;
+  const cublasOperation_t opa = la.transposed ? CUBLAS_OP_T : CUBLAS_OP_N;
+  auto run = [&](auto tag) {
+    using T = decltype(tag);
+    const T alpha = 1, beta = accumulate ? 1 : 0;
+    gemm<T>(h, opb, opa, static_cast<int>(N), static_cast<int>(M), static_cast<int>(K), &alpha,
+            static_cast<const T*>(b.raw_data()), static_cast<int>(lb.ld), sb, static_cast<const T*>(a.raw_data()),
+            static_cast<int>(la.ld), sa, &beta, static_cast<T*>(out.raw_data()), static_cast<int>(lc->ld), sc,
+            static_cast<int>(n_batch));
+  };
+  if (out.dtype() == DType::F32)
+    run(float{});
+  else
+    run(double{});
+  if (!out.is_same(out_in)) copy(out_in, out);
+}
+
+}  // namespace mmgrad::cuda

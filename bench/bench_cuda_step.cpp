@@ -1,0 +1,113 @@
+// The MODELS.md benchmark step (as bench_clip_step) on CUDA: the model and the batch are
+// moved to cuda:0, nothing else changes. Then, in the same run, the cuBLAS ceiling: every
+// GEMM of the step at its own shape (attention's per-head products as one strided batch),
+// run bare through mmgrad's matmul on CUDA, count-weighted. MFU = model FLOP/s / ceiling.
+//
+//   bench_cuda_step [--preset clip-tiny|clip-b32] [--batch N] [--steps N] [--tf32]
+//
+// Prints ms per step (median of --steps after 3 warm-up steps; each step ends with a
+// device synchronisation), samples/s, model TFLOP/s, ceiling TFLOP/s, MFU and peak device
+// memory (the caching allocator's peak of live bytes). The last line is "RESULT key=value".
+#include <cstring>
+#include <string>
+
+#include "autograd/grad_mode.h"
+#include "autograd/ops.h"
+#include "bench/bench_common.h"
+#include "models/clip.h"
+#include "models/objectives.h"
+#include "train/optimizer.h"
+
+#ifdef MMGRAD_HAVE_CUDA
+#include "backends/cuda/cuda.h"
+#endif
+
+using namespace mmgrad;
+
+int main(int argc, char** argv) {
+#ifndef MMGRAD_HAVE_CUDA
+  (void)argc;
+  (void)argv;
+  fmt::print("bench_cuda_step: this build has no CUDA backend (meson -Dcuda=enabled)\n");
+  return 0;
+#else
+  std::string preset = "clip-tiny";
+  int64_t batch = 0, steps = 10;
+  bool tf32 = false;
+  for (int i = 1; i < argc; ++i) {
+    if (!std::strcmp(argv[i], "--preset") && i + 1 < argc) preset = argv[++i];
+    else if (!std::strcmp(argv[i], "--batch") && i + 1 < argc) batch = std::atoll(argv[++i]);
+    else if (!std::strcmp(argv[i], "--steps") && i + 1 < argc) steps = std::atoll(argv[++i]);
+    else if (!std::strcmp(argv[i], "--tf32")) tf32 = true;
+    else {
+      fmt::print(stderr, "usage: {} [--preset clip-tiny|clip-b32] [--batch N] [--steps N] [--tf32]\n", argv[0]);
+      return 2;
+    }
+  }
+  if (!cuda::available()) {
+    fmt::print("bench_cuda_step: skipped, no usable GPU: {}\n", cuda::unavailable_reason());
+    return 0;
+  }
+  cuda::set_allow_tf32(tf32);
+  const Device gpu = Device::cuda(0);
+  nn::ModelConfig c = nn::preset(preset);
+  if (batch <= 0) batch = c.batch_size;
+  Generator gen(0);
+  nn::ClipModel model(c, gen);
+  model.to(gpu);
+  train::AdamW opt(model.named_parameters(), 0.1);
+
+  Tensor images = randn({batch, 3, c.image_size, c.image_size}, DType::F32, gpu, &gen);
+  std::vector<int64_t> ids = to_vector<int64_t>(randint(0, c.vocab_size - 1, {batch, c.context_length}, DType::I64, Device::cpu(), &gen));
+  std::vector<int64_t> eot = to_vector<int64_t>(randint(1, c.context_length, {batch}, DType::I64, Device::cpu(), &gen));
+  for (int64_t b = 0; b < batch; ++b) {
+    for (int64_t t = 0; t < c.context_length; ++t)
+      if (ids[b * c.context_length + t] == c.eot_token_id) ids[b * c.context_length + t] = 0;
+    ids[b * c.context_length + eot[b]] = c.eot_token_id;
+  }
+  Tensor tokens = from_data(ids, {batch, c.context_length}, gpu);
+  const nn::ObjectiveWeights weights{1.0, model.fusion_model ? 1.0 : 0.0, 0.0, /*hard_negatives=*/false};
+
+  auto step = [&] {
+    opt.zero_grad();
+    nn::compute_losses(model, images, tokens, weights, gen).total.backward();
+    opt.step(1e-4);
+    cuda::synchronize();
+  };
+  cuda::reset_peak_device_memory();
+  const double ms = bench::median_ms(step, static_cast<int>(std::max<int64_t>(steps, 1)), 3);
+  const double peak_mib = static_cast<double>(cuda::device_memory_stats().peak_in_use) / (1 << 20);
+  const std::vector<bench::GemmShape> gemms = bench::clip_step_gemms(c, batch);
+  const double flops = bench::total_flops(gemms);
+
+  // The cuBLAS ceiling at the step's shapes.
+  double gemm_ms = 0;
+  {
+    NoGradGuard no_grad;
+    for (const bench::GemmShape& s : gemms) {
+      Tensor a = s.ta ? randn({s.batch, s.K, s.M}, DType::F32, gpu, &gen).transpose(1, 2)
+                      : randn({s.batch, s.M, s.K}, DType::F32, gpu, &gen);
+      Tensor b = s.tb ? randn({s.batch, s.N, s.K}, DType::F32, gpu, &gen).transpose(1, 2)
+                      : randn({s.batch, s.K, s.N}, DType::F32, gpu, &gen);
+      const double one = bench::median_ms([&] {
+        for (int r = 0; r < 10; ++r) (void)matmul(a, b);
+        cuda::synchronize();
+      }, 5, 1) / 10;
+      gemm_ms += one * static_cast<double>(s.count);
+    }
+  }
+  const double model_tflops = flops / ms * 1e-9, ceiling_tflops = flops / gemm_ms * 1e-9;
+  fmt::print("# training step (MODELS.md benchmark) on cuda:0, f32{}\n", tf32 ? " with TF32 GEMMs" : "");
+  fmt::print("{:<10} {:>6} {:>12} {:>10} {:>12} {:>10} {:>12} {:>8} {:>12}\n", "preset", "batch", "params", "ms/step",
+             "samples/s", "TFLOP/s", "cuBLAS TF/s", "MFU", "peak mem");
+  fmt::print("{:<10} {:>6} {:>12} {:>10.2f} {:>12.1f} {:>10.2f} {:>12.2f} {:>8.2f} {:>8.0f} MiB\n", preset, batch,
+             model.num_parameters(), ms, batch / ms * 1e3, model_tflops, ceiling_tflops, model_tflops / ceiling_tflops,
+             peak_mib);
+  fmt::print("# GEMM FLOP per step: {:.3f} G; the same GEMMs bare through cuBLAS: {:.2f} ms\n", flops * 1e-9, gemm_ms);
+  fmt::print("RESULT impl=mmgrad device=cuda preset={} batch={} tf32={} ms_per_step={:.3f} samples_per_s={:.2f} "
+             "model_tflops={:.3f} ceiling_tflops={:.3f} mfu={:.3f} peak_mem_mib={:.1f}\n",
+             preset, batch, tf32 ? 1 : 0, ms, batch / ms * 1e3, model_tflops, ceiling_tflops,
+             model_tflops / ceiling_tflops, peak_mib);
+  return 0;
+#endif
+}

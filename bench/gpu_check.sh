@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# The one script for a machine with an NVIDIA GPU: builds mmgrad with CUDA, runs the CUDA
+# tests (backend, every op against the CPU, float64 gradchecks on the GPU, clip-tiny on GPU
+# vs CPU), then the clip-tiny and clip-b32 training-step benchmarks next to the same steps
+# in PyTorch (eager; f32, and bf16 autocast), a short shapes-small training run on the GPU,
+# and prints one table. Logs go to $OUT (default gpu_check_out/).
+#
+#   bench/gpu_check.sh [--quick]      # --quick: tests and clip-tiny only
+#
+# Needs nvcc (/usr/local/cuda/bin), meson, ninja, a C++20 compiler, and python3 with torch
+# for the PyTorch side (skipped with a note when missing). Budget: under 8 minutes on an
+# H100/H200 (most of it the build).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-gpu_check_out}
+mkdir -p "$OUT"
+export PATH=/usr/local/cuda/bin:$PATH
+quick=0
+[ "${1:-}" = "--quick" ] && quick=1
+t_start=$(date +%s)
+stamp() { echo "[$(( $(date +%s) - t_start )) s] $*"; }
+
+nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv,noheader | tee "$OUT/gpu.txt"
+arch=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader | head -1 | tr -d '.')
+stamp "configure (gpu_arch=${arch:-90})"
+if [ ! -f build-gpu/build.ninja ]; then
+  meson setup build-gpu -Dcuda=enabled -Dgpu_arch="${arch:-90}" >"$OUT/setup.log" 2>&1 || { tail -30 "$OUT/setup.log"; exit 1; }
+fi
+stamp "build"
+ninja -C build-gpu tests/test_backends tests/test_models tests/test_ops bench/bench_cuda_step apps/mmgrad >"$OUT/build.log" 2>&1 || { grep -E "error|FAILED" "$OUT/build.log" | head -40; exit 1; }
+stamp "built"
+
+status=0
+run_test() {  # run_test NAME BINARY FILTER
+  if "build-gpu/tests/$2" --gtest_filter="$3" >"$OUT/$1.log" 2>&1; then
+    echo "PASS $1: $(grep -E '^\[  PASSED  \]' "$OUT/$1.log")"
+  else
+    status=1
+    echo "FAIL $1"
+    grep -E "Failure|FAILED|error|threw" "$OUT/$1.log" | head -30
+  fi
+}
+run_test cuda_backend test_backends 'Cuda*'
+run_test cuda_model test_models 'CudaModel*'
+run_test op_parity test_ops 'Ops/OpDeviceParity*:OpParityDevices*'
+run_test op_gradcheck test_ops 'Ops/OpGradcheckDevice*'
+stamp "tests done"
+
+have_torch=1
+python3 -c "import torch; assert torch.cuda.is_available()" 2>/dev/null || { have_torch=0; echo "no PyTorch with CUDA here: the PyTorch column is skipped"; }
+results="$OUT/results.txt"
+: >"$results"
+bench() {  # bench LABEL COMMAND...
+  local label=$1
+  shift
+  local line
+  if line=$("$@" 2>"$OUT/bench_err.log" | tee -a "$OUT/bench.log" | grep '^RESULT'); then
+    echo "$label $line" >>"$results"
+  else
+    echo "$label FAILED" >>"$results"
+    tail -5 "$OUT/bench_err.log"
+  fi
+}
+presets=("clip-tiny:128")
+[ $quick -eq 0 ] && presets+=("clip-b32:256")
+for pb in "${presets[@]}"; do
+  p=${pb%%:*}
+  b=${pb##*:}
+  stamp "bench $p batch $b"
+  bench "mmgrad-f32 $p" build-gpu/bench/bench_cuda_step --preset "$p" --batch "$b" --steps 10
+  bench "mmgrad-tf32 $p" build-gpu/bench/bench_cuda_step --preset "$p" --batch "$b" --steps 10 --tf32
+  if [ $have_torch -eq 1 ]; then
+    bench "torch-f32 $p" python3 bench/torch_clip_step.py --device cuda --preset "$p" --batch "$b" --steps 10
+    bench "torch-tf32 $p" python3 bench/torch_clip_step.py --device cuda --preset "$p" --batch "$b" --steps 10 --tf32
+    bench "torch-bf16 $p" python3 bench/torch_clip_step.py --device cuda --preset "$p" --batch "$b" --steps 10 --amp bf16
+  fi
+done
+
+if [ $quick -eq 0 ]; then
+  stamp "train shapes-small on cuda (300 steps)"
+  build-gpu/apps/mmgrad train --set device=cuda --set steps=300 --run-dir "$OUT/run" --eval-samples 200 \
+    >"$OUT/train.log" 2>&1 || { status=1; tail -20 "$OUT/train.log"; }
+  grep -E "^step|samples/s|accuracy|recall" "$OUT/train.log" | tail -8
+fi
+
+stamp "table"
+python3 - "$results" <<'PY'
+import sys
+rows = {}
+for line in open(sys.argv[1]):
+    parts = line.split()
+    label, preset = parts[0], parts[1]
+    kv = dict(p.split("=", 1) for p in parts[2:] if "=" in p)
+    rows[(label, preset)] = kv
+print(f"{'implementation':<14} {'preset':<10} {'batch':>6} {'ms/step':>9} {'samples/s':>10} {'vs torch-f32':>13} {'vs torch-bf16':>14} {'MFU':>6} {'peak MiB':>9}")
+for (label, preset), kv in rows.items():
+    if "ms_per_step" not in kv:
+        print(f"{label:<14} {preset:<10} FAILED"); continue
+    ms = float(kv["ms_per_step"])
+    def ratio(ref):
+        r = rows.get((ref, preset), {})
+        return f"{float(r['ms_per_step']) / ms:.2f}x" if "ms_per_step" in r else "-"
+    mem = kv.get("peak_mem_mib", kv.get("peak_rss_mib", "-"))
+    print(f"{label:<14} {preset:<10} {kv.get('batch','-'):>6} {ms:>9.2f} {float(kv['samples_per_s']):>10.1f} "
+          f"{ratio('torch-f32'):>13} {ratio('torch-bf16'):>14} {kv.get('mfu','-'):>6} {mem:>9}")
+print("ratios: the reference's ms/step divided by this row's (above 1: this row is faster)")
+PY
+stamp "done (status $status)"
+exit $status

@@ -8,6 +8,8 @@
 // Prints ms per step (median of --steps after 3 warm-up steps; each step ends with a
 // device synchronisation), samples/s, model TFLOP/s, ceiling TFLOP/s, MFU and peak device
 // memory (the caching allocator's peak of live bytes). The last line is "RESULT key=value".
+#include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <string>
 
@@ -68,15 +70,24 @@ int main(int argc, char** argv) {
   Tensor tokens = from_data(ids, {batch, c.context_length}, gpu);
   const nn::ObjectiveWeights weights{1.0, model.fusion_model ? 1.0 : 0.0, 0.0, /*hard_negatives=*/false};
 
+  // Host time to issue one step (the CPU side: autograd, launches) is measured apart from the
+  // whole step: when it is close to the step time, the step is launch-bound.
+  std::vector<double> enqueue_ms;
   auto step = [&] {
+    const auto t0 = std::chrono::steady_clock::now();
     opt.zero_grad();
     nn::compute_losses(model, images, tokens, weights, gen).total.backward();
     opt.step(1e-4);
+    enqueue_ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
     cuda::synchronize();
   };
   cuda::reset_peak_device_memory();
+  const int64_t mallocs_before = cuda::device_memory_stats().malloc_calls;
   const double ms = bench::median_ms(step, static_cast<int>(std::max<int64_t>(steps, 1)), 3);
-  const double peak_mib = static_cast<double>(cuda::device_memory_stats().peak_in_use) / (1 << 20);
+  const auto mem = cuda::device_memory_stats();
+  const double peak_mib = static_cast<double>(mem.peak_in_use) / (1 << 20);
+  std::sort(enqueue_ms.begin(), enqueue_ms.end());
+  const double host_ms = enqueue_ms[enqueue_ms.size() / 2];
   const std::vector<bench::GemmShape> gemms = bench::clip_step_gemms(c, batch);
   const double flops = bench::total_flops(gemms);
 
@@ -104,10 +115,13 @@ int main(int argc, char** argv) {
              model.num_parameters(), ms, batch / ms * 1e3, model_tflops, ceiling_tflops, model_tflops / ceiling_tflops,
              peak_mib);
   fmt::print("# GEMM FLOP per step: {:.3f} G; the same GEMMs bare through cuBLAS: {:.2f} ms\n", flops * 1e-9, gemm_ms);
+  fmt::print("# host time to issue a step: {:.2f} ms (median); cudaMalloc calls during the timed steps: {}; "
+             "reserved {:.0f} MiB\n",
+             host_ms, mem.malloc_calls - mallocs_before, static_cast<double>(mem.reserved) / (1 << 20));
   fmt::print("RESULT impl=mmgrad device=cuda preset={} batch={} tf32={} ms_per_step={:.3f} samples_per_s={:.2f} "
-             "model_tflops={:.3f} ceiling_tflops={:.3f} mfu={:.3f} peak_mem_mib={:.1f}\n",
+             "model_tflops={:.3f} ceiling_tflops={:.3f} mfu={:.3f} peak_mem_mib={:.1f} host_ms={:.2f}\n",
              preset, batch, tf32 ? 1 : 0, ms, batch / ms * 1e3, model_tflops, ceiling_tflops,
-             model_tflops / ceiling_tflops, peak_mib);
+             model_tflops / ceiling_tflops, peak_mib, host_ms);
   return 0;
 #endif
 }

@@ -14,6 +14,9 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-gpu_check_out}
 mkdir -p "$OUT"
+# Logs are written to LOGS; failing tests' logs and the summaries are copied to OUT at the end
+# (the device tool brings back at most 8 files).
+LOGS=$(mktemp -d)
 export PATH=/usr/local/cuda/bin:$PATH
 quick=0
 [ "${1:-}" = "--quick" ] && quick=1
@@ -24,20 +27,21 @@ nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=c
 arch=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader | head -1 | tr -d '.')
 stamp "configure (gpu_arch=${arch:-90})"
 if [ ! -f build-gpu/build.ninja ]; then
-  meson setup build-gpu -Dcuda=enabled -Dgpu_arch="${arch:-90}" >"$OUT/setup.log" 2>&1 || { tail -30 "$OUT/setup.log"; exit 1; }
+  meson setup build-gpu -Dcuda=enabled -Dgpu_arch="${arch:-90}" >"$LOGS/setup.log" 2>&1 || { tail -30 "$LOGS/setup.log"; exit 1; }
 fi
 stamp "build"
-ninja -C build-gpu tests/test_backends tests/test_models tests/test_ops bench/bench_cuda_step apps/mmgrad >"$OUT/build.log" 2>&1 || { grep -E "error|FAILED" "$OUT/build.log" | head -40; exit 1; }
+ninja -C build-gpu tests/test_backends tests/test_models tests/test_ops bench/bench_cuda_step apps/mmgrad >"$LOGS/build.log" 2>&1 || { grep -E "error|FAILED" "$LOGS/build.log" | head -40; exit 1; }
 stamp "built"
 
 status=0
 run_test() {  # run_test NAME BINARY FILTER
-  if "build-gpu/tests/$2" --gtest_filter="$3" >"$OUT/$1.log" 2>&1; then
-    echo "PASS $1: $(grep -E '^\[  PASSED  \]' "$OUT/$1.log")"
+  if "build-gpu/tests/$2" --gtest_filter="$3" >"$LOGS/$1.log" 2>&1; then
+    echo "PASS $1: $(grep -E '^\[  PASSED  \]' "$LOGS/$1.log") $(grep -E '^\[  SKIPPED \] [0-9]' "$LOGS/$1.log")"
   else
     status=1
     echo "FAIL $1"
-    grep -E "Failure|FAILED|error|threw" "$OUT/$1.log" | head -30
+    grep -E -A3 "Failure|threw" "$LOGS/$1.log" | head -40
+    cp "$LOGS/$1.log" "$OUT/"
   fi
 }
 run_test cuda_backend test_backends 'Cuda*'
@@ -48,17 +52,17 @@ stamp "tests done"
 
 have_torch=1
 python3 -c "import torch; assert torch.cuda.is_available()" 2>/dev/null || { have_torch=0; echo "no PyTorch with CUDA here: the PyTorch column is skipped"; }
-results="$OUT/results.txt"
+results="$LOGS/results.txt"
 : >"$results"
 bench() {  # bench LABEL COMMAND...
   local label=$1
   shift
   local line
-  if line=$("$@" 2>"$OUT/bench_err.log" | tee -a "$OUT/bench.log" | grep '^RESULT'); then
+  if line=$("$@" 2>"$LOGS/bench_err.log" | tee -a "$OUT/bench.log" | grep '^RESULT'); then
     echo "$label $line" >>"$results"
   else
     echo "$label FAILED" >>"$results"
-    tail -5 "$OUT/bench_err.log"
+    tail -5 "$LOGS/bench_err.log"
   fi
 }
 presets=("clip-tiny:128")
@@ -78,9 +82,10 @@ done
 
 if [ $quick -eq 0 ]; then
   stamp "train shapes-small on cuda (300 steps)"
-  build-gpu/apps/mmgrad train --set device=cuda --set steps=300 --run-dir "$OUT/run" --eval-samples 200 \
+  mkdir -p "$LOGS/run"
+  build-gpu/apps/mmgrad train --set device=cuda --set steps=300 --run-dir "$LOGS/run" --eval-samples 200 \
     >"$OUT/train.log" 2>&1 || { status=1; tail -20 "$OUT/train.log"; }
-  grep -E "^step|samples/s|accuracy|recall" "$OUT/train.log" | tail -8
+  grep -E "^step +(50|100|150|200|250|300)/|samples/s\)|accuracy|recall" "$OUT/train.log" | tail -14
 fi
 
 stamp "table"

@@ -49,10 +49,7 @@ class CachingAllocator final : public Allocator {
     auto& pool = small ? small_free_ : large_free_;
     Block key;
     key.size = size;
-    auto it = pool.lower_bound(&key);
-    // A large block much bigger than the request is not split for it (it would fragment
-    // a segment another big tensor needs); the request gets its own segment instead.
-    if (it != pool.end() && !small && (*it)->size >= kMidRequest && (*it)->size > 2 * size) it = pool.end();
+    auto it = pool.lower_bound(&key);  // the smallest free block that fits
     Block* block;
     if (it != pool.end()) {
       block = *it;

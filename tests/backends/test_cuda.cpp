@@ -100,6 +100,7 @@ TEST(Cuda, CachingAllocatorReusesFreedBlocks) {
 TEST(Cuda, OutOfMemoryIsAClearErrorAndTheCacheIsRetried) {
   REQUIRE_GPU();
   cuda::synchronize();
+  cuda::empty_device_cache();
   const auto s = cuda::device_memory_stats();
   cuda::set_device_memory_limit(s.reserved + (64 << 20));
   mmtest::expect_error([&] { Tensor t = empty({256 << 20}, DType::F32, kGpu); }, "cuda allocate",

@@ -18,6 +18,9 @@
 #include "core/parallel.h"
 #include "core/rng.h"
 #include "apps/real_data.h"
+#ifdef MMGRAD_HAVE_CUDA
+#include "backends/cuda/cuda.h"
+#endif
 #include "data/bpe.h"
 #include "data/loader.h"
 #include "data/sampler.h"
@@ -185,6 +188,9 @@ int train_command(int argc, char** argv, int first) {
   Generator init_gen(c.seed);
   nn::ClipModel model(c.model, init_gen);
   const Device device = Device::parse(c.device);
+#ifdef MMGRAD_HAVE_CUDA
+  if (device.type == DeviceType::CUDA) cuda::set_matmul_precision(cuda::parse_matmul_precision(c.matmul_precision));
+#endif
   model.to(device);  // before the optimizer exists: its state is made where the parameters are
   fmt::print("{}\nf32 GEMM: {} ({}); threads: {}\n", blas_summary(), cpu::float_gemm_provider(),
              cpu::builtin_gemm_isa(), num_threads());

@@ -128,6 +128,13 @@ Tensor& add_(Tensor& self, double value);
 Tensor& mul_(Tensor& self, const Tensor& other);
 Tensor& mul_(Tensor& self, double value);
 Tensor& div_(Tensor& self, const Tensor& other);
+// One AdamW step in place (the optimizer's fused kernel; train/optimizer.h has the rule).
+// param, exp_avg and exp_avg_sq must be contiguous with grad's shape; decay multiplies the
+// parameter first (1 - lr * weight_decay, or 1); bias corrections are 1 - beta^step.
+struct AdamWStep {
+  double lr, beta1, beta2, eps, decay, bias_correction1, bias_correction2;
+};
+void adamw_update_(Tensor& param, const Tensor& grad, Tensor& exp_avg, Tensor& exp_avg_sq, const AdamWStep& s);
 Tensor& fill_(Tensor& self, double value);
 Tensor& zero_(Tensor& self);
 Tensor& copy_(Tensor& self, const Tensor& src);  // broadcasts src, converts dtype/device

@@ -351,4 +351,31 @@ Tensor& mul_(Tensor& self, const Tensor& other) { return binary_inplace(self, Bi
 Tensor& mul_(Tensor& self, double value) { return binary_inplace(self, BinaryOp::Mul, scalar_like(self, value), "mul_"); }
 Tensor& div_(Tensor& self, const Tensor& other) { return binary_inplace(self, BinaryOp::Div, other, "div_"); }
 
+void adamw_update_(Tensor& param, const Tensor& grad, Tensor& exp_avg, Tensor& exp_avg_sq, const AdamWStep& s) {
+  const char* op = "adamw_update_";
+  detail::check_floating(param, op);
+  for (const Tensor* t : {&grad, static_cast<const Tensor*>(&exp_avg), static_cast<const Tensor*>(&exp_avg_sq)}) {
+    detail::check_compatible(param, *t, op);
+    if (t->shape() != param.shape())
+      fail(op, "gradient and moments must have the parameter's shape",
+           {describe("param", param), describe("grad", grad), describe("exp_avg", exp_avg),
+            describe("exp_avg_sq", exp_avg_sq)});
+  }
+  for (const Tensor* t : {static_cast<const Tensor*>(&param), static_cast<const Tensor*>(&exp_avg), static_cast<const Tensor*>(&exp_avg_sq)})
+    if (!t->is_contiguous())
+      fail(op, "the parameter and its moments must be contiguous",
+           {describe("param", param), describe("exp_avg", exp_avg), describe("exp_avg_sq", exp_avg_sq)});
+  Tensor g;
+  {
+    NoGradGuard no_grad;
+    g = contiguous(grad);
+  }
+  inplace(param, op, [&] {
+    MMGRAD_DISPATCH(adamw_update, param.device(), param, g, exp_avg, exp_avg_sq, s.lr, s.beta1, s.beta2, s.eps,
+                    s.decay, s.bias_correction1, s.bias_correction2);
+  }, grad);
+  exp_avg.bump_version();
+  exp_avg_sq.bump_version();
+}
+
 }  // namespace mmgrad

@@ -82,7 +82,12 @@ const char* reduce_op_name(ReduceOp op);
   /* out[i][j] = in[i][index[i][j]] along dim (index has out's shape) */                      \
   X(gather, (const Tensor& out, const Tensor& in, int dim, const Tensor& index))              \
   /* out[i][index[i][j]] += src[i][j] along dim */                                            \
-  X(scatter_add, (const Tensor& out, int dim, const Tensor& index, const Tensor& src))
+  X(scatter_add, (const Tensor& out, int dim, const Tensor& index, const Tensor& src))        \
+  /* one AdamW step in place, all four contiguous with one shape: m = b1 m + (1-b1) g;      */ \
+  /* v = b2 v + (1-b2) g^2; p *= decay; p -= lr / bc1 * m / (sqrt(v) / sqrt(bc2) + eps)       */ \
+  X(adamw_update, (const Tensor& param, const Tensor& grad, const Tensor& exp_avg,             \
+                   const Tensor& exp_avg_sq, double lr, double beta1, double beta2, double eps,  \
+                   double decay, double bias_correction1, double bias_correction2))
 
 struct Backend {
   const char* name = "";

@@ -3,7 +3,11 @@
 // GEMM of the step at its own shape (attention's per-head products as one strided batch),
 // run bare through mmgrad's matmul on CUDA, count-weighted. MFU = model FLOP/s / ceiling.
 //
-//   bench_cuda_step [--preset clip-tiny|clip-b32] [--batch N] [--steps N] [--tf32]
+//   bench_cuda_step [--preset clip-tiny|clip-b32] [--batch N] [--steps N] [--precision f32|tf32|bf16]
+//
+// --precision: how the f32 GEMMs run (backends/cuda/cuda.h); bf16 is the mixed-precision
+// setting (bf16 tensor-core GEMMs, everything else f32). With MMGRAD_CUDA_PROFILE=1 the
+// GPU time per kernel over the timed steps is printed too.
 //
 // Prints ms per step (median of --steps after 3 warm-up steps; each step ends with a
 // device synchronisation), samples/s, model TFLOP/s, ceiling TFLOP/s, MFU and peak device
@@ -35,14 +39,14 @@ int main(int argc, char** argv) {
 #else
   std::string preset = "clip-tiny";
   int64_t batch = 0, steps = 10;
-  bool tf32 = false;
+  std::string precision = "f32";
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--preset") && i + 1 < argc) preset = argv[++i];
     else if (!std::strcmp(argv[i], "--batch") && i + 1 < argc) batch = std::atoll(argv[++i]);
     else if (!std::strcmp(argv[i], "--steps") && i + 1 < argc) steps = std::atoll(argv[++i]);
-    else if (!std::strcmp(argv[i], "--tf32")) tf32 = true;
+    else if (!std::strcmp(argv[i], "--precision") && i + 1 < argc) precision = argv[++i];
     else {
-      fmt::print(stderr, "usage: {} [--preset clip-tiny|clip-b32] [--batch N] [--steps N] [--tf32]\n", argv[0]);
+      fmt::print(stderr, "usage: {} [--preset clip-tiny|clip-b32] [--batch N] [--steps N] [--precision f32|tf32|bf16]\n", argv[0]);
       return 2;
     }
   }
@@ -50,7 +54,7 @@ int main(int argc, char** argv) {
     fmt::print("bench_cuda_step: skipped, no usable GPU: {}\n", cuda::unavailable_reason());
     return 0;
   }
-  cuda::set_allow_tf32(tf32);
+  cuda::set_matmul_precision(cuda::parse_matmul_precision(precision));
   const Device gpu = Device::cuda(0);
   nn::ModelConfig c = nn::preset(preset);
   if (batch <= 0) batch = c.batch_size;
@@ -83,7 +87,11 @@ int main(int argc, char** argv) {
   };
   cuda::reset_peak_device_memory();
   const int64_t mallocs_before = cuda::device_memory_stats().malloc_calls;
-  const double ms = bench::median_ms(step, static_cast<int>(std::max<int64_t>(steps, 1)), 3);
+  const int timed = static_cast<int>(std::max<int64_t>(steps, 1));
+  for (int i = 0; i < 3; ++i) step();  // warm-up (outside the profile too)
+  cuda::profile_reset();
+  const double ms = bench::median_ms(step, timed, 0);
+  const std::string profile = cuda::profile_report(timed);
   const auto mem = cuda::device_memory_stats();
   const double peak_mib = static_cast<double>(mem.peak_in_use) / (1 << 20);
   std::sort(enqueue_ms.begin(), enqueue_ms.end());
@@ -108,7 +116,7 @@ int main(int argc, char** argv) {
     }
   }
   const double model_tflops = flops / ms * 1e-9, ceiling_tflops = flops / gemm_ms * 1e-9;
-  fmt::print("# training step (MODELS.md benchmark) on cuda:0, f32{}\n", tf32 ? " with TF32 GEMMs" : "");
+  fmt::print("# training step (MODELS.md benchmark) on cuda:0, f32, GEMMs at {} precision\n", precision);
   fmt::print("{:<10} {:>6} {:>12} {:>10} {:>12} {:>10} {:>12} {:>8} {:>12}\n", "preset", "batch", "params", "ms/step",
              "samples/s", "TFLOP/s", "cuBLAS TF/s", "MFU", "peak mem");
   fmt::print("{:<10} {:>6} {:>12} {:>10.2f} {:>12.1f} {:>10.2f} {:>12.2f} {:>8.2f} {:>8.0f} MiB\n", preset, batch,
@@ -118,9 +126,10 @@ int main(int argc, char** argv) {
   fmt::print("# host time to issue a step: {:.2f} ms (median); cudaMalloc calls during the timed steps: {}; "
              "reserved {:.0f} MiB\n",
              host_ms, mem.malloc_calls - mallocs_before, static_cast<double>(mem.reserved) / (1 << 20));
-  fmt::print("RESULT impl=mmgrad device=cuda preset={} batch={} tf32={} ms_per_step={:.3f} samples_per_s={:.2f} "
+  if (cuda::profiling()) fmt::print("# GPU time per kernel over the timed steps:\n{}", profile);
+  fmt::print("RESULT impl=mmgrad device=cuda preset={} batch={} precision={} ms_per_step={:.3f} samples_per_s={:.2f} "
              "model_tflops={:.3f} ceiling_tflops={:.3f} mfu={:.3f} peak_mem_mib={:.1f} host_ms={:.2f}\n",
-             preset, batch, tf32 ? 1 : 0, ms, batch / ms * 1e3, model_tflops, ceiling_tflops,
+             preset, batch, precision, ms, batch / ms * 1e3, model_tflops, ceiling_tflops,
              model_tflops / ceiling_tflops, peak_mib, host_ms);
   return 0;
 #endif

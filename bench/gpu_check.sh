@@ -2,8 +2,9 @@
 # The one script for a machine with an NVIDIA GPU: builds mmgrad with CUDA, runs the CUDA
 # tests (backend, every op against the CPU, float64 gradchecks on the GPU, clip-tiny on GPU
 # vs CPU), then the clip-tiny and clip-b32 training-step benchmarks next to the same steps
-# in PyTorch (eager; f32, and bf16 autocast), a short shapes-small training run on the GPU,
-# and prints one table. Logs go to $OUT (default gpu_check_out/).
+# in PyTorch (eager; f32, TF32 and bf16 autocast), a kernel profile of each, short
+# shapes-small training runs on the GPU in f32 and with bf16 matmuls (loss curves side by
+# side), and prints one table. Logs go to $OUT (default gpu_check_out/).
 #
 #   bench/gpu_check.sh [--quick]      # --quick: tests and clip-tiny only
 #
@@ -72,20 +73,42 @@ for pb in "${presets[@]}"; do
   b=${pb##*:}
   stamp "bench $p batch $b"
   bench "mmgrad-f32 $p" build-gpu/bench/bench_cuda_step --preset "$p" --batch "$b" --steps 10
-  bench "mmgrad-tf32 $p" build-gpu/bench/bench_cuda_step --preset "$p" --batch "$b" --steps 10 --tf32
+  [ "$p" = clip-b32 ] && bench "mmgrad-tf32 $p" build-gpu/bench/bench_cuda_step --preset "$p" --batch "$b" --steps 10 --precision tf32
+  bench "mmgrad-bf16 $p" build-gpu/bench/bench_cuda_step --preset "$p" --batch "$b" --steps 10 --precision bf16
+  # Where the GPU time goes (events around every kernel: slower, so not in the table).
+  precision=f32
+  [ "$p" = clip-b32 ] && precision=bf16
+  MMGRAD_CUDA_PROFILE=1 build-gpu/bench/bench_cuda_step --preset "$p" --batch "$b" --steps 3 --precision $precision \
+    2>&1 | sed -n '/GPU time per kernel/,/^total/p' | head -24
   if [ $have_torch -eq 1 ]; then
     bench "torch-f32 $p" python3 bench/torch_clip_step.py --device cuda --preset "$p" --batch "$b" --steps 10
-    bench "torch-tf32 $p" python3 bench/torch_clip_step.py --device cuda --preset "$p" --batch "$b" --steps 10 --tf32
+    [ "$p" = clip-b32 ] && bench "torch-tf32 $p" python3 bench/torch_clip_step.py --device cuda --preset "$p" --batch "$b" --steps 10 --tf32
     bench "torch-bf16 $p" python3 bench/torch_clip_step.py --device cuda --preset "$p" --batch "$b" --steps 10 --amp bf16
   fi
 done
 
 if [ $quick -eq 0 ]; then
-  stamp "train shapes-small on cuda (300 steps)"
-  mkdir -p "$LOGS/run"
-  build-gpu/apps/mmgrad train --set device=cuda --set steps=300 --run-dir "$LOGS/run" --eval-samples 200 \
-    >"$OUT/train.log" 2>&1 || { status=1; tail -20 "$OUT/train.log"; }
-  grep -E "^step +(50|100|150|200|250|300)/|samples/s\)|accuracy|recall" "$OUT/train.log" | tail -14
+  # The default preset on the GPU in f32 and with bf16 matmuls: the loss curves side by side.
+  for prec in f32 bf16; do
+    stamp "train shapes-small on cuda, matmul_precision=$prec (300 steps)"
+    mkdir -p "$LOGS/run-$prec"
+    build-gpu/apps/mmgrad train --set device=cuda --set matmul_precision=$prec --set steps=300 \
+      --run-dir "$LOGS/run-$prec" --eval-samples 200 >"$LOGS/train-$prec.log" 2>&1 || { status=1; tail -20 "$LOGS/train-$prec.log"; }
+    grep -E "samples/s\)|shape accuracy|colour accuracy" "$LOGS/train-$prec.log"
+  done
+  cp "$LOGS/run-f32/metrics.jsonl" "$OUT/metrics-f32.jsonl" 2>/dev/null
+  python3 - "$LOGS/run-f32/metrics.jsonl" "$LOGS/run-bf16/metrics.jsonl" <<'PY'
+import json, sys
+runs = [[json.loads(l) for l in open(f)] for f in sys.argv[1:3]]
+print("step   loss f32  loss bf16  |diff|/f32")
+worst = 0.0
+for a, b in zip(*runs):
+    if a["step"] % 25 == 0:
+        d = abs(a["loss"] - b["loss"]) / abs(a["loss"])
+        worst = max(worst, d) if a["step"] >= 50 else worst
+        print(f"{a['step']:>4} {a['loss']:>10.4f} {b['loss']:>10.4f} {d:>10.4f}")
+print(f"largest relative difference from step 50 on: {worst:.4f}")
+PY
 fi
 
 stamp "table"
@@ -106,8 +129,9 @@ for (label, preset), kv in rows.items():
         r = rows.get((ref, preset), {})
         return f"{float(r['ms_per_step']) / ms:.2f}x" if "ms_per_step" in r else "-"
     mem = kv.get("peak_mem_mib", kv.get("peak_rss_mib", "-"))
+    mfu = kv.get("mfu", "-")
     print(f"{label:<14} {preset:<10} {kv.get('batch','-'):>6} {ms:>9.2f} {float(kv['samples_per_s']):>10.1f} "
-          f"{ratio('torch-f32'):>13} {ratio('torch-bf16'):>14} {kv.get('mfu','-'):>6} {mem:>9}")
+          f"{ratio('torch-f32'):>13} {ratio('torch-bf16'):>14} {mfu:>6} {mem:>9}")
 print("ratios: the reference's ms/step divided by this row's (above 1: this row is faster)")
 PY
 stamp "done (status $status)"

@@ -59,6 +59,12 @@ if [ $with_torch -eq 1 ]; then
   python_module PIL python3-pil "the Pillow resize comparison"
 fi
 
+# nvcc for the CUDA backend (meson's cuda=auto builds it when the toolkit is there; a machine
+# without a GPU still compiles it, and its tests skip).
+if [ -x /usr/local/cuda/bin/nvcc ]; then
+  case ":$PATH:" in *:/usr/local/cuda/bin:*) ;; *) export PATH=/usr/local/cuda/bin:$PATH ;; esac
+fi
+
 build_dir=${1:-build}
 shift || true
 if [ ! -f "$build_dir/build.ninja" ]; then

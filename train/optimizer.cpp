@@ -32,15 +32,9 @@ void AdamW::step(double lr) {
     auto& [name, p] = params_[i];
     Tensor g = p.grad();
     if (!g.defined()) continue;
-    Tensor& m = exp_avg_[i];
-    Tensor& v = exp_avg_sq_[i];
-    mul_(m, beta1_);
-    add_(m, g, 1 - beta1_);
-    mul_(v, beta2_);
-    add_(v, square(g), 1 - beta2_);
-    if (weight_decay_ != 0 && decays(name, p)) mul_(p, 1 - lr * weight_decay_);
-    Tensor denom = add(div(sqrt(v), std::sqrt(bc2)), eps_);
-    add_(p, div(m, denom), -lr / bc1);
+    // One fused kernel per parameter (on a GPU, a dozen launches fewer each).
+    const double decay = weight_decay_ != 0 && decays(name, p) ? 1 - lr * weight_decay_ : 1.0;
+    adamw_update_(p, g, exp_avg_[i], exp_avg_sq_[i], AdamWStep{lr, beta1_, beta2_, eps_, decay, bc1, bc2});
   }
 }
 

@@ -86,6 +86,7 @@ const std::vector<Field>& fields() {
       MMGRAD_INT("tokenizer_vocab", tokenizer_vocab, 260),
       MMGRAD_INT("seed", seed, 0),
       MMGRAD_FIELD("device", Text, device),
+      MMGRAD_FIELD("matmul_precision", Text, matmul_precision),
       MMGRAD_INT("log_every", log_every, 1),
       MMGRAD_INT("checkpoint_every", checkpoint_every, 1),
   };
@@ -252,6 +253,10 @@ void validate(const RunConfig& c) {
   };
   check(c.device == "cpu" || c.device == "cuda" || c.device == "cuda:0",
         "device must be cpu or cuda, not '" + c.device + "'");
+  check(c.matmul_precision == "f32" || c.matmul_precision == "tf32" || c.matmul_precision == "bf16",
+        "matmul_precision must be f32, tf32 or bf16, not '" + c.matmul_precision + "'");
+  check(c.matmul_precision == "f32" || c.device != "cpu",
+        "matmul_precision " + c.matmul_precision + " needs device=cuda (the CPU computes f32 matmuls in f32)");
   check(m.image_size % m.patch_size == 0,
         fmt::format("image_size {} is not a multiple of patch_size {}", m.image_size, m.patch_size));
   check(m.vision_width % m.vision_heads == 0,

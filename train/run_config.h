@@ -63,6 +63,9 @@ struct RunConfig {
   // Where the model trains: "cpu" or "cuda" (cuda:0; needs a build with CUDA and a GPU).
   // Evaluation after training runs on the CPU.
   std::string device = "cpu";
+  // How f32 matmuls run on CUDA: "f32", "tf32" or "bf16" (mixed precision: bf16 tensor-core
+  // GEMMs with f32 accumulation; activations, master weights and optimizer state stay f32).
+  std::string matmul_precision = "f32";
 
   // Logging and checkpoints.
   int64_t log_every = 10;

@@ -3,8 +3,11 @@
 #include <cublas_v2.h>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstdlib>
+#include <map>
 #include <mutex>
+#include <vector>
 
 #include "core/error.h"
 
@@ -16,8 +19,12 @@ struct Context {
   cudaStream_t stream = nullptr;
   cublasHandle_t cublas = nullptr;
   int64_t* error_record = nullptr;
-  bool tf32 = false;
+  MatmulPrecision precision = MatmulPrecision::F32;
 };
+
+cublasMath_t math_mode(MatmulPrecision p) {
+  return p == MatmulPrecision::TF32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH;
+}
 
 Context& context() {
   static Context ctx;
@@ -29,9 +36,8 @@ Context& context() {
     cublasSetStream(ctx.cublas, ctx.stream);
     check(cudaMalloc(&ctx.error_record, 4 * sizeof(int64_t)), "cuda init");
     check(cudaMemset(ctx.error_record, 0, 4 * sizeof(int64_t)), "cuda init");
-    const char* tf32 = std::getenv("MMGRAD_CUDA_TF32");
-    ctx.tf32 = tf32 && std::string(tf32) == "1";
-    cublasSetMathMode(ctx.cublas, ctx.tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH);
+    if (const char* p = std::getenv("MMGRAD_CUDA_MATMUL")) ctx.precision = parse_matmul_precision(p);
+    cublasSetMathMode(ctx.cublas, math_mode(ctx.precision));
   });
   return ctx;
 }
@@ -95,11 +101,103 @@ void raise_device_error() {
   fail(op, fmt::format("device-side error code {}", rec[0]));
 }
 
-void set_allow_tf32(bool on) {
+void set_matmul_precision(MatmulPrecision p) {
   Context& ctx = context();
-  ctx.tf32 = on;
-  cublasSetMathMode(ctx.cublas, on ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH);
+  ctx.precision = p;
+  cublasSetMathMode(ctx.cublas, math_mode(p));
 }
-bool allow_tf32() { return context().tf32; }
+MatmulPrecision matmul_precision() { return context().precision; }
+
+MatmulPrecision parse_matmul_precision(const std::string& name) {
+  if (name == "f32") return MatmulPrecision::F32;
+  if (name == "tf32") return MatmulPrecision::TF32;
+  if (name == "bf16") return MatmulPrecision::BF16;
+  fail("matmul_precision", "unknown matmul precision '" + name + "' (f32, tf32 or bf16)");
+}
+
+const char* matmul_precision_name(MatmulPrecision p) {
+  switch (p) {
+    case MatmulPrecision::F32: return "f32";
+    case MatmulPrecision::TF32: return "tf32";
+    case MatmulPrecision::BF16: return "bf16";
+  }
+  return "?";
+}
+
+// ---- the kernel profile
+namespace {
+struct ProfileRecord {
+  const char* name;
+  cudaEvent_t start, end;
+};
+struct Profile {
+  bool on = [] {
+    const char* v = std::getenv("MMGRAD_CUDA_PROFILE");
+    return v && std::string(v) == "1";
+  }();
+  std::mutex mu;
+  std::vector<ProfileRecord> records;
+};
+Profile& profile() {
+  static Profile* p = new Profile;  // never destroyed: scopes may end during static destruction
+  return *p;
+}
+}  // namespace
+
+bool profiling() { return profile().on; }
+
+ProfileScope::ProfileScope(const char* name) {
+  if (!profile().on) return;
+  name_ = name;
+  cudaEventCreate(&start_);
+  cudaEventRecord(start_, stream());
+}
+
+ProfileScope::~ProfileScope() {
+  if (!start_) return;
+  cudaEvent_t end = nullptr;
+  cudaEventCreate(&end);
+  cudaEventRecord(end, stream());
+  std::lock_guard<std::mutex> lock(profile().mu);
+  profile().records.push_back({name_, start_, end});
+}
+
+void profile_reset() {
+  Profile& p = profile();
+  std::lock_guard<std::mutex> lock(p.mu);
+  for (auto& r : p.records) {
+    cudaEventDestroy(r.start);
+    cudaEventDestroy(r.end);
+  }
+  p.records.clear();
+}
+
+std::string profile_report(int steps) {
+  if (!profiling()) return "kernel profile: off (set MMGRAD_CUDA_PROFILE=1)\n";
+  synchronize();
+  std::map<std::string, std::pair<int64_t, double>> by_name;
+  double total = 0;
+  {
+    std::lock_guard<std::mutex> lock(profile().mu);
+    for (auto& r : profile().records) {
+      float ms = 0;
+      cudaEventElapsedTime(&ms, r.start, r.end);
+      auto& e = by_name[r.name];
+      e.first += 1;
+      e.second += ms;
+      total += ms;
+    }
+  }
+  profile_reset();
+  std::vector<std::pair<std::string, std::pair<int64_t, double>>> rows(by_name.begin(), by_name.end());
+  std::sort(rows.begin(), rows.end(), [](auto& a, auto& b) { return a.second.second > b.second.second; });
+  const double per = steps > 0 ? steps : 1;
+  std::string out = fmt::format("{:<24} {:>8} {:>10} {:>7}\n", "kernel (per step)", "calls", "GPU ms", "share");
+  for (auto& [name, e] : rows)
+    out += fmt::format("{:<24} {:>8.0f} {:>10.3f} {:>6.1f}%\n", name, e.first / per, e.second / per,
+                       total > 0 ? 100 * e.second / total : 0.0);
+  out += fmt::format("{:<24} {:>8} {:>10.3f}\n", "total", "", total / per);
+  return out;
+}
 
 }  // namespace mmgrad::cuda

@@ -45,7 +45,18 @@ int64_t* device_error_record();
 // Reads the record (after a synchronisation) and throws if a kernel wrote to it.
 void raise_device_error();
 
-// TF32 (cuda.h) is off by default: f32 GEMMs then match the CPU's f32 within f32 rounding;
-// on, their inputs are rounded to 10 mantissa bits.
+// Brackets one kernel (or cuBLAS call, or copy) with CUDA events when profiling (cuda.h);
+// free when it is off.
+class ProfileScope {
+ public:
+  explicit ProfileScope(const char* name);
+  ~ProfileScope();
+  ProfileScope(const ProfileScope&) = delete;
+  ProfileScope& operator=(const ProfileScope&) = delete;
+
+ private:
+  const char* name_ = nullptr;
+  cudaEvent_t start_ = nullptr;
+};
 
 }  // namespace mmgrad::cuda

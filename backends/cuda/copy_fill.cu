@@ -1,5 +1,6 @@
 // copy (any strides, dtype conversion, host <-> device), fill and the random fills.
 #include <cstring>
+#include <mutex>
 
 #include "backends/cpu/kernels.h"
 #include "backends/cuda/kernels.h"
@@ -15,7 +16,7 @@ template <typename D, typename S>
 void device_copy_typed(const Tensor& dst, const Tensor& src, const Strided<2>& s) {
   D* d = static_cast<D*>(dst.raw_data());
   const S* p = static_cast<const S*>(src.raw_data());
-  launch_n(dst.numel(), "copy", [=] __device__(int64_t i) {
+  launch_n(dst.numel(), "copy (strided)", [=] __device__(int64_t i) {
     int64_t off[2];
     s.offsets(i, off);
     d[off[0]] = convert<D>(p[off[1]]);
@@ -27,6 +28,7 @@ void device_copy(const Tensor& dst, const Tensor& src) {
   const int64_t n = dst.numel();
   if (n == 0) return;
   if (dst.dtype() == src.dtype() && dst.is_contiguous() && src.is_contiguous()) {
+    ProfileScope profile("copy (memcpy)");
     check(cudaMemcpyAsync(dst.raw_data(), src.raw_data(), n * dst.element_size(), cudaMemcpyDeviceToDevice,
                           stream()),
           "copy");
@@ -49,6 +51,50 @@ Tensor dense(const Tensor& t) {
   return out;
 }
 
+// Uploads go through pinned (page-locked) host buffers: the bytes are copied there on the
+// host, the DMA to the GPU is queued on the stream, and the host moves on at once; an
+// event marks when the buffer may be reused. Two buffers alternate, so the next batch can
+// be staged while the last one is still in flight. A pageable source would make
+// cudaMemcpyAsync wait, and the caller's buffer may be freed right after this returns.
+class PinnedStaging {
+ public:
+  void upload(void* device_dst, const void* host_src, size_t bytes) {
+    std::lock_guard<std::mutex> lock(mu_);
+    Slot& s = slots_[next_];
+    next_ = (next_ + 1) % kSlots;
+    if (s.in_flight) check(cudaEventSynchronize(s.done), "copy");
+    if (s.capacity < bytes) {
+      if (s.buffer) check(cudaFreeHost(s.buffer), "copy");
+      s.buffer = nullptr;
+      s.capacity = 0;
+      check(cudaMallocHost(&s.buffer, bytes), "copy (pinned staging buffer)");
+      s.capacity = bytes;
+    }
+    if (!s.done) check(cudaEventCreateWithFlags(&s.done, cudaEventDisableTiming), "copy");
+    std::memcpy(s.buffer, host_src, bytes);
+    check(cudaMemcpyAsync(device_dst, s.buffer, bytes, cudaMemcpyHostToDevice, stream()), "copy");
+    check(cudaEventRecord(s.done, stream()), "copy");
+    s.in_flight = true;
+  }
+
+ private:
+  static constexpr int kSlots = 2;
+  struct Slot {
+    void* buffer = nullptr;
+    size_t capacity = 0;
+    cudaEvent_t done = nullptr;
+    bool in_flight = false;
+  };
+  std::mutex mu_;
+  Slot slots_[kSlots];
+  int next_ = 0;
+};
+
+void upload(void* device_dst, const void* host_src, size_t bytes) {
+  static PinnedStaging* staging = new PinnedStaging;  // never destroyed (process-lifetime buffers)
+  staging->upload(device_dst, host_src, bytes);
+}
+
 }  // namespace
 
 void copy(const Tensor& dst, const Tensor& src) {
@@ -56,24 +102,23 @@ void copy(const Tensor& dst, const Tensor& src) {
   if (on_cuda(dst) && on_cuda(src)) return device_copy(dst, src);
   const size_t bytes_src = src.numel() * src.element_size();
   if (on_cuda(dst)) {
-    // Host -> device: upload a dense copy of the source in its own dtype, then convert
-    // and scatter on the GPU if the destination needs it.
+    ProfileScope profile("copy host->device");
+    // Host -> device: a dense copy of the source in its own dtype goes up through a pinned
+    // staging buffer (so the host does not wait for the GPU), then is converted and
+    // scattered on the GPU if the destination needs it.
     Tensor host = dense(src);
     if (dst.dtype() == src.dtype() && dst.is_contiguous()) {
-      check(cudaMemcpyAsync(dst.raw_data(), host.raw_data(), bytes_src, cudaMemcpyHostToDevice, stream()), "copy");
-      // Pageable host memory: the call returns once the bytes are staged, but wait anyway,
-      // so the host buffer (which may be freed right after) is never read late.
-      check(cudaStreamSynchronize(stream()), "copy");
+      upload(dst.raw_data(), host.raw_data(), bytes_src);
       return;
     }
     Tensor staged = Tensor::empty(src.shape(), src.dtype(), dst.device());
-    check(cudaMemcpyAsync(staged.raw_data(), host.raw_data(), bytes_src, cudaMemcpyHostToDevice, stream()), "copy");
-    check(cudaStreamSynchronize(stream()), "copy");
+    upload(staged.raw_data(), host.raw_data(), bytes_src);
     device_copy(dst, staged);
     return;
   }
   // Device -> host: download a dense copy in the source's dtype, then convert on the CPU.
   Tensor dev = dense(src);
+  ProfileScope profile("copy device->host");
   if (dst.dtype() == src.dtype() && dst.is_contiguous()) {
     check(cudaMemcpyAsync(dst.raw_data(), dev.raw_data(), bytes_src, cudaMemcpyDeviceToHost, stream()), "copy");
     synchronize();

@@ -63,6 +63,7 @@ void cross_entropy(const Tensor& loss, const Tensor& lse, const Tensor& logits, 
   if (N == 0) return;
   dispatch_float(logits.dtype(), "cross_entropy", [&](auto tag) {
     using T = decltype(tag);
+    ProfileScope profile("cross_entropy");
     cross_entropy_kernel<T><<<row_blocks(N), kThreads, 0, stream()>>>(
         static_cast<const T*>(logits.raw_data()), static_cast<const int64_t*>(target.raw_data()),
         static_cast<T*>(loss.raw_data()), static_cast<T*>(lse.raw_data()), N, C, ignore_index, label_smoothing,
@@ -77,6 +78,7 @@ void cross_entropy_backward(const Tensor& grad_logits, const Tensor& grad_loss, 
   if (N == 0) return;
   dispatch_float(logits.dtype(), "cross_entropy_backward", [&](auto tag) {
     using T = decltype(tag);
+    ProfileScope profile("cross_entropy_backward");
     cross_entropy_backward_kernel<T><<<row_blocks(N), kThreads, 0, stream()>>>(
         static_cast<const T*>(logits.raw_data()), static_cast<const T*>(grad_loss.raw_data()),
         static_cast<const T*>(lse.raw_data()), static_cast<const int64_t*>(target.raw_data()),

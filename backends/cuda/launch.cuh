@@ -36,6 +36,7 @@ __global__ void for_each_index_kernel(int64_t n, F f) {
 template <typename F>
 void launch_n(int64_t n, const char* op, F f) {
   if (n <= 0) return;
+  ProfileScope profile(op);
   for_each_index_kernel<<<blocks_for(n), kThreads, 0, stream()>>>(n, f);
   check_launch(op);
 }

@@ -99,6 +99,7 @@ void layer_norm(const Tensor& out, const Tensor& mean, const Tensor& rstd, const
   if (rows == 0) return;
   dispatch_float(x.dtype(), "layer_norm", [&](auto tag) {
     using T = decltype(tag);
+    ProfileScope profile("layer_norm");
     layer_norm_kernel<T><<<row_blocks(rows), kThreads, 0, stream()>>>(
         static_cast<const T*>(x.raw_data()), static_cast<T*>(out.raw_data()), static_cast<T*>(mean.raw_data()),
         static_cast<T*>(rstd.raw_data()), ptr_or_null<const T>(weight), ptr_or_null<const T>(bias), rows, C, eps);
@@ -118,6 +119,7 @@ void layer_norm_backward(const Tensor& grad_x, const Tensor& grad_weight, const 
     const T* mp = static_cast<const T*>(mean.raw_data());
     const T* rp = static_cast<const T*>(rstd.raw_data());
     if (grad_x.defined() && rows > 0) {
+      ProfileScope profile("layer_norm_backward dx");
       layer_norm_dx_kernel<T><<<row_blocks(rows), kThreads, 0, stream()>>>(
           xp, dy, mp, rp, ptr_or_null<const T>(weight), static_cast<T*>(grad_x.raw_data()), rows, C);
       check_launch("layer_norm_backward");
@@ -131,6 +133,7 @@ void layer_norm_backward(const Tensor& grad_x, const Tensor& grad_weight, const 
       Tensor partial = Tensor::empty({2, chunks, C}, DType::F64, x.device());
       double* pw = static_cast<double*>(partial.raw_data());
       double* pb = pw + chunks * C;
+      ProfileScope profile("layer_norm_backward dw db");
       if (rows > 0) {
         layer_norm_dwb_kernel<T><<<dim3(col_blocks, chunks), kThreads, 0, stream()>>>(xp, dy, mp, rp, pw, pb, rows,
                                                                                       C, chunk);

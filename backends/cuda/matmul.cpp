@@ -13,6 +13,7 @@
 #include <optional>
 
 #include "backends/cuda/context.h"
+#include "backends/cuda/cuda.h"
 #include "backends/cuda/kernels.h"
 #include "core/error.h"
 
@@ -57,15 +58,24 @@ Tensor contiguous_copy(const Tensor& t) {
   return c;
 }
 
+// One strided-batched GEMM through cublasGemmStridedBatchedEx: f64 exactly, f32 at the
+// precision set in cuda.h (f32 arithmetic, or tensor cores on TF32- or bf16-rounded inputs
+// with f32 accumulation).
 template <typename T>
-void gemm(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, const T* alpha,
-          const T* A, int lda, long long sa, const T* B, int ldb, long long sb, const T* beta, T* C, int ldc,
-          long long sc, int batch) {
-  cublasStatus_t st;
-  if constexpr (std::is_same_v<T, float>)
-    st = cublasSgemmStridedBatched(h, ta, tb, m, n, k, alpha, A, lda, sa, B, ldb, sb, beta, C, ldc, sc, batch);
-  else
-    st = cublasDgemmStridedBatched(h, ta, tb, m, n, k, alpha, A, lda, sa, B, ldb, sb, beta, C, ldc, sc, batch);
+void gemm(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, const T* A, int lda,
+          long long sa, const T* B, int ldb, long long sb, T beta, T* C, int ldc, long long sc, int batch) {
+  const T alpha = 1;
+  cudaDataType_t type = std::is_same_v<T, float> ? CUDA_R_32F : CUDA_R_64F;
+  cublasComputeType_t compute = CUBLAS_COMPUTE_64F;
+  if constexpr (std::is_same_v<T, float>) {
+    switch (matmul_precision()) {
+      case MatmulPrecision::F32: compute = CUBLAS_COMPUTE_32F; break;
+      case MatmulPrecision::TF32: compute = CUBLAS_COMPUTE_32F_FAST_TF32; break;
+      case MatmulPrecision::BF16: compute = CUBLAS_COMPUTE_32F_FAST_16BF; break;
+    }
+  }
+  cublasStatus_t st = cublasGemmStridedBatchedEx(h, ta, tb, m, n, k, &alpha, A, type, lda, sa, B, type, ldb, sb,
+                                                 &beta, C, type, ldc, sc, batch, compute, CUBLAS_GEMM_DEFAULT);
   if (st != CUBLAS_STATUS_SUCCESS)
     fail("matmul", fmt::format("cuBLAS gemm failed: {} (m {}, n {}, k {}, batch {})", cublasGetStatusString(st), m,
                                n, k, batch));
@@ -113,11 +123,11 @@ void matmul(const Tensor& out_in, const Tensor& a_in, const Tensor& b_in, bool a
   const cublasOperation_t opa = la.transposed ? CUBLAS_OP_T : CUBLAS_OP_N;
   auto run = [&](auto tag) {
     using T = decltype(tag);
-    const T alpha = 1, beta = accumulate ? 1 : 0;
-    gemm<T>(h, opb, opa, static_cast<int>(N), static_cast<int>(M), static_cast<int>(K), &alpha,
+    ProfileScope profile("matmul");
+    gemm<T>(h, opb, opa, static_cast<int>(N), static_cast<int>(M), static_cast<int>(K),
             static_cast<const T*>(b.raw_data()), static_cast<int>(lb.ld), sb, static_cast<const T*>(a.raw_data()),
-            static_cast<int>(la.ld), sa, &beta, static_cast<T*>(out.raw_data()), static_cast<int>(lc->ld), sc,
-            static_cast<int>(n_batch));
+            static_cast<int>(la.ld), sa, accumulate ? T(1) : T(0), static_cast<T*>(out.raw_data()),
+            static_cast<int>(lc->ld), sc, static_cast<int>(n_batch));
   };
   if (out.dtype() == DType::F32)
     run(float{});

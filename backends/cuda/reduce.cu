@@ -185,6 +185,7 @@ void reduce(ReduceOp op, const Tensor& out, const Tensor& indices, const Tensor&
       partial = static_cast<State<Acc>*>(partial_buf.raw_data());
     }
     const unsigned chunk_dim = static_cast<unsigned>(g.chunks);
+    ProfileScope profile(columns ? "reduce (columns)" : "reduce (rows)");
     if (columns) {
       dim3 grid(blocks_for(g.n_out), chunk_dim);
       reduce_columns_kernel<T, Acc><<<grid, kThreads, 0, stream()>>>(op, g, src, partial, dst);

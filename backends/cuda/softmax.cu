@@ -51,6 +51,7 @@ void softmax(const Tensor& out, const Tensor& in, bool log) {
   if (rows == 0) return;
   dispatch_float(in.dtype(), log ? "log_softmax" : "softmax", [&](auto tag) {
     using T = decltype(tag);
+    ProfileScope profile("softmax");
     softmax_kernel<T><<<row_blocks(rows), kThreads, 0, stream()>>>(static_cast<const T*>(in.raw_data()),
                                                                    static_cast<T*>(out.raw_data()), rows, C, log);
     check_launch("softmax");
@@ -63,6 +64,7 @@ void softmax_backward(const Tensor& grad_in, const Tensor& grad_out, const Tenso
   if (rows == 0) return;
   dispatch_float(out.dtype(), "softmax_backward", [&](auto tag) {
     using T = decltype(tag);
+    ProfileScope profile("softmax_backward");
     softmax_backward_kernel<T><<<row_blocks(rows), kThreads, 0, stream()>>>(
         static_cast<const T*>(grad_out.raw_data()), static_cast<const T*>(out.raw_data()),
         static_cast<T*>(grad_in.raw_data()), rows, C, log);

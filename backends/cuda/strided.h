@@ -18,6 +18,7 @@ constexpr int kMaxDims = 12;
 template <int K>
 struct Strided {
   int nd = 0;
+  bool index32 = false;  // flat indices fit in 32 bits: divide in 32-bit (several times faster)
   int64_t size[kMaxDims] = {};
   int64_t stride[K][kMaxDims] = {};
 
@@ -26,6 +27,16 @@ struct Strided {
     for (int k = 0; k < K; ++k) off[k] = 0;
     if (nd == 1) {
       for (int k = 0; k < K; ++k) off[k] = i * stride[k][0];
+      return;
+    }
+    if (index32) {
+      uint32_t r = static_cast<uint32_t>(i);
+      for (int d = nd - 1; d >= 0; --d) {
+        const uint32_t n = static_cast<uint32_t>(size[d]);
+        const uint32_t c = r % n;
+        r /= n;
+        for (int k = 0; k < K; ++k) off[k] += static_cast<int64_t>(c) * stride[k][d];
+      }
       return;
     }
     for (int d = nd - 1; d >= 0; --d) {
@@ -55,6 +66,7 @@ Strided<K> make_strided(const Shape& shape, const std::array<const Tensor*, K>& 
     for (int k = 0; k < K; ++k) s.stride[k][s.nd] = operands[k]->strides()[d];
     ++s.nd;
   }
+  s.index32 = numel_of(shape) < (int64_t{1} << 31);
   if (s.nd == 0) {  // a single element
     s.nd = 1;
     s.size[0] = 1;

@@ -126,18 +126,36 @@ TEST(Cuda, BadIndicesAreReportedAtTheNextSynchronisation) {
                        {"target 5 is out of range for 3 classes"});
 }
 
-TEST(Cuda, Tf32IsAFlagAndStaysClose) {
+TEST(Cuda, MatmulPrecisionTradesBitsForSpeedWithinItsRounding) {
   REQUIRE_GPU();
   Generator gen(5);
   Tensor a = randn({256, 256}, DType::F32, Device::cpu(), &gen), b = randn({256, 256}, DType::F32, Device::cpu(), &gen);
-  Tensor want = matmul(a, b);
-  const bool was = cuda::allow_tf32();
-  cuda::set_allow_tf32(false);
-  EXPECT_TRUE(allclose(matmul(a.to(kGpu), b.to(kGpu)), want, 1e-4, 1e-4));
-  cuda::set_allow_tf32(true);
-  EXPECT_TRUE(cuda::allow_tf32());
-  EXPECT_TRUE(allclose(matmul(a.to(kGpu), b.to(kGpu)), want, 2e-2, 5e-2));
-  cuda::set_allow_tf32(was);
+  Tensor want = matmul(a.to(DType::F64), b.to(DType::F64));
+  const auto was = cuda::matmul_precision();
+  // Max error over the product, relative to sqrt(K) (the size of an entry): f32 ~1e-6,
+  // tf32 (10-bit mantissa) ~1e-3, bf16 (7-bit) ~1e-2; each bound several times the typical.
+  auto error = [&](cuda::MatmulPrecision p) {
+    cuda::set_matmul_precision(p);
+    std::vector<double> got = to_vector<double>(matmul(a.to(kGpu), b.to(kGpu))), ref = to_vector<double>(want);
+    double e = 0;
+    for (size_t i = 0; i < got.size(); ++i) e = std::max(e, std::abs(got[i] - ref[i]));
+    return e / 16.0;
+  };
+  const double e32 = error(cuda::MatmulPrecision::F32), etf = error(cuda::MatmulPrecision::TF32),
+               ebf = error(cuda::MatmulPrecision::BF16);
+  cuda::set_matmul_precision(was);
+  EXPECT_LT(e32, 1e-5);
+  EXPECT_LT(etf, 5e-3);
+  EXPECT_LT(ebf, 4e-2);
+  EXPECT_GT(ebf, e32) << "bf16 must actually round its inputs";
+  EXPECT_EQ(cuda::parse_matmul_precision("bf16"), cuda::MatmulPrecision::BF16);
+  mmtest::expect_error([] { cuda::parse_matmul_precision("fp8"); }, "matmul_precision", {"unknown matmul precision 'fp8'"});
+}
+
+TEST(Cuda, ProfileIsOffUnlessAsked) {
+  REQUIRE_GPU();
+  if (cuda::profiling()) GTEST_SKIP() << "MMGRAD_CUDA_PROFILE=1 is set";
+  EXPECT_NE(cuda::profile_report().find("off"), std::string::npos);
 }
 
 TEST(Cuda, MixingDevicesInOneOpIsAnError) {

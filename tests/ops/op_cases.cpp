@@ -1094,6 +1094,15 @@ void add_inplace_cases(Registry& r) {
           return y;
         },
         elementwise_precision());
+  r.add("adamw_update", {"adamw_update_"},
+        {Const({3, 4}), Const({3, 4}), Const({3, 4}), Const({3, 4}, D::Positive)},
+        [](const Ts& x) {
+          Tensor p = clone(x[0]), m = clone(x[2]), v = clone(x[3]);
+          adamw_update_(p, x[1], m, v, AdamWStep{0.1, 0.9, 0.999, 1e-8, 0.99, 0.19, 0.002});
+          adamw_update_(p, x[1], m, v, AdamWStep{0.05, 0.9, 0.999, 1e-8, 1.0, 0.271, 0.003});
+          return concat({flatten(p), flatten(m), flatten(v)}, 0);
+        },
+        elementwise_precision());
   r.add("inplace_into_strided_view", {"add_", "fill_", "zero_"}, {Const({4, 6}), Const({3, 1})},
         [](const Ts& x) {
           Tensor y = clone(x[0]);
@@ -1452,7 +1461,7 @@ const std::vector<std::string>& required_op_names() {
       "eq_scalar", "ne_scalar", "lt_scalar", "le_scalar", "gt_scalar", "ge_scalar", "where",
       "where_scalar",
       // in place
-      "add_", "add_scalar_", "mul_", "mul_scalar_", "div_", "fill_", "zero_", "copy_",
+      "add_", "add_scalar_", "mul_", "mul_scalar_", "div_", "fill_", "zero_", "copy_", "adamw_update_",
       // reductions
       "sum", "mean", "var", "amax", "amin", "max", "min", "argmax", "argmin", "sum_to",
       // linear algebra

@@ -189,9 +189,14 @@ int train_command(int argc, char** argv, int first) {
   nn::ClipModel model(c.model, init_gen);
   const Device device = Device::parse(c.device);
 #ifdef MMGRAD_HAVE_CUDA
-  if (device.type == DeviceType::CUDA) cuda::set_matmul_precision(cuda::parse_matmul_precision(c.matmul_precision));
+  if (device.type == DeviceType::CUDA) {
+    if (!cuda::available()) fail("train", "device=cuda, but cuda:0 is not available: " + cuda::unavailable_reason());
+    cuda::set_matmul_precision(cuda::parse_matmul_precision(c.matmul_precision));
+  }
 #endif
-  model.to(device);  // before the optimizer exists: its state is made where the parameters are
+  model.to(device);
+  if (device.type != DeviceType::CPU)
+    fmt::print("training on {} (matmul precision {}); evaluation on the CPU\n", device.str(), c.matmul_precision);  // before the optimizer exists: its state is made where the parameters are
   fmt::print("{}\nf32 GEMM: {} ({}); threads: {}\n", blas_summary(), cpu::float_gemm_provider(),
              cpu::builtin_gemm_isa(), num_threads());
   fmt::print("model {}: {} parameters (vision {}x{}, text {}x{}, fusion {} layers, caption {} layers), vocabulary {}\n",

@@ -89,6 +89,16 @@ TEST(RunConfig, ValidateChecksFieldsTogether) {
   c = run_preset("shapes-small");
   c.optimizer = "adam";
   EXPECT_NE(error_of([&] { validate(c); }).find("optimizer 'adam'"), std::string::npos);
+  c = run_preset("shapes-small");
+  c.device = "tpu";
+  EXPECT_NE(error_of([&] { validate(c); }).find("device must be cpu or cuda, not 'tpu'"), std::string::npos);
+  c = run_preset("shapes-small");
+  c.matmul_precision = "bf16";  // on the CPU
+  EXPECT_NE(error_of([&] { validate(c); }).find("matmul_precision bf16 needs device=cuda"), std::string::npos);
+  c.device = "cuda";
+  EXPECT_NO_THROW(validate(c));
+  c.matmul_precision = "fp8";
+  EXPECT_NE(error_of([&] { validate(c); }).find("matmul_precision must be f32, tf32 or bf16"), std::string::npos);
   EXPECT_NO_THROW(validate(run_preset("shapes-small")));
 }
 

@@ -181,6 +181,13 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, int64_t ignore_
 Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v,
                                     bool causal = false, const Tensor& attn_mask = Tensor(),
                                     std::optional<double> scale = std::nullopt);
+// A transformer layer's pre-LayerNorm MLP as one node (ops_fused.cpp):
+// fc2(act(fc1(layer_norm(x)))) with act gelu (or quick_gelu), x [..., W], ln_weight and
+// ln_bias [W], w1 [H, W], b1 [H], w2 [O, H], b2 [O] -> [..., O]. Keeps only x, the
+// LayerNorm statistics and fc1's output for backward, which recomputes the normalised input
+// and the activation: the composition would keep both, [N, W] + [N, H] per layer.
+Tensor layer_norm_mlp(const Tensor& x, const Tensor& ln_weight, const Tensor& ln_bias, double eps, const Tensor& w1,
+                      const Tensor& b1, const Tensor& w2, const Tensor& b2, bool quick_gelu = false);
 // Zeroes elements with probability p and scales the rest by 1/(1-p); identity when !training.
 Tensor dropout(const Tensor& x, double p, bool training = true, Generator* gen = nullptr);
 // weight [V, W], ids integer of any shape -> [..., W]. Backward scatter-adds into weight.

@@ -126,6 +126,30 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, int64_t ignore_
   return loss;
 }
 
+namespace {
+// softmax(scale * q k^T + mask) with the causal mask applied, under no-grad (forward, and
+// backward's recomputation).
+Tensor attention_probs(const Tensor& q, const Tensor& k, double sc, const Tensor& attn_mask, bool causal) {
+  NoGradGuard no_grad;
+  const int nd = q.dim();
+  const int64_t T = q.shape()[nd - 2], S = k.shape()[nd - 2];
+  Tensor scores = mul(matmul(q, transpose(k, -1, -2)), sc);
+  if (attn_mask.defined() && attn_mask.dtype() == DType::Bool) {
+    // A boolean mask says where to attend (true) as in PyTorch; elsewhere scores are -inf.
+    scores = where(attn_mask, scores, -std::numeric_limits<double>::infinity());
+  } else if (attn_mask.defined()) {
+    scores = add(scores, attn_mask);
+  }
+  if (causal) {
+    Tensor rows = unsqueeze(arange(0, static_cast<double>(T), 1, DType::I64, q.device()), 1);
+    Tensor cols = unsqueeze(arange(0, static_cast<double>(S), 1, DType::I64, q.device()), 0);
+    scores = where(gt(cols, rows), scalar_tensor(-std::numeric_limits<double>::infinity(), q.dtype(), q.device()),
+                   scores);
+  }
+  return softmax(scores, -1);
+}
+}  // namespace
+
 Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v, bool causal,
                                     const Tensor& attn_mask, std::optional<double> scale) {
   const char* op = "scaled_dot_product_attention";
@@ -163,32 +187,22 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
   const bool additive_mask = attn_mask.defined() && attn_mask.dtype() != DType::Bool;
 
   // Forward with the graph off: the whole attention is one node below, with its own backward.
-  Tensor probs, out;
+  Tensor out;
   {
     NoGradGuard no_grad;
-    Tensor scores = mul(matmul(q, transpose(k, -1, -2)), sc);
-    if (attn_mask.defined() && attn_mask.dtype() == DType::Bool) {
-      // A boolean mask says where to attend (true) as in PyTorch; elsewhere scores are -inf.
-      scores = where(attn_mask, scores, -std::numeric_limits<double>::infinity());
-    } else if (additive_mask) {
-      scores = add(scores, attn_mask);
-    }
-    if (causal) {
-      Tensor rows = unsqueeze(arange(0, static_cast<double>(T), 1, DType::I64, q.device()), 1);
-      Tensor cols = unsqueeze(arange(0, static_cast<double>(S), 1, DType::I64, q.device()), 0);
-      scores = where(gt(cols, rows), scalar_tensor(-std::numeric_limits<double>::infinity(), q.dtype(), q.device()), scores);
-    }
-    probs = softmax(scores, -1);
-    out = matmul(probs, v);
+    out = matmul(attention_probs(q, k, sc, attn_mask, causal), v);
   }
   // An additive mask is an input like q, k and v (a learned position bias needs its
   // gradient); a bool mask is not differentiable.
   Tensor mask_input = additive_mask ? attn_mask : Tensor();
   bool mask_grad = mask_input.defined() && mask_input.requires_grad();
+  // The probabilities are not kept: backward recomputes them from q and k (one more
+  // [T, S] product and softmax per head), which saves [..., T, S] per attention layer until
+  // backward, the largest activation of a layer with short sequences.
   record(op, out, {q, k, v, mask_input},
-         [qs = SavedTensor(q), ks = SavedTensor(k), vs = SavedTensor(v), ps = SavedTensor(probs), sc,
+         [qs = SavedTensor(q), ks = SavedTensor(k), vs = SavedTensor(v), masks = SavedTensor(attn_mask), sc, causal,
           mask_grad, mask_shape = mask_input.defined() ? mask_input.shape() : Shape{}](const Tensor& g) {
-           const Tensor& P = ps.get();
+           const Tensor P = attention_probs(qs.get(), ks.get(), sc, masks.get(), causal);
            // out = P V;  P = softmax(S);  S = scale * Q K^T + mask
            Tensor dV = matmul(transpose(P, -1, -2), g);
            Tensor dP = contiguous(matmul(g, transpose(vs.get(), -1, -2)));

@@ -26,7 +26,12 @@ while [ $# -gt 0 ]; do
     *) echo "cpu_targets: unknown option '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
-[ -x build/apps/mmgrad ] && [ -x build/bench/bench_clip_step ] || { echo "cpu_targets: build first (scripts/setup.sh)" >&2; exit 1; }
+# A CPU-only build (as bench/compare_torch.sh): the CUDA libraries would add about 150 MiB of
+# resident memory to every figure.
+bench_build=${MMGRAD_BENCH_BUILD:-build-cpu}
+export MMGRAD_BENCH_BUILD=$bench_build
+if [ ! -f "$bench_build/build.ninja" ]; then scripts/setup.sh "$bench_build" -Dcuda=disabled -Dtests=false; fi
+ninja -C "$bench_build" apps/mmgrad bench/bench_clip_step >/dev/null
 if grep -qm1 avx512f /proc/cpuinfo; then export OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE_BENCH:-SkylakeX}; fi
 export MMGRAD_BLAS_OVERRIDE_CORETYPE=1
 
@@ -49,7 +54,7 @@ b32_speed=$(sed -n 's/^as installed: mmgrad is \([0-9.]*\)x.*/\1/p' "$log/b32.tx
 
 echo "# shapes-small, $main_steps steps: before issue 5 (MMGRAD_GEMM=blas MMGRAD_POOL_SPIN=0) and now"
 rate() {  # samples/s of one short training run
-  env "$@" build/apps/mmgrad train --set steps="$main_steps" --set checkpoint_every=100000 \
+  env "$@" "$bench_build"/apps/mmgrad train --set steps="$main_steps" --set checkpoint_every=100000 \
     --run-dir "$log/run" --eval-samples 20 2>&1 | sed -n 's/^trained steps .*(\([0-9.]*\) samples\/s).*/\1/p'
   rm -rf "$log/run"
 }

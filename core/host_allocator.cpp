@@ -1,6 +1,7 @@
 #include "core/host_allocator.h"
 
 #include <cstdlib>
+#include <map>
 #include <mutex>
 #include <string>
 #include <unordered_map>
@@ -40,10 +41,16 @@ class CachingHostAllocator final : public Allocator {
     ++stats_.allocations;
     void* p = nullptr;
     if (size >= kCacheMin) {
-      auto it = free_.find(size);
-      if (it != free_.end() && !it->second.empty()) {
+      // The smallest cached block of at least `size`, up to twice it: a somewhat larger
+      // block already in memory beats touching fresh pages (which is what peak resident
+      // memory counts), and with four classes per power of two an exact match is often
+      // missing at the moment a new activation is made.
+      auto it = free_.lower_bound(size);
+      if (it != free_.end() && it->first <= 2 * size) {
+        size = it->first;
         p = it->second.back();
         it->second.pop_back();
+        if (it->second.empty()) free_.erase(it);
         stats_.cached -= size;
         ++stats_.cache_hits;
       }
@@ -59,6 +66,7 @@ class CachingHostAllocator final : public Allocator {
                            " MiB in use by tensors)");
     stats_.in_use += size;
     if (stats_.in_use > stats_.peak_in_use) stats_.peak_in_use = stats_.in_use;
+    if (size >= kCacheMin) block_size_[p] = size;
     return p;
   }
 
@@ -66,6 +74,13 @@ class CachingHostAllocator final : public Allocator {
     if (!ptr) return;
     size_t size = size_class(nbytes);
     std::lock_guard<std::mutex> lock(mutex_);
+    if (size >= kCacheMin) {  // the block may be larger than asked for (see allocate)
+      auto it = block_size_.find(ptr);
+      if (it != block_size_.end()) {
+        size = it->second;
+        block_size_.erase(it);
+      }
+    }
     stats_.in_use -= size;
     if (size >= kCacheMin && stats_.cached + size <= limit_) {
       free_[size].push_back(ptr);
@@ -98,7 +113,8 @@ class CachingHostAllocator final : public Allocator {
   }
 
   std::mutex mutex_;
-  std::unordered_map<size_t, std::vector<void*>> free_;
+  std::map<size_t, std::vector<void*>> free_;        // size class -> cached blocks (never empty)
+  std::unordered_map<void*, size_t> block_size_;      // live cached-size blocks -> their size
   size_t limit_ = default_limit();
   HostMemoryStats stats_;
 };

@@ -49,6 +49,11 @@ Mlp::Mlp(int64_t width, int64_t hidden, Activation act_, Generator& gen)
 
 Tensor Mlp::forward(const Tensor& x) const { return fc2.forward(activate(act, fc1.forward(x))); }
 
+Tensor Mlp::forward_normalised(const LayerNorm& norm, const Tensor& x) const {
+  return layer_norm_mlp(x, norm.weight, norm.bias, norm.eps, fc1.weight, fc1.bias, fc2.weight, fc2.bias,
+                        act == Activation::QuickGelu);
+}
+
 Attention::Attention(int64_t width, int64_t heads_, Generator& gen)
     : q_proj(width, width, true, gen), k_proj(width, width, true, gen),
       v_proj(width, width, true, gen), out_proj(width, width, true, gen), heads(heads_) {
@@ -89,7 +94,7 @@ EncoderLayer::EncoderLayer(int64_t width, int64_t heads, Activation act, Generat
 
 Tensor EncoderLayer::forward(const Tensor& x, bool causal, const Tensor& mask) const {
   Tensor h = add(x, self_attn.forward(layer_norm1.forward(x), Tensor(), causal, mask));
-  return add(h, mlp.forward(layer_norm2.forward(h)));
+  return add(h, mlp.forward_normalised(layer_norm2, h));
 }
 
 CrossAttentionLayer::CrossAttentionLayer(int64_t width, int64_t heads, Activation act, Generator& gen)
@@ -106,7 +111,7 @@ CrossAttentionLayer::CrossAttentionLayer(int64_t width, int64_t heads, Activatio
 Tensor CrossAttentionLayer::forward(const Tensor& x, const Tensor& memory, bool causal) const {
   Tensor h = add(x, self_attn.forward(layer_norm1.forward(x), Tensor(), causal));
   h = add(h, cross_attn.forward(layer_norm_cross.forward(h), memory));
-  return add(h, mlp.forward(layer_norm2.forward(h)));
+  return add(h, mlp.forward_normalised(layer_norm2, h));
 }
 
 }  // namespace mmgrad::nn

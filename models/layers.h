@@ -45,6 +45,9 @@ class Mlp : public Module {
  public:
   Mlp(int64_t width, int64_t hidden, Activation act, Generator& gen);
   Tensor forward(const Tensor& x) const;
+  // forward(norm.forward(x)) as one fused node (layer_norm_mlp): the same values, with the
+  // normalised input and the activation recomputed in backward instead of kept.
+  Tensor forward_normalised(const LayerNorm& norm, const Tensor& x) const;
   Linear fc1, fc2;
   Activation act;
 };

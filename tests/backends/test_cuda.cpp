@@ -17,14 +17,13 @@ using namespace mmgrad;
 
 namespace {
 
-#ifdef MMGRAD_HAVE_CUDA
-#define REQUIRE_GPU()                                                                  \
-  do {                                                                                 \
+#ifndef MMGRAD_HAVE_CUDA
+TEST(Cuda, NeedsABuildWithCuda) { GTEST_SKIP() << "this build has no CUDA backend (meson -Dcuda=enabled)"; }
+#else
+#define REQUIRE_GPU()                                                                        \
+  do {                                                                                       \
     if (!cuda::available()) GTEST_SKIP() << "no usable GPU: " << cuda::unavailable_reason(); \
   } while (0)
-#else
-#define REQUIRE_GPU() GTEST_SKIP() << "this build has no CUDA backend (meson -Dcuda=enabled)"
-#endif
 
 const Device kGpu = Device::cuda(0);
 
@@ -163,5 +162,7 @@ TEST(Cuda, MixingDevicesInOneOpIsAnError) {
   Tensor a = ones({3}, DType::F32, kGpu), b = ones({3});
   EXPECT_THROW(add(a, b), Error);
 }
+
+#endif  // MMGRAD_HAVE_CUDA
 
 }  // namespace

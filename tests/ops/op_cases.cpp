@@ -762,6 +762,18 @@ void add_nn_cases(Registry& r) {
         [](const Ts& x) { return layer_norm(x[0], x[1], x[2]); }, normalization_precision(7))
       .reference = [](const Ts& x) { return layer_norm_ref(x[0], x[1], x[2], 1e-5); };
 
+  // The fused pre-LayerNorm MLP against the composition it replaces.
+  for (bool quick : {false, true}) {
+    r.add(quick ? "layer_norm_mlp_quick_gelu" : "layer_norm_mlp_gelu", {"layer_norm_mlp"},
+          {F(quick ? Shape{5, 4} : Shape{2, 3, 4}), F({4}), F({4}), F({6, 4}), F({6}), F({3, 6}), F({3})},
+          [quick](const Ts& x) { return layer_norm_mlp(x[0], x[1], x[2], 1e-5, x[3], x[4], x[5], x[6], quick); },
+          normalization_precision(6))
+        .reference = [quick](const Ts& x) {
+          Tensor h = linear(layer_norm(x[0], x[1], x[2], 1e-5), x[3], x[4]);
+          return linear(quick ? quick_gelu(h) : gelu(h), x[5], x[6]);
+        };
+  }
+
   // cross_entropy: logits [5, 4], targets in [0, 4), some rows ignored.
   const int64_t N = 5, C = 4;
   auto targets = [&] { return Idx({N}, 0, C); };
@@ -1467,7 +1479,7 @@ const std::vector<std::string>& required_op_names() {
       // linear algebra
       "matmul", "linear",
       // neural-net ops
-      "softmax", "log_softmax", "layer_norm", "cross_entropy", "scaled_dot_product_attention",
+      "softmax", "log_softmax", "layer_norm", "layer_norm_mlp", "cross_entropy", "scaled_dot_product_attention",
       "dropout", "embedding", "patch_embed",
       // indexing
       "index_select", "gather", "concat", "stack", "split", "chunk"};

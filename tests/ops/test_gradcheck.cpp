@@ -95,7 +95,7 @@ TEST(OpRegistry, EveryDifferentiableOpHasAGradcheck) {
       "operator-(t,s)", "operator*(t,s)", "operator/(t,s)", "operator+(s,t)", "operator-(s,t)",
       "operator*(s,t)", "operator/(s,t)", "operator-(t)", "where", "where_scalar", "sum", "mean",
       "var", "amax", "amin", "max", "min", "sum_to", "matmul", "linear", "softmax",
-      "log_softmax", "layer_norm", "cross_entropy", "scaled_dot_product_attention", "dropout",
+      "log_softmax", "layer_norm", "layer_norm_mlp", "cross_entropy", "scaled_dot_product_attention", "dropout",
       "embedding", "patch_embed", "index_select", "gather", "concat", "stack", "split", "chunk"};
   std::set<std::string> checked;
   for (const OpCase& c : all_op_cases())

@@ -1,0 +1,93 @@
+// Fused blocks: several ops recorded as one node whose backward recomputes cheap
+// intermediates instead of keeping them alive between forward and backward.
+#include <fmt/format.h>
+
+#include "autograd/op_helpers.h"
+
+namespace mmgrad {
+using autograd::record;
+using autograd::SavedTensor;
+using G = std::vector<Tensor>;
+
+namespace {
+
+// The normalised input (and statistics) of a LayerNorm over the last dim of x [N, W].
+struct Normalised {
+  Tensor xn, mean, rstd;
+};
+Normalised normalise(const Tensor& x, const Tensor& w, const Tensor& b, double eps) {
+  const int64_t rows = x.shape()[0];
+  Normalised n{Tensor::empty(x.shape(), x.dtype(), x.device()), Tensor::empty({rows}, x.dtype(), x.device()),
+               Tensor::empty({rows}, x.dtype(), x.device())};
+  if (x.numel() > 0) MMGRAD_DISPATCH(layer_norm, x.device(), n.xn, n.mean, n.rstd, x, w, b, eps);
+  return n;
+}
+
+Tensor activation(const Tensor& h, bool quick) { return quick ? quick_gelu(h) : gelu(h); }
+
+}  // namespace
+
+Tensor layer_norm_mlp(const Tensor& x, const Tensor& ln_weight, const Tensor& ln_bias, double eps, const Tensor& w1,
+                      const Tensor& b1, const Tensor& w2, const Tensor& b2, bool quick_gelu_act) {
+  const char* op = "layer_norm_mlp";
+  detail::check_floating(x, op);
+  for (const Tensor* t : {&ln_weight, &ln_bias, &w1, &b1, &w2, &b2}) {
+    detail::check_defined(*t, op, "parameter");
+    detail::check_compatible(x, *t, op);
+  }
+  const int64_t W = x.dim() ? x.shape().back() : 0, H = w1.dim() == 2 ? w1.shape()[0] : -1;
+  if (x.dim() < 1 || ln_weight.shape() != Shape{W} || ln_bias.shape() != Shape{W} || w1.shape() != Shape{H, W} ||
+      b1.shape() != Shape{H} || w2.dim() != 2 || w2.shape()[1] != H || b2.shape() != Shape{w2.shape()[0]})
+    fail(op, "expects x [..., W], LayerNorm weight and bias [W], w1 [H, W], b1 [H], w2 [O, H], b2 [O]",
+         {describe("x", x), describe("ln_weight", ln_weight), describe("w1", w1), describe("b1", b1),
+          describe("w2", w2), describe("b2", b2)});
+  if (eps < 0) fail(op, "eps must be non-negative");
+  const int64_t N = W ? x.numel() / W : 0, O = w2.shape()[0];
+  Shape out_shape = x.shape();
+  out_shape.back() = O;
+
+  Tensor x2, h, y;
+  Tensor mean, rstd;
+  {
+    NoGradGuard no_grad;
+    x2 = reshape(contiguous(x), {N, W});
+    Normalised n = normalise(x2, contiguous(ln_weight), contiguous(ln_bias), eps);
+    mean = n.mean;
+    rstd = n.rstd;
+    h = add(matmul(n.xn, transpose(w1, 0, 1)), b1);                             // [N, H]
+    y = reshape(add(matmul(activation(h, quick_gelu_act), transpose(w2, 0, 1)), b2), out_shape);
+  }  // the normalised input and the activation are freed here: backward recomputes them
+  record(op, y, {x, ln_weight, ln_bias, w1, b1, w2, b2},
+         [xs = SavedTensor(x2), hs = SavedTensor(h), ms = SavedTensor(mean), rs = SavedTensor(rstd),
+          lw = SavedTensor(ln_weight), lb = SavedTensor(ln_bias), w1s = SavedTensor(w1), w2s = SavedTensor(w2), eps,
+          quick_gelu_act, in_shape = x.shape(), N, O](const Tensor& g) {
+           const Tensor& xv = xs.get();
+           const Tensor& hv = hs.get();
+           Tensor g2 = reshape(contiguous(g), {N, O});
+           Tensor lwc = contiguous(lw.get());
+           Tensor xn = normalise(xv, lwc, contiguous(lb.get()), eps).xn;  // same statistics as forward
+           Tensor a = activation(hv, quick_gelu_act);
+           Tensor dw2 = matmul(transpose(g2, 0, 1), a);
+           Tensor db2 = sum(g2, {0});
+           Tensor da = matmul(g2, w2s.get());
+           Tensor dh = Tensor::empty(hv.shape(), hv.dtype(), hv.device());
+           MMGRAD_DISPATCH(binary, hv.device(), quick_gelu_act ? BinaryOp::QuickGeluBackward : BinaryOp::GeluBackward,
+                           dh, da, hv);
+           Tensor dw1 = matmul(transpose(dh, 0, 1), xn);
+           Tensor db1 = sum(dh, {0});
+           Tensor dxn = matmul(dh, w1s.get());
+           const int64_t W = xv.shape()[1];
+           Tensor dx = Tensor::empty(xv.shape(), xv.dtype(), xv.device());
+           Tensor dlw = Tensor::empty({W}, xv.dtype(), xv.device()), dlb = Tensor::empty({W}, xv.dtype(), xv.device());
+           if (xv.numel() > 0) {
+             MMGRAD_DISPATCH(layer_norm_backward, xv.device(), dx, dlw, dlb, dxn, xv, ms.get(), rs.get(), lwc);
+           } else {
+             fill_(dlw, 0);
+             fill_(dlb, 0);
+           }
+           return G{reshape(dx, in_shape), dlw, dlb, dw1, db1, dw2, db2};
+         });
+  return y;
+}
+
+}  // namespace mmgrad

@@ -65,17 +65,21 @@ Tensor layer_norm_mlp(const Tensor& x, const Tensor& ln_weight, const Tensor& ln
            const Tensor& hv = hs.get();
            Tensor g2 = reshape(contiguous(g), {N, O});
            Tensor lwc = contiguous(lw.get());
-           Tensor xn = normalise(xv, lwc, contiguous(lb.get()), eps).xn;  // same statistics as forward
-           Tensor a = activation(hv, quick_gelu_act);
-           Tensor dw2 = matmul(transpose(g2, 0, 1), a);
-           Tensor db2 = sum(g2, {0});
-           Tensor da = matmul(g2, w2s.get());
-           Tensor dh = Tensor::empty(hv.shape(), hv.dtype(), hv.device());
+           // Ordered so that at most one [N, H] temporary is alive at a time (backward's peak
+           // memory is set in the widest layers): the activation for dW2, then dA, turned
+           // into dH in place.
+           Tensor dw2, db2 = sum(g2, {0});
+           {
+             Tensor a = activation(hv, quick_gelu_act);
+             dw2 = matmul(transpose(g2, 0, 1), a);
+           }
+           Tensor dh = matmul(g2, w2s.get());  // dA
            MMGRAD_DISPATCH(binary, hv.device(), quick_gelu_act ? BinaryOp::QuickGeluBackward : BinaryOp::GeluBackward,
-                           dh, da, hv);
-           Tensor dw1 = matmul(transpose(dh, 0, 1), xn);
+                           dh, dh, hv);  // elementwise, so in place is safe
            Tensor db1 = sum(dh, {0});
+           Tensor dw1 = matmul(transpose(dh, 0, 1), normalise(xv, lwc, contiguous(lb.get()), eps).xn);
            Tensor dxn = matmul(dh, w1s.get());
+           dh = Tensor();
            const int64_t W = xv.shape()[1];
            Tensor dx = Tensor::empty(xv.shape(), xv.dtype(), xv.device());
            Tensor dlw = Tensor::empty({W}, xv.dtype(), xv.device()), dlb = Tensor::empty({W}, xv.dtype(), xv.device());

@@ -202,16 +202,20 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
   record(op, out, {q, k, v, mask_input},
          [qs = SavedTensor(q), ks = SavedTensor(k), vs = SavedTensor(v), masks = SavedTensor(attn_mask), sc, causal,
           mask_grad, mask_shape = mask_input.defined() ? mask_input.shape() : Shape{}](const Tensor& g) {
-           const Tensor P = attention_probs(qs.get(), ks.get(), sc, masks.get(), causal);
-           // out = P V;  P = softmax(S);  S = scale * Q K^T + mask
+           Tensor P = attention_probs(qs.get(), ks.get(), sc, masks.get(), causal);
+           // out = P V;  P = softmax(S);  S = scale * Q K^T + mask. Each [..., T, S] buffer is
+           // dropped as soon as it is used, and the scale goes onto the smaller dQ and dK.
            Tensor dV = matmul(transpose(P, -1, -2), g);
-           Tensor dP = contiguous(matmul(g, transpose(vs.get(), -1, -2)));
-           Tensor dS = Tensor::empty(P.shape(), P.dtype(), P.device());
-           MMGRAD_DISPATCH(softmax_backward, P.device(), dS, dP, P, false);
+           Tensor dS;
+           {
+             Tensor dP = contiguous(matmul(g, transpose(vs.get(), -1, -2)));
+             dS = Tensor::empty(P.shape(), P.dtype(), P.device());
+             MMGRAD_DISPATCH(softmax_backward, P.device(), dS, dP, P, false);
+             P = Tensor();
+           }
            Tensor dMask = mask_grad ? sum_to(dS, mask_shape) : Tensor();
-           dS = mul(dS, sc);
-           Tensor dQ = matmul(dS, ks.get());
-           Tensor dK = matmul(transpose(dS, -1, -2), qs.get());
+           Tensor dQ = mul(matmul(dS, ks.get()), sc);
+           Tensor dK = mul(matmul(transpose(dS, -1, -2), qs.get()), sc);
            return G{dQ, dK, dV, dMask};
          });
   return out;

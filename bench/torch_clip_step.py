@@ -20,6 +20,7 @@ OPENBLAS_CORETYPE from the environment, which bench/compare_torch.sh sets for bo
 The last line ("RESULT key=value ...") is for compare_torch.sh.
 """
 import argparse
+import contextlib
 import ctypes
 import os
 import re
@@ -93,7 +94,8 @@ def main():
 
     def step():
         opt.zero_grad(set_to_none=True)
-        with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=amp):
+        # autocast only when asked: Debian's CPU-only torch refuses even a disabled CUDA autocast.
+        with torch.autocast(device_type="cuda", dtype=torch.bfloat16) if amp else contextlib.nullcontext():
             total, _ = ct.compute_losses(model, images, ids, contrastive=1.0, itm=itm, caption=0.0)
         total.backward()
         opt.step()

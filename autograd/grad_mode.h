@@ -21,4 +21,11 @@ class NoGradGuard {
   bool previous_;
 };
 
+// Whether fused ops recompute cheap intermediates in backward instead of keeping them from
+// forward: attention its probabilities, layer_norm_mlp its normalised input and activation.
+// On (the default): less memory for a few percent more compute. Off: they keep them, as the
+// plain composition would. Process-wide; MMGRAD_RECOMPUTE=0 in the environment starts off.
+void set_recompute_in_backward(bool on);
+bool recompute_in_backward();
+
 }  // namespace mmgrad

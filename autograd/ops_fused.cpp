@@ -42,6 +42,10 @@ Tensor layer_norm_mlp(const Tensor& x, const Tensor& ln_weight, const Tensor& ln
          {describe("x", x), describe("ln_weight", ln_weight), describe("w1", w1), describe("b1", b1),
           describe("w2", w2), describe("b2", b2)});
   if (eps < 0) fail(op, "eps must be non-negative");
+  if (!recompute_in_backward()) {  // keep everything: the plain composition
+    Tensor h = linear(layer_norm(x, ln_weight, ln_bias, eps), w1, b1);
+    return linear(quick_gelu_act ? quick_gelu(h) : gelu(h), w2, b2);
+  }
   const int64_t N = W ? x.numel() / W : 0, O = w2.shape()[0];
   Shape out_shape = x.shape();
   out_shape.back() = O;

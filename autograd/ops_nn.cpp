@@ -187,22 +187,26 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
   const bool additive_mask = attn_mask.defined() && attn_mask.dtype() != DType::Bool;
 
   // Forward with the graph off: the whole attention is one node below, with its own backward.
-  Tensor out;
+  Tensor out, kept_probs;
   {
     NoGradGuard no_grad;
-    out = matmul(attention_probs(q, k, sc, attn_mask, causal), v);
+    Tensor probs = attention_probs(q, k, sc, attn_mask, causal);
+    out = matmul(probs, v);
+    if (!recompute_in_backward()) kept_probs = probs;
   }
   // An additive mask is an input like q, k and v (a learned position bias needs its
   // gradient); a bool mask is not differentiable.
   Tensor mask_input = additive_mask ? attn_mask : Tensor();
   bool mask_grad = mask_input.defined() && mask_input.requires_grad();
-  // The probabilities are not kept: backward recomputes them from q and k (one more
-  // [T, S] product and softmax per head), which saves [..., T, S] per attention layer until
-  // backward, the largest activation of a layer with short sequences.
+  // Unless recompute_in_backward() is off, the probabilities are not kept: backward
+  // recomputes them from q and k (one more [T, S] product and softmax per head), which
+  // saves [..., T, S] per attention layer until backward, the largest activation of a layer
+  // with short sequences.
   record(op, out, {q, k, v, mask_input},
-         [qs = SavedTensor(q), ks = SavedTensor(k), vs = SavedTensor(v), masks = SavedTensor(attn_mask), sc, causal,
-          mask_grad, mask_shape = mask_input.defined() ? mask_input.shape() : Shape{}](const Tensor& g) {
-           Tensor P = attention_probs(qs.get(), ks.get(), sc, masks.get(), causal);
+         [qs = SavedTensor(q), ks = SavedTensor(k), vs = SavedTensor(v), masks = SavedTensor(attn_mask),
+          ps = SavedTensor(kept_probs), sc, causal, mask_grad,
+          mask_shape = mask_input.defined() ? mask_input.shape() : Shape{}](const Tensor& g) {
+           Tensor P = ps.get().defined() ? ps.get() : attention_probs(qs.get(), ks.get(), sc, masks.get(), causal);
            // out = P V;  P = softmax(S);  S = scale * Q K^T + mask. Each [..., T, S] buffer is
            // dropped as soon as it is used, and the scale goes onto the smaller dQ and dK.
            Tensor dV = matmul(transpose(P, -1, -2), g);

@@ -1,0 +1,74 @@
+// Recomputation in backward (attention probabilities, the fused MLP's normalised input and
+// activation): the same gradients as keeping them, and less memory held between forward
+// and backward.
+#include <gtest/gtest.h>
+
+#include "autograd/grad_mode.h"
+#include "autograd/ops.h"
+#include "core/host_allocator.h"
+#include "models/layers.h"
+
+using namespace mmgrad;
+
+namespace {
+
+// Restores the process-wide setting however the test ends.
+struct RecomputeSetting {
+  bool previous = recompute_in_backward();
+  explicit RecomputeSetting(bool on) { set_recompute_in_backward(on); }
+  ~RecomputeSetting() { set_recompute_in_backward(previous); }
+};
+
+std::vector<std::vector<double>> grads_of(bool recompute, DType dtype) {
+  RecomputeSetting setting(recompute);
+  Generator gen(3);
+  Tensor x = randn({2, 5, 8}, dtype, Device::cpu(), &gen).set_requires_grad();
+  Tensor lw = add(randn({8}, dtype, Device::cpu(), &gen), 1.0).set_requires_grad();
+  Tensor lb = randn({8}, dtype, Device::cpu(), &gen).set_requires_grad();
+  Tensor w1 = randn({12, 8}, dtype, Device::cpu(), &gen).set_requires_grad();
+  Tensor b1 = randn({12}, dtype, Device::cpu(), &gen).set_requires_grad();
+  Tensor w2 = randn({8, 12}, dtype, Device::cpu(), &gen).set_requires_grad();
+  Tensor b2 = randn({8}, dtype, Device::cpu(), &gen).set_requires_grad();
+  Tensor mask = randn({5, 5}, dtype, Device::cpu(), &gen).set_requires_grad();
+  Tensor h = layer_norm_mlp(x, lw, lb, 1e-5, w1, b1, w2, b2);
+  Tensor q = reshape(h, {2, 5, 2, 4}).transpose(1, 2);
+  Tensor a = scaled_dot_product_attention(q, mul(q, 0.5), q, /*causal=*/true, mask);
+  sum(mul(a, a)).backward();
+  std::vector<std::vector<double>> out;
+  for (const Tensor& t : {x, lw, lb, w1, b1, w2, b2, mask}) out.push_back(to_vector<double>(t.grad()));
+  return out;
+}
+
+TEST(Recompute, GradientsEqualKeepingTheIntermediates) {
+  const auto kept = grads_of(false, DType::F64), recomputed = grads_of(true, DType::F64);
+  ASSERT_EQ(kept.size(), recomputed.size());
+  for (size_t i = 0; i < kept.size(); ++i) {
+    ASSERT_EQ(kept[i].size(), recomputed[i].size());
+    for (size_t j = 0; j < kept[i].size(); ++j)
+      EXPECT_NEAR(recomputed[i][j], kept[i][j], 1e-12 * (1 + std::abs(kept[i][j]))) << "input " << i << " element " << j;
+  }
+}
+
+// Bytes of tensors alive after the forward of two transformer layers (what backward keeps).
+size_t held_after_forward(bool recompute) {
+  RecomputeSetting setting(recompute);
+  Generator gen(4);
+  nn::LayerStack<nn::EncoderLayer> layers(2, 64, 4, nn::Activation::Gelu, gen);
+  Tensor x = randn({16, 48, 64}, DType::F32, Device::cpu(), &gen);
+  const size_t before = host_memory_stats().in_use;
+  Tensor y = layers.forward(x, false, Tensor());
+  const size_t held = host_memory_stats().in_use - before;
+  sum(y).backward();
+  return held;
+}
+
+TEST(Recompute, KeepsLessMemoryBetweenForwardAndBackward) {
+  const size_t kept = held_after_forward(false), recomputed = held_after_forward(true);
+  // Per layer, recomputation drops the probabilities [16, 4, 48, 48], the normalised MLP
+  // input [768, 64] and the activation [768, 256]: 576 + 192 + 768 KiB of f32.
+  const size_t per_layer = (16 * 4 * 48 * 48 + 768 * 64 + 768 * 256) * sizeof(float);
+  ASSERT_GT(kept, recomputed);
+  EXPECT_GE(kept - recomputed, 2 * per_layer * 95 / 100) << "kept " << kept << " bytes, recomputing " << recomputed;
+}
+
+}  // namespace

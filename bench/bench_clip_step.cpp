@@ -95,14 +95,7 @@ int main(int argc, char** argv) {
   train::AdamW opt(model.named_parameters(), 0.1);
 
   Tensor images = randn({batch, 3, c.image_size, c.image_size}, DType::F32, Device::cpu(), &gen);
-  std::vector<int64_t> ids = to_vector<int64_t>(randint(0, c.vocab_size - 1, {batch, c.context_length}, DType::I64, Device::cpu(), &gen));
-  std::vector<int64_t> eot = to_vector<int64_t>(randint(1, c.context_length, {batch}, DType::I64, Device::cpu(), &gen));
-  for (int64_t b = 0; b < batch; ++b) {
-    for (int64_t t = 0; t < c.context_length; ++t)
-      if (ids[b * c.context_length + t] == c.eot_token_id) ids[b * c.context_length + t] = 0;
-    ids[b * c.context_length + eot[b]] = c.eot_token_id;
-  }
-  Tensor tokens = from_data(ids, {batch, c.context_length});
+  Tensor tokens = bench::random_clip_tokens(c, batch, gen, Device::cpu());
   // The benchmark's objectives: CLIP, plus ITM with one cyclic negative per sample.
   const nn::ObjectiveWeights weights{1.0, model.fusion_model ? 1.0 : 0.0, 0.0, /*hard_negatives=*/false};
 

@@ -12,6 +12,7 @@
 
 #include <fmt/format.h>
 
+#include "autograd/ops.h"
 #include "core/blas_info.h"
 #include "core/parallel.h"
 #include "models/config.h"
@@ -109,6 +110,20 @@ inline std::vector<GemmShape> clip_step_gemms(const nn::ModelConfig& c, int64_t 
     add_linear(g, "fus itm_head", pairs, Wt, 2, 1);
   }
   return g;
+}
+
+// The benchmark's token ids (MODELS.md): uniform ids, the end-of-text token only at one
+// uniform position in [1, context) per row; made on the CPU and moved to `device`.
+inline Tensor random_clip_tokens(const nn::ModelConfig& c, int64_t batch, Generator& gen, Device device) {
+  std::vector<int64_t> ids =
+      to_vector<int64_t>(randint(0, c.vocab_size - 1, {batch, c.context_length}, DType::I64, Device::cpu(), &gen));
+  std::vector<int64_t> eot = to_vector<int64_t>(randint(1, c.context_length, {batch}, DType::I64, Device::cpu(), &gen));
+  for (int64_t b = 0; b < batch; ++b) {
+    for (int64_t t = 0; t < c.context_length; ++t)
+      if (ids[b * c.context_length + t] == c.eot_token_id) ids[b * c.context_length + t] = 0;
+    ids[b * c.context_length + eot[b]] = c.eot_token_id;
+  }
+  return from_data(ids, {batch, c.context_length}, device);
 }
 
 inline double total_flops(const std::vector<GemmShape>& g) {

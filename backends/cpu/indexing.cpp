@@ -7,20 +7,11 @@
 
 #include "backends/cpu/dispatch.h"
 #include "backends/cpu/kernels.h"
+#include "backends/index_split.h"
 
 namespace mmgrad::cpu {
 namespace {
 
-struct Split {
-  int64_t outer = 1, size = 1, inner = 1;
-};
-Split split_at(const Shape& shape, int dim) {
-  Split s;
-  for (int d = 0; d < dim; ++d) s.outer *= shape[d];
-  s.size = shape[dim];
-  for (size_t d = dim + 1; d < shape.size(); ++d) s.inner *= shape[d];
-  return s;
-}
 
 inline int64_t checked(int64_t i, int64_t size, const char* op) {
   if (i < 0 || i >= size)
@@ -33,7 +24,7 @@ constexpr int64_t kInnerBlock = 64;
 }  // namespace
 
 void index_select(const Tensor& out, const Tensor& in, int dim, const Tensor& index) {
-  Split s = split_at(in.shape(), dim);
+  IndexSplit s = split_at(in.shape(), dim);
   const int64_t n_idx = index.numel();
   const int64_t* idx = index.data_ptr<int64_t>();
   dispatch_all(in.dtype(), [&](auto tag) {
@@ -52,7 +43,7 @@ void index_select(const Tensor& out, const Tensor& in, int dim, const Tensor& in
 }
 
 void index_add(const Tensor& out, int dim, const Tensor& index, const Tensor& src) {
-  Split s = split_at(out.shape(), dim);
+  IndexSplit s = split_at(out.shape(), dim);
   const int64_t n_idx = index.numel();
   const int64_t* idx = index.data_ptr<int64_t>();
   for (int64_t j = 0; j < n_idx; ++j) checked(idx[j], s.size, "index_add");
@@ -77,7 +68,7 @@ void index_add(const Tensor& out, int dim, const Tensor& index, const Tensor& sr
 }
 
 void gather(const Tensor& out, const Tensor& in, int dim, const Tensor& index) {
-  Split s = split_at(in.shape(), dim);
+  IndexSplit s = split_at(in.shape(), dim);
   const int64_t n_idx = index.shape()[dim];
   const int64_t* idx = index.data_ptr<int64_t>();
   dispatch_all(in.dtype(), [&](auto tag) {
@@ -96,7 +87,7 @@ void gather(const Tensor& out, const Tensor& in, int dim, const Tensor& index) {
 }
 
 void scatter_add(const Tensor& out, int dim, const Tensor& index, const Tensor& src) {
-  Split s = split_at(out.shape(), dim);
+  IndexSplit s = split_at(out.shape(), dim);
   const int64_t n_idx = index.shape()[dim];
   const int64_t* idx = index.data_ptr<int64_t>();
   for (int64_t p = 0; p < index.numel(); ++p) checked(idx[p], s.size, "scatter_add");

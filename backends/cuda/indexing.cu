@@ -11,21 +11,12 @@
 #include <string>
 
 #include "backends/cuda/kernels.h"
+#include "backends/index_split.h"
 #include "backends/cuda/launch.cuh"
 
 namespace mmgrad::cuda {
 namespace {
 
-struct Split {
-  int64_t outer = 1, size = 1, inner = 1;
-};
-Split split_at(const Shape& shape, int dim) {
-  Split s;
-  for (int d = 0; d < dim; ++d) s.outer *= shape[d];
-  s.size = shape[dim];
-  for (size_t d = dim + 1; d < shape.size(); ++d) s.inner *= shape[d];
-  return s;
-}
 
 bool deterministic() {
   static const bool on = [] {
@@ -40,7 +31,7 @@ bool deterministic() {
 namespace {
 
 template <typename T>
-void index_select_typed(const Tensor& out, const Tensor& in, const Split s, const Tensor& index) {
+void index_select_typed(const Tensor& out, const Tensor& in, const IndexSplit s, const Tensor& index) {
   const int64_t n_idx = index.numel();
   const int64_t* idx = static_cast<const int64_t*>(index.raw_data());
   int64_t* err = device_error_record();
@@ -60,7 +51,7 @@ void index_select_typed(const Tensor& out, const Tensor& in, const Split s, cons
 }
 
 template <typename T>
-void index_add_typed(const Tensor& out, const Split s, const Tensor& index, const Tensor& src) {
+void index_add_typed(const Tensor& out, const IndexSplit s, const Tensor& index, const Tensor& src) {
   const int64_t n_idx = index.numel();
   const int64_t* idx = static_cast<const int64_t*>(index.raw_data());
   int64_t* err = device_error_record();
@@ -92,7 +83,7 @@ void index_add_typed(const Tensor& out, const Split s, const Tensor& index, cons
 }
 
 template <typename T>
-void gather_typed(const Tensor& out, const Tensor& in, const Split s, const Tensor& index, int64_t n_idx) {
+void gather_typed(const Tensor& out, const Tensor& in, const IndexSplit s, const Tensor& index, int64_t n_idx) {
   const int64_t* idx = static_cast<const int64_t*>(index.raw_data());
   int64_t* err = device_error_record();
   const T* src = static_cast<const T*>(in.raw_data());
@@ -111,7 +102,7 @@ void gather_typed(const Tensor& out, const Tensor& in, const Split s, const Tens
 }
 
 template <typename T>
-__device__ inline void scatter_one(const int64_t* idx, const T* sp, T* dp, Split s, int64_t n_idx, int64_t p,
+__device__ inline void scatter_one(const int64_t* idx, const T* sp, T* dp, IndexSplit s, int64_t n_idx, int64_t p,
                                    bool atomic, int64_t* err) {
   const int64_t c = p % s.inner, o = p / (s.inner * n_idx);
   const int64_t k = idx[p];
@@ -127,7 +118,7 @@ __device__ inline void scatter_one(const int64_t* idx, const T* sp, T* dp, Split
 }
 
 template <typename T>
-void scatter_add_typed(const Tensor& out, const Split s, const Tensor& index, const Tensor& src, int64_t n_idx) {
+void scatter_add_typed(const Tensor& out, const IndexSplit s, const Tensor& index, const Tensor& src, int64_t n_idx) {
   const int64_t* idx = static_cast<const int64_t*>(index.raw_data());
   int64_t* err = device_error_record();
   const T* sp = static_cast<const T*>(src.raw_data());
@@ -147,23 +138,23 @@ void scatter_add_typed(const Tensor& out, const Split s, const Tensor& index, co
 }  // namespace
 
 void index_select(const Tensor& out, const Tensor& in, int dim, const Tensor& index) {
-  const Split s = split_at(in.shape(), dim);
+  const IndexSplit s = split_at(in.shape(), dim);
   dispatch_all(in.dtype(), [&](auto tag) { index_select_typed<decltype(tag)>(out, in, s, index); });
 }
 
 void index_add(const Tensor& out, int dim, const Tensor& index, const Tensor& src) {
-  const Split s = split_at(out.shape(), dim);
+  const IndexSplit s = split_at(out.shape(), dim);
   dispatch_numeric(out.dtype(), "index_add", [&](auto tag) { index_add_typed<decltype(tag)>(out, s, index, src); });
 }
 
 void gather(const Tensor& out, const Tensor& in, int dim, const Tensor& index) {
-  const Split s = split_at(in.shape(), dim);
+  const IndexSplit s = split_at(in.shape(), dim);
   const int64_t n_idx = index.shape()[dim];
   dispatch_all(in.dtype(), [&](auto tag) { gather_typed<decltype(tag)>(out, in, s, index, n_idx); });
 }
 
 void scatter_add(const Tensor& out, int dim, const Tensor& index, const Tensor& src) {
-  const Split s = split_at(out.shape(), dim);
+  const IndexSplit s = split_at(out.shape(), dim);
   const int64_t n_idx = index.shape()[dim];
   dispatch_numeric(out.dtype(), "scatter_add",
                    [&](auto tag) { scatter_add_typed<decltype(tag)>(out, s, index, src, n_idx); });

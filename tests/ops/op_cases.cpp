@@ -1770,6 +1770,11 @@ std::vector<Device> available_devices() {
   return devices;
 }
 
+std::vector<std::string> case_names_for_other_devices(bool differentiable_only) {
+  if (available_devices().size() < 2) return {};
+  return case_names(differentiable_only);
+}
+
 std::vector<std::string> unavailable_device_notes() {
   std::vector<std::string> notes;
   for (Device d : {Device::cuda(0)}) {

@@ -120,6 +120,9 @@ struct OpCase {
 const std::vector<OpCase>& all_op_cases();
 const OpCase& find_case(const std::string& name);
 std::vector<std::string> case_names(bool differentiable_only);
+// case_names(differentiable_only) when a device other than the CPU works, else none: the
+// per-device suites are instantiated only where there is a device to run them on.
+std::vector<std::string> case_names_for_other_devices(bool differentiable_only);
 std::vector<std::string> reference_case_names();
 
 // Tolerance of an f64 result against the f64 reference: the case's f32 tolerance times 1e-5

@@ -59,13 +59,8 @@ TEST_P(OpGradcheckDevice, EveryDevice) {
   }
 }
 
-std::vector<std::string> device_gradcheck_cases() {
-  if (available_devices().size() < 2) return {};
-  return case_names(true);
-}
-
 GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(OpGradcheckDevice);
-INSTANTIATE_TEST_SUITE_P(Ops, OpGradcheckDevice, ::testing::ValuesIn(device_gradcheck_cases()),
+INSTANTIATE_TEST_SUITE_P(Ops, OpGradcheckDevice, ::testing::ValuesIn(case_names_for_other_devices(true)),
                          [](const ::testing::TestParamInfo<std::string>& info) { return info.param; });
 
 // ---------------------------------------------------------------- the table itself

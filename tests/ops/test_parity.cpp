@@ -105,13 +105,8 @@ TEST_P(OpDeviceParity, EveryDeviceVsCpu) {
   }
 }
 
-std::vector<std::string> device_parity_cases() {
-  if (available_devices().size() < 2) return {};
-  return case_names(false);
-}
-
 GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(OpDeviceParity);
-INSTANTIATE_TEST_SUITE_P(Ops, OpDeviceParity, ::testing::ValuesIn(device_parity_cases()),
+INSTANTIATE_TEST_SUITE_P(Ops, OpDeviceParity, ::testing::ValuesIn(case_names_for_other_devices(false)),
                          [](const ::testing::TestParamInfo<std::string>& info) { return info.param; });
 
 TEST(OpParityDevices, NonCpuBackendsAreCompared) {
@@ -126,7 +121,7 @@ TEST(OpParityDevices, NonCpuBackendsAreCompared) {
                  << why.str();
   }
   // Every case was instantiated for the devices.
-  EXPECT_EQ(device_parity_cases().size(), all_op_cases().size());
+  EXPECT_EQ(case_names_for_other_devices(false).size(), all_op_cases().size());
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 #include "core/blas_info.h"
 #include "core/error.h"
 #include "core/parallel.h"
+#include "dist/communicator.h"
 #ifdef MMGRAD_HAVE_CUDA_RUNTIME
 #include "backends/cuda/device_query.h"
 #endif
@@ -78,6 +79,18 @@ int run(int argc, char** argv) {
   mmgrad::fail("mmgrad", "unknown command '" + cmd + "' (see mmgrad --help)");
 }
 
+// In a data-parallel run an error on one rank must not leave the others waiting in a
+// collective: it is printed with the rank and the whole job is ended.
+int report_error(const std::string& message) {
+  if (mmgrad::dist::world_is_distributed()) {
+    mmgrad::dist::Communicator& comm = mmgrad::dist::world();
+    fmt::print(stderr, "rank {} of {}: {}\n", comm.rank(), comm.size(), message);
+    comm.abort(1);
+  }
+  fmt::print(stderr, "{}\n", message);
+  return 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -85,10 +98,8 @@ int main(int argc, char** argv) {
   try {
     return run(argc, argv);
   } catch (const mmgrad::Error& e) {
-    fmt::print(stderr, "{}\n", e.what());
-    return 1;
+    return report_error(e.what());
   } catch (const std::exception& e) {
-    fmt::print(stderr, "mmgrad: error: {}\n", e.what());
-    return 1;
+    return report_error(std::string("mmgrad: error: ") + e.what());
   }
 }

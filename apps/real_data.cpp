@@ -83,16 +83,16 @@ data::DecodeOptions decode_options(const train::RunConfig& c) {
 }
 
 std::unique_ptr<data::Tokenizer> make_tokenizer(train::RunConfig& c, const std::string& run_dir,
-                                                const std::vector<std::string>& captions) {
+                                                const std::vector<std::string>& captions, bool save) {
   std::unique_ptr<data::Tokenizer> tok;
   const std::string dest = run_tokenizer_path(c, run_dir);
   if (c.tokenizer == "train") {
     auto bpe = std::make_unique<data::BpeTokenizer>(data::BpeTokenizer::train(captions, c.tokenizer_vocab));
-    bpe->save(dest);
+    if (save) bpe->save(dest);
     tok = std::move(bpe);
   } else {
     tok = data::load_pretrained_tokenizer(c.tokenizer);  // fails here, naming the file, if it is unusable
-    if (fs::absolute(c.tokenizer) != fs::absolute(dest)) fs::copy_file(c.tokenizer, dest, fs::copy_options::overwrite_existing);
+    if (save && fs::absolute(c.tokenizer) != fs::absolute(dest)) fs::copy_file(c.tokenizer, dest, fs::copy_options::overwrite_existing);
   }
   c.model.vocab_size = tok->vocab_size();
   c.model.eot_token_id = tok->end_token();

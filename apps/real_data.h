@@ -22,7 +22,7 @@ data::DecodeOptions decode_options(const train::RunConfig& c);
 // A fresh run: trains the BPE on `captions` (tokenizer=train) or loads the pretrained file,
 // keeps a copy in the run folder, and sets the model's vocab_size and eot_token_id.
 std::unique_ptr<data::Tokenizer> make_tokenizer(train::RunConfig& c, const std::string& run_dir,
-                                                const std::vector<std::string>& captions);
+                                                const std::vector<std::string>& captions, bool save = true);
 // Warns (stderr) when some of the first 5000 captions do not fit context_length.
 void warn_truncated_captions(const data::Tokenizer& tok, const std::vector<std::string>& captions,
                              int64_t context_length);

@@ -7,6 +7,7 @@
 #include <memory>
 #include <optional>
 #include <sstream>
+#include <thread>
 
 #include <fmt/format.h>
 
@@ -22,6 +23,7 @@
 #include "backends/cuda/cuda.h"
 #endif
 #include "data/bpe.h"
+#include "dist/communicator.h"
 #include "data/loader.h"
 #include "data/sampler.h"
 #include "data/shapes_batches.h"
@@ -51,6 +53,14 @@ options:
                        --set may change e.g. steps); the run folder defaults to the
                        checkpoint's folder
   --eval-samples N     held-out samples to evaluate after training (default: eval_size)
+  --stop-after N       stop after step N with a checkpoint, as Ctrl-C would (the schedule
+                       still runs to steps; --resume continues exactly)
+
+data parallel: `mpirun -np N mmgrad train ...` trains on N processes (one machine or many;
+every rank must see the run folder to resume). Each rank takes batch_size / N samples of
+every step; gradients are averaged over the ranks while backward runs; the contrastive and
+ITM losses see the whole batch. Rank 0 prints, evaluates and writes the checkpoints.
+Keys: dist_backend (auto|single|mpi|nccl), bucket_kib, dist_timeout (seconds).
 
 keys (--set): )";
 
@@ -79,6 +89,22 @@ examples:
 )";
 
 namespace {
+
+// fmt::print on rank 0 only.
+template <typename... Args>
+void print_if(bool lead, fmt::format_string<Args...> format, Args&&... args) {
+  if (lead) fmt::print(format, std::forward<Args>(args)...);
+}
+
+// Ranks on one machine share its cores: each takes cores / ranks-on-this-machine threads
+// (unless MMGRAD_NUM_THREADS says otherwise), so that they do not over-subscribe.
+void use_cores_per_rank() {
+  if (std::getenv("MMGRAD_NUM_THREADS")) return;
+  const char* local = std::getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
+  const int local_ranks = local ? std::max(1, std::atoi(local)) : 1;
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  set_num_threads(std::max(1, cores / local_ranks));
+}
 
 std::string timestamp() {
   const std::time_t now = std::time(nullptr);
@@ -143,7 +169,7 @@ void print_eval(const eval::ShapesEval& e, const std::string& json_path) {
 
 int train_command(int argc, char** argv, int first) {
   const Options o = parse_options(argc, argv, first, "mmgrad train",
-                                  {"preset", "config", "run-dir", "resume", "eval-samples"}, {"set"});
+                                  {"preset", "config", "run-dir", "resume", "eval-samples", "stop-after"}, {"set"});
   if (o.help) {
     fmt::print("{}", help_with_keys());
     return 0;
@@ -163,8 +189,15 @@ int train_command(int argc, char** argv, int first) {
   }
   if (o.repeated.count("set"))
     for (const auto& a : o.repeated.at("set")) train::set_assignment(c, a);
+  train::validate(c);
+  // Data-parallel when mpirun started several processes (or a backend is named).
+  dist::Communicator& comm = dist::world(c.dist_backend);
+  comm.set_timeout(c.dist_timeout);
+  const bool lead = comm.rank() == 0;
+  if (comm.size() > 1) use_cores_per_rank();
   if (run_dir.empty()) run_dir = "runs/" + c.model.name + "-" + timestamp();
-  fs::create_directories(run_dir);
+  run_dir = dist::broadcast_string(comm, run_dir);  // rank 0's clock names the folder
+  if (lead) fs::create_directories(run_dir);
 
   // The tokenizer is part of the run: a resumed run must use the saved one.
   const bool shapes = c.dataset == "shapes";
@@ -174,16 +207,19 @@ int train_command(int argc, char** argv, int first) {
   if (!resume.empty()) {
     tok = load_run_tokenizer(c, run_dir);
   } else if (shapes) {
+    // Every rank trains the same tokenizer (it is deterministic); rank 0 saves it.
     auto bpe = std::make_unique<data::BpeTokenizer>(shapes_tokenizer(c));
-    bpe->save(run_dir + "/tokenizer.bpe");
+    if (lead) bpe->save(run_dir + "/tokenizer.bpe");
     tok = std::move(bpe);
   } else {
     std::vector<std::string> captions;
     for (const auto& r : table->rows) captions.push_back(r.caption);
-    tok = make_tokenizer(c, run_dir, captions);
+    tok = make_tokenizer(c, run_dir, captions, lead);
   }
   train::validate(c);
-  write_file_atomically(run_dir + "/config.json", "config", [&](std::ostream& out) { out << train::to_json(c); });
+  if (lead)
+    write_file_atomically(run_dir + "/config.json", "config", [&](std::ostream& out) { out << train::to_json(c); });
+  // Everything below prints on rank 0 only.
 
   Generator init_gen(c.seed);
   nn::ClipModel model(c.model, init_gen);
@@ -196,15 +232,18 @@ int train_command(int argc, char** argv, int first) {
 #endif
   model.to(device);
   if (device.type != DeviceType::CPU)
-    fmt::print("training on {} (matmul precision {}); evaluation on the CPU\n", device.str(), c.matmul_precision);  // before the optimizer exists: its state is made where the parameters are
-  fmt::print("{}\nf32 GEMM: {} ({}); threads: {}\n", blas_summary(), cpu::float_gemm_provider(),
+    print_if(lead, "training on {} (matmul precision {}); evaluation on the CPU\n", device.str(), c.matmul_precision);  // before the optimizer exists: its state is made where the parameters are
+  if (comm.size() > 1)
+    print_if(lead, "data parallel: {} ranks ({}), {} samples per rank per step, gradient buckets of {} KiB\n", comm.size(),
+          comm.name(), c.batch_size / comm.size(), c.bucket_kib);
+  print_if(lead, "{}\nf32 GEMM: {} ({}); threads: {}\n", blas_summary(), cpu::float_gemm_provider(),
              cpu::builtin_gemm_isa(), num_threads());
-  fmt::print("model {}: {} parameters (vision {}x{}, text {}x{}, fusion {} layers, caption {} layers), vocabulary {}\n",
+  print_if(lead, "model {}: {} parameters (vision {}x{}, text {}x{}, fusion {} layers, caption {} layers), vocabulary {}\n",
              c.model.name, model.num_parameters(), c.model.vision_layers, c.model.vision_width, c.model.text_layers,
              c.model.text_width, c.model.fusion_layers, c.model.caption_layers, c.model.vocab_size);
-  fmt::print("objectives: {} x{} + itm x{} + caption x{}; {} steps of {} samples, lr {} (warmup {}, cosine)\n",
+  print_if(lead, "objectives: {} x{} + itm x{} + caption x{}; {} steps of {} samples, lr {} (warmup {}, cosine)\n",
              c.model.contrastive, c.w_contrastive, c.w_itm, c.w_caption, c.steps, c.batch_size, c.lr, c.warmup_steps);
-  fmt::print("run folder: {}\n", run_dir);
+  print_if(lead, "run folder: {}\n", run_dir);
 
   const data::ShapesDataset train_split(data::Split::Train, c.train_size, c.seed, c.model.image_size);
   data::EpochSampler sampler(c.train_size, c.seed);
@@ -217,7 +256,7 @@ int train_command(int argc, char** argv, int first) {
     lo.decode = decode_options(c);
     loader = std::make_unique<data::ImageTextLoader>(*table, preprocess_from_config(c), *tok, c.model.context_length,
                                                      c.seed, lo);
-    fmt::print("data: {} ({} rows), {} loader threads\n", c.dataset, loader->size(), c.workers);
+    print_if(lead, "data: {} ({} rows), {} loader threads\n", c.dataset, loader->size(), c.workers);
   }
   const train::BatchSource batches = [&](int64_t first_pos, int64_t count) {
     if (loader) {
@@ -233,12 +272,18 @@ int train_command(int argc, char** argv, int first) {
   train::TrainOptions topt;
   topt.run_dir = run_dir;
   topt.resume = resume;
+  topt.comm = &comm;
+  if (o.has("stop-after")) topt.stop_after = o.get_int("stop-after", 0);
   const train::TrainSummary s = train::train_model(model, c, batches, topt);
-  fmt::print("trained steps {}-{} in {:.1f} s ({:.0f} samples/s); checkpoint {}\n", s.first_step + 1, s.last_step,
-             s.seconds, s.samples_per_second, s.checkpoint);
-  if (s.skipped_steps) fmt::print("{} steps were skipped for non-finite values\n", s.skipped_steps);
+  print_if(lead, "trained steps {}-{} in {:.1f} s ({:.0f} samples/s); checkpoint {}\n", s.first_step + 1, s.last_step,
+        s.seconds, s.samples_per_second, s.checkpoint);
+  if (comm.size() > 1)
+    print_if(lead, "communication: {:.1f} ms per step waiting for the gradient all-reduce ({:.1f}% of the step)\n",
+          s.comm_ms_per_step, 100.0 * s.comm_ms_per_step / (1000.0 * s.seconds / std::max<int64_t>(s.last_step - s.first_step, 1)));
+  if (s.skipped_steps) print_if(lead, "{} steps were skipped for non-finite values\n", s.skipped_steps);
   if (loader) print_bad_samples(loader->take_epoch_reports(true));
   if (s.interrupted) return 130;
+  if (!lead) return 0;  // rank 0 evaluates
   model.to(Device::cpu());  // evaluation runs on the CPU
 
   const auto t0 = std::chrono::steady_clock::now();

@@ -17,6 +17,7 @@
 namespace mmgrad::autograd {
 namespace {
 thread_local const char* t_current_op = "backward";
+thread_local LeafGradReadyFn t_leaf_ready;
 
 struct LaterFirst {
   bool operator()(Node* a, Node* b) const { return a->sequence() < b->sequence(); }
@@ -24,6 +25,11 @@ struct LaterFirst {
 }  // namespace
 
 const char* current_backward_op() { return t_current_op; }
+
+LeafGradReadyHook::LeafGradReadyHook(LeafGradReadyFn fn) : previous_(std::move(t_leaf_ready)) {
+  t_leaf_ready = std::move(fn);
+}
+LeafGradReadyHook::~LeafGradReadyHook() { t_leaf_ready = std::move(previous_); }
 
 void backward(const Tensor& root, const Tensor& grad, bool retain_graph) {
   if (!root.requires_grad())
@@ -59,6 +65,14 @@ void backward(const Tensor& root, const Tensor& grad, bool retain_graph) {
     }
   }
 
+  // A leaf used several times has one AccumulateGrad node per use: its gradient is
+  // complete when the last of them has run.
+  std::unordered_map<const TensorImpl*, int> leaf_uses;
+  if (t_leaf_ready)
+    for (const auto& [node, count] : pending)
+      if (auto* acc = dynamic_cast<AccumulateGrad*>(node))
+        if (auto leaf = acc->leaf()) ++leaf_uses[leaf.get()];
+
   // 2. Process in reverse creation order; a node runs when all its consumers have.
   std::unordered_map<Node*, Tensor> grads;
   grads[root_node.get()] = seed;
@@ -79,6 +93,9 @@ void backward(const Tensor& root, const Tensor& grad, bool retain_graph) {
       throw;
     }
     t_current_op = "backward";
+    if (!leaf_uses.empty())
+      if (auto* acc = dynamic_cast<AccumulateGrad*>(n))
+        if (auto leaf = acc->leaf(); leaf && --leaf_uses[leaf.get()] == 0) t_leaf_ready(leaf.get());
     if (!retain_graph) n->release();
     for (size_t i = 0; i < n->next.size(); ++i) {
       Node* next = n->next[i].get();

@@ -68,6 +68,8 @@ class AccumulateGrad final : public Node {
   explicit AccumulateGrad(const std::shared_ptr<TensorImpl>& leaf)
       : Node("AccumulateGrad"), leaf_(leaf) {}
   std::vector<Tensor> apply(const Tensor& grad_output) override;
+  // The leaf this node adds into (null once it is gone).
+  std::shared_ptr<TensorImpl> leaf() const { return leaf_.lock(); }
 
  private:
   std::weak_ptr<TensorImpl> leaf_;

@@ -1,5 +1,6 @@
 #include "models/losses.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "autograd/ops.h"
@@ -31,6 +32,22 @@ Tensor clip_loss(const Tensor& image, const Tensor& text, const Tensor& logit_sc
   return mul(add(cross_entropy(logits, labels), cross_entropy(transpose(logits, 0, 1), labels)), 0.5);
 }
 
+Tensor clip_loss_rows(const Tensor& image, const Tensor& text, const Tensor& all_image, const Tensor& all_text,
+                      const Tensor& logit_scale, int64_t first_row) {
+  check_pair(image, text, "clip_loss");
+  check_pair(all_image, all_text, "clip_loss");
+  const int64_t b = image.shape()[0], B = all_image.shape()[0];
+  if (all_image.shape()[1] != image.shape()[1] || first_row < 0 || first_row + b > B)
+    fail("clip_loss", "this rank's rows must lie inside the global batch",
+         {describe("image", image), describe("all_image", all_image)});
+  Tensor scale = exp(logit_scale);
+  Tensor per_image = mul(matmul(image, transpose(all_text, 0, 1)), scale);  // [b, B]
+  Tensor per_text = mul(matmul(text, transpose(all_image, 0, 1)), scale);
+  Tensor labels = arange(static_cast<double>(first_row), static_cast<double>(first_row + b), 1, DType::I64,
+                         image.device());
+  return mul(add(cross_entropy(per_image, labels), cross_entropy(per_text, labels)), 0.5);
+}
+
 Tensor siglip_loss(const Tensor& image, const Tensor& text, const Tensor& t_prime, const Tensor& bias) {
   check_pair(image, text, "siglip_loss");
   const int64_t B = image.shape()[0];
@@ -40,6 +57,26 @@ Tensor siglip_loss(const Tensor& image, const Tensor& text, const Tensor& t_prim
   Tensor cols = unsqueeze(arange(0, static_cast<double>(B), 1, DType::I64, image.device()), 0);
   Tensor z = sub(mul(eq(rows, cols).to(logits.dtype()), 2.0), 1.0);
   return div(sum(softplus(neg(mul(z, logits)))), static_cast<double>(B));
+}
+
+Tensor siglip_loss_rows(const Tensor& image, const Tensor& all_text, const Tensor& t_prime, const Tensor& bias,
+                        int64_t first_row) {
+  if (image.dim() != 2 || all_text.dim() != 2 || image.shape()[1] != all_text.shape()[1] || first_row < 0 ||
+      first_row + image.shape()[0] > all_text.shape()[0])
+    fail("siglip_loss", "expects this rank's image rows [b, E] inside the global text batch [B, E]",
+         {describe("image", image), describe("all_text", all_text)});
+  const int64_t b = image.shape()[0], B = all_text.shape()[0];
+  Tensor logits = add(mul(matmul(image, transpose(all_text, 0, 1)), exp(t_prime)), bias);  // [b, B]
+  Tensor rows = unsqueeze(arange(static_cast<double>(first_row), static_cast<double>(first_row + b), 1, DType::I64,
+                                 image.device()), 1);
+  Tensor cols = unsqueeze(arange(0, static_cast<double>(B), 1, DType::I64, image.device()), 0);
+  Tensor z = sub(mul(eq(rows, cols).to(logits.dtype()), 2.0), 1.0);
+  return div(sum(softplus(neg(mul(z, logits)))), static_cast<double>(b));
+}
+
+int64_t caption_target_count(const Tensor& ids, int64_t eot_token_id) {
+  const std::vector<int64_t> t = to_vector<int64_t>(caption_targets(ids, eot_token_id));
+  return static_cast<int64_t>(std::count_if(t.begin(), t.end(), [](int64_t v) { return v != kIgnore; }));
 }
 
 Tensor caption_targets(const Tensor& ids, int64_t eot_token_id) {
@@ -76,17 +113,21 @@ std::vector<int64_t> cyclic_negatives(int64_t batch) {
   return out;
 }
 
-std::vector<int64_t> hard_negatives(const Tensor& similarity, Generator& gen, const std::vector<int64_t>& groups) {
-  if (similarity.dim() != 2 || similarity.shape()[0] != similarity.shape()[1])
-    fail("itm", "similarity must be square [B, B]", {describe("similarity", similarity)});
-  const int64_t B = similarity.shape()[0];
+std::vector<int64_t> hard_negatives(const Tensor& similarity, Generator& gen, const std::vector<int64_t>& groups,
+                                    int64_t first_row) {
+  if (similarity.dim() != 2 || first_row < 0 || first_row + similarity.shape()[0] > similarity.shape()[1])
+    fail("itm", "similarity must be rows [b, B] of the square [B, B] matrix, starting at row first_row",
+         {describe("similarity", similarity)});
+  const int64_t rows = similarity.shape()[0], B = similarity.shape()[1];
   if (B < 2) fail("itm", "negatives need a batch of at least 2");
   if (!groups.empty() && static_cast<int64_t>(groups.size()) != B)
     fail("itm", "one group id per sample is needed", {describe("similarity", similarity)});
   std::vector<double> sim = to_vector<double>(similarity);
   const uint64_t key = gen.next_key();
-  std::vector<int64_t> out(B);
-  for (int64_t i = 0; i < B; ++i) {
+  std::vector<int64_t> out(rows);
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t i = first_row + r;  // the global row
+    const double* row = sim.data() + r * B;
     // softmax over the candidates, then the inverse CDF of one uniform draw. Candidates: every
     // j != i outside i's group (BLIP's mask of same-image pairs); every j != i when the whole
     // batch shares i's group.
@@ -96,11 +137,11 @@ std::vector<int64_t> hard_negatives(const Tensor& similarity, Generator& gen, co
     auto allowed = [&](int64_t j) { return any ? candidate(j) : j != i; };
     double mx = -INFINITY;
     for (int64_t j = 0; j < B; ++j)
-      if (allowed(j)) mx = std::max(mx, sim[i * B + j]);
+      if (allowed(j)) mx = std::max(mx, row[j]);
     std::vector<double> w(B, 0.0);
     double total = 0;
     for (int64_t j = 0; j < B; ++j)
-      if (allowed(j)) total += w[j] = std::exp(sim[i * B + j] - mx);
+      if (allowed(j)) total += w[j] = std::exp(row[j] - mx);
     double u = Philox::uniform(key, static_cast<uint64_t>(i)) * total;
     int64_t pick = -1;
     for (int64_t j = 0; j < B; ++j) {
@@ -109,13 +150,14 @@ std::vector<int64_t> hard_negatives(const Tensor& similarity, Generator& gen, co
       if (u < w[j]) break;
       u -= w[j];
     }
-    out[i] = pick;
+    out[r] = pick;
   }
   return out;
 }
 
 Tensor itm_loss(const FusionTransformer& fusion, const Tensor& text_hidden, const Tensor& image_hidden,
-                const std::vector<int64_t>& neg_image_for_text, const std::vector<int64_t>& neg_text_for_image) {
+                const std::vector<int64_t>& neg_image_for_text, const std::vector<int64_t>& neg_text_for_image,
+                const Tensor& text_pool, const Tensor& image_pool) {
   const int64_t B = text_hidden.shape()[0];
   if (static_cast<int64_t>(neg_image_for_text.size()) != B ||
       (!neg_text_for_image.empty() && static_cast<int64_t>(neg_text_for_image.size()) != B))
@@ -123,9 +165,11 @@ Tensor itm_loss(const FusionTransformer& fusion, const Tensor& text_hidden, cons
   auto index = [&](const std::vector<int64_t>& v) { return from_data(v, {B}, text_hidden.device()); };
   // Texts and images of every pair, positives first.
   std::vector<Tensor> texts = {text_hidden, text_hidden};
-  std::vector<Tensor> images = {image_hidden, index_select(image_hidden, 0, index(neg_image_for_text))};
+  const Tensor& images_from = image_pool.defined() ? image_pool : image_hidden;
+  const Tensor& texts_from = text_pool.defined() ? text_pool : text_hidden;
+  std::vector<Tensor> images = {image_hidden, index_select(images_from, 0, index(neg_image_for_text))};
   if (!neg_text_for_image.empty()) {
-    texts.push_back(index_select(text_hidden, 0, index(neg_text_for_image)));
+    texts.push_back(index_select(texts_from, 0, index(neg_text_for_image)));
     images.push_back(image_hidden);
   }
   const int64_t pairs = static_cast<int64_t>(texts.size());

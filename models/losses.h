@@ -17,9 +17,22 @@ Tensor l2_normalize(const Tensor& x);
 // CE(logits^T, diag)) / 2.
 Tensor clip_loss(const Tensor& image, const Tensor& text, const Tensor& logit_scale);
 
+// CLIP InfoNCE over a global batch spread over ranks (OpenCLIP's local loss): this rank's
+// rows image, text [b, E] against every rank's all_image, all_text [B, E] (gathered with
+// gradient, dist/collective_ops.h); row i's positive is column first_row + i. The mean of
+// this over the ranks equals clip_loss of the whole batch. With all_* = image, text and
+// first_row = 0 it is clip_loss.
+Tensor clip_loss_rows(const Tensor& image, const Tensor& text, const Tensor& all_image, const Tensor& all_text,
+                      const Tensor& logit_scale, int64_t first_row);
+
 // SigLIP: -(1/B) sum_ij log sigmoid(z_ij (exp(t') x_i . y_j + b)), z = +1 on the diagonal and
 // -1 off it. t_prime and bias are scalars (init ln 10 and -10).
 Tensor siglip_loss(const Tensor& image, const Tensor& text, const Tensor& t_prime, const Tensor& bias);
+// SigLIP over a global batch: this rank's image rows [b, E] against all_text [B, E], the
+// positive of row i at column first_row + i, divided by b: the mean over ranks equals
+// siglip_loss of the whole batch.
+Tensor siglip_loss_rows(const Tensor& image, const Tensor& all_text, const Tensor& t_prime, const Tensor& bias,
+                        int64_t first_row);
 
 // Next-token cross-entropy of a caption: logits [B, T, V] from positions 0..T-1, ids [B, T].
 // Position t predicts ids[t+1]; the loss covers the positions up to and including the one
@@ -28,6 +41,8 @@ Tensor caption_loss(const Tensor& logits, const Tensor& ids, int64_t eot_token_i
 
 // The caption targets [B, T-1] that caption_loss uses (-100 where ignored).
 Tensor caption_targets(const Tensor& ids, int64_t eot_token_id);
+// How many of them are not ignored (the count caption_loss averages over).
+int64_t caption_target_count(const Tensor& ids, int64_t eot_token_id);
 
 // ITM negatives: for each i an index j != i. Cyclic (the benchmark's): j = i - 1 mod B.
 std::vector<int64_t> cyclic_negatives(int64_t batch);
@@ -37,13 +52,20 @@ std::vector<int64_t> cyclic_negatives(int64_t batch);
 // sample): samples of the same group are never each other's negatives, as BLIP masks pairs
 // of the same image; data with many near-duplicates needs it, or the most similar "negative"
 // is usually a true match and ITM learns contradictory labels.
-std::vector<int64_t> hard_negatives(const Tensor& similarity, Generator& gen, const std::vector<int64_t>& groups = {});
+// With several ranks, `similarity` is this rank's rows [b, B] of the global matrix, starting
+// at global row first_row; groups then covers the global batch and the draws are those the
+// whole matrix would give (row i uses the generator's draw for row first_row + i).
+std::vector<int64_t> hard_negatives(const Tensor& similarity, Generator& gen, const std::vector<int64_t>& groups = {},
+                                    int64_t first_row = 0);
 
 class FusionTransformer;
 // 2-way cross-entropy over B positive pairs (text i, image i) labelled 1 and the negative
 // pairs (text i, image neg_image[i]) and, when given, (text neg_text[i], image i) labelled 0.
 // text_hidden [B, T, Wt] (after final_layer_norm), image_hidden [B, N+1, Wv].
+// The negatives index text_pool and image_pool (every rank's hidden states, gathered, in a
+// data-parallel run); undefined pools mean this batch's own.
 Tensor itm_loss(const FusionTransformer& fusion, const Tensor& text_hidden, const Tensor& image_hidden,
-                const std::vector<int64_t>& neg_image_for_text, const std::vector<int64_t>& neg_text_for_image = {});
+                const std::vector<int64_t>& neg_image_for_text, const std::vector<int64_t>& neg_text_for_image = {},
+                const Tensor& text_pool = Tensor(), const Tensor& image_pool = Tensor());
 
 }  // namespace mmgrad::nn

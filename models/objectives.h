@@ -11,6 +11,11 @@
 namespace mmgrad::nn {
 
 class ClipModel;
+}  // namespace mmgrad::nn
+namespace mmgrad::dist {
+class Communicator;
+}  // namespace mmgrad::dist
+namespace mmgrad::nn {
 
 struct ObjectiveWeights {
   double contrastive = 1.0;  // CLIP or SigLIP, per the model's config
@@ -33,7 +38,15 @@ struct Losses {
 
 // images [B, 3, S, S], ids [B, T]. `gen` draws the hard negatives; `groups` (optional, one
 // id per sample) keeps samples of a group from being each other's negatives (losses.h).
+//
+// With a communicator of several ranks, images and ids are this rank's shard of the global
+// batch (rank r holds rows [r b, (r + 1) b), all shards of one size) and `groups` is this
+// shard's too. The contrastive losses then see the global batch (features gathered with
+// gradient), ITM draws hard negatives from it, and every part is scaled so that the mean
+// over the ranks of each loss (and, after gradients are averaged, of each gradient) is that
+// of one process training on the whole batch. `gen` must be in the same state on every rank.
 Losses compute_losses(const ClipModel& model, const Tensor& images, const Tensor& ids,
-                      const ObjectiveWeights& weights, Generator& gen, const std::vector<int64_t>& groups = {});
+                      const ObjectiveWeights& weights, Generator& gen, const std::vector<int64_t>& groups = {},
+                      dist::Communicator* comm = nullptr);
 
 }  // namespace mmgrad::nn

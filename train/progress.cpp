@@ -16,9 +16,9 @@ std::string format_duration(double seconds) {
   return fmt::format("{}:{:02}", s / 60, s % 60);
 }
 
-Progress::Progress(int64_t total, std::string label, int64_t start)
+Progress::Progress(int64_t total, std::string label, int64_t start, bool shown)
     : total_(total), start_(start), label_(std::move(label)), t0_(std::chrono::steady_clock::now()),
-      interactive_(isatty(fileno(stderr)) != 0) {}
+      interactive_(shown && isatty(fileno(stderr)) != 0) {}
 
 Progress::~Progress() { clear(); }
 

@@ -13,7 +13,8 @@ std::string format_duration(double seconds);
 
 class Progress {
  public:
-  Progress(int64_t total, std::string label, int64_t start = 0);
+  // shown = false draws nothing (the other ranks of a data-parallel run).
+  Progress(int64_t total, std::string label, int64_t start = 0, bool shown = true);
   ~Progress();
   // `done` items finished so far; `note` is shown after the bar (a short status).
   void update(int64_t done, const std::string& note = "");

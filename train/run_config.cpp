@@ -87,6 +87,9 @@ const std::vector<Field>& fields() {
       MMGRAD_INT("seed", seed, 0),
       MMGRAD_FIELD("device", Text, device),
       MMGRAD_FIELD("matmul_precision", Text, matmul_precision),
+      MMGRAD_FIELD("dist_backend", Text, dist_backend),
+      MMGRAD_INT("bucket_kib", bucket_kib, 1),
+      MMGRAD_FIELD("dist_timeout", Double, dist_timeout),
       MMGRAD_INT("log_every", log_every, 1),
       MMGRAD_INT("checkpoint_every", checkpoint_every, 1),
   };
@@ -257,6 +260,10 @@ void validate(const RunConfig& c) {
         "matmul_precision must be f32, tf32 or bf16, not '" + c.matmul_precision + "'");
   check(c.matmul_precision == "f32" || c.device != "cpu",
         "matmul_precision " + c.matmul_precision + " needs device=cuda (the CPU computes f32 matmuls in f32)");
+  check(c.dist_backend == "auto" || c.dist_backend == "single" || c.dist_backend == "mpi" || c.dist_backend == "nccl",
+        "dist_backend must be auto, single, mpi or nccl, not '" + c.dist_backend + "'");
+  check(c.dist_backend != "nccl" || c.device != "cpu", "dist_backend nccl needs device=cuda (NCCL moves GPU tensors)");
+  check(std::isfinite(c.dist_timeout) && c.dist_timeout >= 0, "dist_timeout must be >= 0 seconds (0 waits forever)");
   check(m.image_size % m.patch_size == 0,
         fmt::format("image_size {} is not a multiple of patch_size {}", m.image_size, m.patch_size));
   check(m.vision_width % m.vision_heads == 0,

@@ -67,6 +67,14 @@ struct RunConfig {
   // GEMMs with f32 accumulation; activations, master weights and optimizer state stay f32).
   std::string matmul_precision = "f32";
 
+  // Data-parallel training (`mpirun -np N mmgrad train`, dist/): which communicator
+  // ("auto": MPI when started by mpirun with several processes; "single", "mpi", "nccl"),
+  // the gradient bucket size, and how long a collective may wait for the other ranks
+  // before the job is ended with an error (seconds; 0 waits forever).
+  std::string dist_backend = "auto";
+  int64_t bucket_kib = 1024;
+  double dist_timeout = 600;
+
   // Logging and checkpoints.
   int64_t log_every = 10;
   int64_t checkpoint_every = 200;   // and always at the end

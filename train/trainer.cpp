@@ -15,6 +15,8 @@
 #include "core/atomic_file.h"
 #include "core/json.h"
 #include "core/rng.h"
+#include "dist/communicator.h"
+#include "dist/grad_reducer.h"
 #include "models/objectives.h"
 #include "train/checkpoint.h"
 #include "train/optimizer.h"
@@ -95,7 +97,15 @@ std::string metrics_path(const std::string& run_dir) { return run_dir + "/metric
 TrainSummary train_model(nn::ClipModel& model, const RunConfig& c, const BatchSource& batches,
                          const TrainOptions& opt) {
   validate(c);
-  if (!std::filesystem::is_directory(opt.run_dir))
+  dist::SingleCommunicator single;
+  dist::Communicator& comm = opt.comm ? *opt.comm : single;
+  const int ranks = comm.size();
+  const bool lead = comm.rank() == 0;  // prints, writes metrics and checkpoints
+  if (c.batch_size % (c.accum_steps * ranks) != 0)
+    fail("train", fmt::format("batch_size {} must split evenly into accum_steps {} micro-batches over {} ranks",
+                              c.batch_size, c.accum_steps, ranks));
+  dist::check_same_on_all_ranks(comm, "configuration", to_json(c));
+  if (lead && !std::filesystem::is_directory(opt.run_dir))
     fail("train", "the run folder '" + opt.run_dir + "' does not exist");
   model.train();
   std::unique_ptr<Optimizer> optimizer = make_optimizer(model, c);
@@ -112,19 +122,39 @@ TrainSummary train_model(nn::ClipModel& model, const RunConfig& c, const BatchSo
     gen.set_draws(state.rng_draws);
     state.config = to_json(c);
   }
+  if (ranks > 1) {
+    // Every rank starts from rank 0's parameters and optimizer state, at the same point.
+    dist::check_same_on_all_ranks(comm, "resume point (step, data position, RNG)",
+                                  fmt::format("{} {} {} {}", state.step, state.data_position, state.rng_seed,
+                                              state.rng_draws));
+    std::vector<Tensor> shared;
+    for (const auto& [name, p] : params) shared.push_back(p);
+    for (const auto& [name, t] : optimizer->state()) shared.push_back(t);
+    dist::broadcast_tensors(comm, shared);
+  }
+  std::unique_ptr<dist::GradReducer> reducer;
+  if (ranks > 1) {
+    std::vector<Tensor> trainable;
+    for (const auto& [name, p] : params) trainable.push_back(p);
+    reducer = std::make_unique<dist::GradReducer>(comm, trainable, c.bucket_kib * 1024);
+  }
   const int64_t first_step = state.step;
   if (first_step >= c.steps)
     fail("train", fmt::format("the checkpoint is at step {}, which is not before steps = {} (raise steps to "
                               "train further)", first_step, c.steps));
-  trim_metrics(metrics_path(opt.run_dir), first_step);
-  std::ofstream metrics(metrics_path(opt.run_dir), std::ios::app);
-  if (!metrics) fail("train", "cannot write '" + metrics_path(opt.run_dir) + "'");
+  std::ofstream metrics;
+  if (lead) {
+    trim_metrics(metrics_path(opt.run_dir), first_step);
+    metrics.open(metrics_path(opt.run_dir), std::ios::app);
+    if (!metrics) fail("train", "cannot write '" + metrics_path(opt.run_dir) + "'");
+  }
 
-  const int64_t micro = c.batch_size / c.accum_steps;
+  const int64_t micro = c.batch_size / c.accum_steps;  // samples of one micro-batch, all ranks together
+  const int64_t shard = micro / ranks;                 // this rank's part of it
   const double max_logit_scale = std::log(100.0);
   TrainSummary summary;
   summary.first_step = first_step;
-  Progress progress(c.steps, "train", first_step);
+  Progress progress(c.steps, "train", first_step, lead);
   StopSignals signals;
   Window window;
   int64_t bad_in_a_row = 0;
@@ -133,8 +163,9 @@ TrainSummary train_model(nn::ClipModel& model, const RunConfig& c, const BatchSo
     state.rng_seed = gen.seed();
     state.rng_draws = gen.draws();
     summary.checkpoint = checkpoint_path(opt.run_dir);
-    save_checkpoint(summary.checkpoint, model, *optimizer, state);
+    if (lead) save_checkpoint(summary.checkpoint, model, *optimizer, state);
   };
+  double comm_ms_total = 0;
   const auto t_run = std::chrono::steady_clock::now();
 
   int64_t step = first_step;
@@ -146,18 +177,40 @@ TrainSummary train_model(nn::ClipModel& model, const RunConfig& c, const BatchSo
     std::vector<std::pair<std::string, double>> parts;
     for (int64_t a = 0; a < c.accum_steps; ++a) {
       const auto td = std::chrono::steady_clock::now();
-      Batch b = batches(state.data_position, micro);
+      Batch b = batches(state.data_position + comm.rank() * shard, shard);
       state.data_position += micro;
       b.images = b.images.to(device);  // no-ops on the CPU
       b.ids = b.ids.to(device);
       data_ms += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - td).count();
-      nn::Losses l = nn::compute_losses(model, b.images, b.ids, weights, gen, b.groups);
+      nn::Losses l = nn::compute_losses(model, b.images, b.ids, weights, gen, b.groups, ranks > 1 ? &comm : nullptr);
       Tensor scaled = c.accum_steps > 1 ? mul(l.total, 1.0 / static_cast<double>(c.accum_steps)) : l.total;
-      scaled.backward();
+      if (reducer && a + 1 == c.accum_steps) {
+        // The last micro-batch: gradient buckets start their all-reduce as backward completes them.
+        dist::GradReducer::ReadyScope overlap(*reducer);
+        scaled.backward();
+      } else {
+        scaled.backward();
+      }
       loss += item(l.total) / static_cast<double>(c.accum_steps);
       if (parts.empty())
         for (const auto& [name, t] : l.parts) parts.emplace_back(name, 0.0);
       for (size_t i = 0; i < l.parts.size(); ++i) parts[i].second += item(l.parts[i].second) / static_cast<double>(c.accum_steps);
+    }
+    double comm_ms = 0;
+    bool stop_requested = StopSignals::requested();
+    if (reducer) {
+      comm_ms = reducer->finish();
+      comm_ms_total += comm_ms;
+      // The logged loss is the mean over the ranks (that of the whole batch); a stop signal
+      // seen by any rank stops all of them after this step.
+      std::vector<double> values{loss, stop_requested ? 1.0 : 0.0};
+      for (const auto& [name, v] : parts) values.push_back(v);
+      Tensor t = from_data(values, {static_cast<int64_t>(values.size())});
+      comm.all_reduce_sum(t);
+      values = to_vector<double>(t);
+      loss = values[0] / ranks;
+      stop_requested = values[1] > 0;
+      for (size_t i = 0; i < parts.size(); ++i) parts[i].second = values[i + 2] / ranks;
     }
     const double grad_norm = clip_grad_norm(params, c.grad_clip > 0 ? c.grad_clip : INFINITY);
     const bool finite = std::isfinite(loss) && std::isfinite(grad_norm);
@@ -170,7 +223,7 @@ TrainSummary train_model(nn::ClipModel& model, const RunConfig& c, const BatchSo
       ++summary.skipped_steps;
       ++bad_in_a_row;
       progress.clear();
-      fmt::print(stderr, "warning: step {}: non-finite {} ({}); the update is skipped\n", step + 1,
+      if (lead) fmt::print(stderr, "warning: step {}: non-finite {} ({}); the update is skipped\n", step + 1,
                  std::isfinite(loss) ? "gradient norm" : "loss", std::isfinite(loss) ? grad_norm : loss);
     }
     const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
@@ -179,11 +232,13 @@ TrainSummary train_model(nn::ClipModel& model, const RunConfig& c, const BatchSo
     std::string line = fmt::format("{{\"step\": {}, \"loss\": {}", step + 1, loss);
     for (const auto& [name, v] : parts) line += fmt::format(", {}: {}", json::quote(name), v);
     line += fmt::format(", \"lr\": {}, \"grad_norm\": {}, \"logit_scale\": {}, \"ms\": {:.2f}, \"data_ms\": {:.2f}, "
-                        "\"samples_per_s\": {:.1f}, \"skipped\": {}}}\n",
+                        "\"samples_per_s\": {:.1f}, \"skipped\": {}",
                         lr, std::isfinite(grad_norm) ? grad_norm : -1.0, item(model.logit_scale), ms, data_ms,
                         samples_per_s, finite ? "false" : "true");
+    if (ranks > 1) line += fmt::format(", \"ranks\": {}, \"comm_ms\": {:.2f}", ranks, comm_ms);
+    line += "}\n";
     if (!std::isfinite(loss)) line = fmt::format("{{\"step\": {}, \"skipped\": true}}\n", step + 1);  // NaN is not JSON
-    metrics << line << std::flush;
+    if (lead) metrics << line << std::flush;
     if (bad_in_a_row >= c.max_bad_steps)
       fail("train", fmt::format("stopped: {} steps in a row had a non-finite loss or gradient (step {}); the last "
                                 "checkpoint{} is intact. Lower lr or check the data.",
@@ -191,7 +246,7 @@ TrainSummary train_model(nn::ClipModel& model, const RunConfig& c, const BatchSo
 
     if (finite) window.add(loss, parts, ms);
     const bool last = step + 1 == c.steps;
-    if (opt.print_steps && (window.steps > 0) && ((step + 1) % c.log_every == 0 || last)) {
+    if (lead && opt.print_steps && (window.steps > 0) && ((step + 1) % c.log_every == 0 || last)) {
       std::string part_text;
       for (const auto& [name, v] : window.mean_parts()) part_text += fmt::format(" {} {:.4f}", name, v);
       progress.clear();
@@ -209,10 +264,10 @@ TrainSummary train_model(nn::ClipModel& model, const RunConfig& c, const BatchSo
 
     if ((step + 1) % c.checkpoint_every == 0 || last) save(step + 1);
     const bool stop_here = opt.stop_after > 0 && step + 1 >= opt.stop_after;
-    if (!last && (StopSignals::requested() || stop_here)) {
+    if (!last && (stop_requested || stop_here)) {
       progress.clear();
       if ((step + 1) % c.checkpoint_every != 0) save(step + 1);
-      fmt::print(stderr, "{} after step {}; checkpoint {} (continue with --resume)\n",
+      if (lead) fmt::print(stderr, "{} after step {}; checkpoint {} (continue with --resume)\n",
                  stop_here ? "stopped" : "interrupted", step + 1, summary.checkpoint);
       summary.interrupted = true;
       ++step;
@@ -224,6 +279,7 @@ TrainSummary train_model(nn::ClipModel& model, const RunConfig& c, const BatchSo
   summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_run).count();
   summary.samples_per_second =
       static_cast<double>((step - first_step) * c.batch_size) / std::max(summary.seconds, 1e-9);
+  summary.comm_ms_per_step = comm_ms_total / static_cast<double>(std::max<int64_t>(step - first_step, 1));
   return summary;
 }
 

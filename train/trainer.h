@@ -19,6 +19,10 @@
 #include "models/clip.h"
 #include "train/run_config.h"
 
+namespace mmgrad::dist {
+class Communicator;
+}
+
 namespace mmgrad::train {
 
 struct Batch {
@@ -35,6 +39,13 @@ struct TrainOptions {
   std::string resume;      // a checkpoint to continue from; "" starts fresh
   bool print_steps = true;  // the step lines on stdout
   int64_t stop_after = 0;   // > 0: stop after this step with a checkpoint, as a signal would
+  // Data-parallel training over the ranks of comm (null or one rank: this process alone).
+  // Each rank takes its shard of every global batch (batch_size / ranks samples); gradients
+  // are averaged in buckets that start during backward; parameters and optimizer state are
+  // broadcast from rank 0 at the start (fresh or resumed), and the configuration and
+  // resume point are checked to agree. Rank 0 alone prints, writes metrics and checkpoints;
+  // every rank reads the checkpoint it resumes from.
+  dist::Communicator* comm = nullptr;
 };
 
 struct TrainSummary {
@@ -46,6 +57,7 @@ struct TrainSummary {
   int64_t skipped_steps = 0;              // non-finite steps skipped
   bool interrupted = false;               // stopped early by a signal or stop_after (checkpoint written)
   std::string checkpoint;                 // the last checkpoint written
+  double comm_ms_per_step = 0;            // waiting for the gradient all-reduce, per step (data parallel)
 };
 
 // The run folder's file names.

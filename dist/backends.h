@@ -1,0 +1,16 @@
+// The factories of the communicators that are built in optionally (internal to dist/).
+#pragma once
+#include <memory>
+
+#include "dist/communicator.h"
+
+namespace mmgrad::dist {
+
+// MPI_COMM_WORLD (MPI_Init runs now); null when built without MPI.
+std::unique_ptr<Communicator> make_mpi_communicator();
+
+// NCCL over the ranks of `host` (which carries the unique id and the host-side
+// collectives); null when built without NCCL.
+std::unique_ptr<Communicator> make_nccl_communicator(std::unique_ptr<Communicator> host);
+
+}  // namespace mmgrad::dist

@@ -1,0 +1,169 @@
+#include "dist/communicator.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+
+#include <fmt/format.h>
+
+#include "autograd/grad_mode.h"
+#include "autograd/ops.h"
+#include "dist/backends.h"
+
+namespace mmgrad::dist {
+namespace {
+
+class DoneWork final : public Work {
+ public:
+  void wait() override {}
+};
+
+void check_contiguous(const Tensor& t, const char* op) {
+  if (!t.defined() || !t.is_contiguous())
+    fail(op, "expects a defined, contiguous tensor", {describe("t", t)});
+}
+
+int env_int(const char* name) {
+  const char* v = std::getenv(name);
+  return v && *v ? std::atoi(v) : -1;
+}
+
+std::mutex g_world_mutex;
+std::unique_ptr<Communicator> g_world;
+
+}  // namespace
+
+void SingleCommunicator::all_reduce_sum(const Tensor& t) { check_contiguous(t, "all_reduce_sum"); }
+
+std::unique_ptr<Work> SingleCommunicator::all_reduce_sum_async(const Tensor& t) {
+  check_contiguous(t, "all_reduce_sum");
+  return std::make_unique<DoneWork>();
+}
+
+Tensor SingleCommunicator::all_gather(const Tensor& t) {
+  check_contiguous(t, "all_gather");
+  NoGradGuard no_grad;
+  return t.clone();
+}
+
+Tensor SingleCommunicator::reduce_scatter_sum(const Tensor& t) {
+  check_contiguous(t, "reduce_scatter_sum");
+  NoGradGuard no_grad;
+  return t.clone();
+}
+
+void SingleCommunicator::broadcast(const Tensor& t, int root) {
+  check_contiguous(t, "broadcast");
+  if (root != 0) fail("broadcast", fmt::format("root {} is not a rank of a single process", root));
+}
+
+void SingleCommunicator::abort(int code) {
+  std::fflush(stdout);
+  std::fflush(stderr);
+  std::_Exit(code);
+}
+
+std::vector<std::string> available_backends() {
+  std::vector<std::string> out{"single"};
+#ifdef MMGRAD_HAVE_MPI
+  out.emplace_back("mpi");
+#endif
+#ifdef MMGRAD_HAVE_NCCL
+  out.emplace_back("nccl");
+#endif
+  return out;
+}
+
+bool launched_by_mpi() {
+  return env_int("OMPI_COMM_WORLD_SIZE") > 0 || env_int("PMI_SIZE") > 0 || std::getenv("PMIX_RANK") != nullptr;
+}
+
+Communicator& world(const std::string& backend) {
+  std::lock_guard<std::mutex> lock(g_world_mutex);
+  if (g_world) return *g_world;
+  const int launched_size = std::max({env_int("OMPI_COMM_WORLD_SIZE"), env_int("PMI_SIZE"), 1});
+  if (backend == "auto") {
+    if (launched_by_mpi() && launched_size > 1) {
+      g_world = make_mpi_communicator();
+      if (!g_world)
+        fail("dist", fmt::format("started by mpirun with {} processes, but this mmgrad was built without MPI "
+                                 "(install libopenmpi-dev and reconfigure with -Dmpi=enabled)",
+                                 launched_size));
+    } else {
+      g_world = std::make_unique<SingleCommunicator>();
+    }
+  } else if (backend == "single") {
+    g_world = std::make_unique<SingleCommunicator>();
+  } else if (backend == "mpi") {
+    g_world = make_mpi_communicator();
+    if (!g_world) fail("dist", "backend 'mpi' is not built in (install libopenmpi-dev, reconfigure with -Dmpi=enabled)");
+  } else if (backend == "nccl") {
+    std::unique_ptr<Communicator> host;
+    if (launched_by_mpi() && launched_size > 1) {
+      host = make_mpi_communicator();
+      if (!host) fail("dist", "backend 'nccl' with several processes needs MPI to start them, and MPI is not built in");
+    } else {
+      host = std::make_unique<SingleCommunicator>();
+    }
+    g_world = make_nccl_communicator(std::move(host));
+    if (!g_world) fail("dist", "backend 'nccl' is not built in (needs CUDA and NCCL; reconfigure with -Dnccl=enabled)");
+  } else {
+    fail("dist", fmt::format("unknown backend '{}' (expected auto, single, mpi or nccl)", backend));
+  }
+  return *g_world;
+}
+
+bool world_is_distributed() {
+  std::lock_guard<std::mutex> lock(g_world_mutex);
+  return g_world && g_world->size() > 1;
+}
+
+void check_same_on_all_ranks(Communicator& comm, const std::string& label, const std::string& what) {
+  if (comm.size() == 1) return;
+  const std::vector<std::string> all = comm.all_gather_bytes(what);
+  std::vector<int> differ;
+  for (int r = 1; r < comm.size(); ++r)
+    if (all[static_cast<size_t>(r)] != all[0]) differ.push_back(r);
+  if (differ.empty()) return;
+  // The first differing position, to point at the key that differs.
+  const std::string& a = all[0];
+  const std::string& b = all[static_cast<size_t>(differ[0])];
+  size_t at = 0;
+  while (at < a.size() && at < b.size() && a[at] == b[at]) ++at;
+  const size_t from = at > 40 ? at - 40 : 0;
+  fail("dist", fmt::format("the {} differs between ranks: rank(s) {} differ from rank 0 (first difference at byte "
+                           "{}: rank 0 has '...{}...', rank {} has '...{}...'); every rank must run the same "
+                           "command",
+                           label, fmt::join(differ, ", "), at, a.substr(from, 80), differ[0], b.substr(from, 80)));
+}
+
+std::string broadcast_string(Communicator& comm, const std::string& s) {
+  if (comm.size() == 1) return s;
+  return comm.all_gather_bytes(comm.rank() == 0 ? s : std::string())[0];
+}
+
+void broadcast_tensors(Communicator& comm, const std::vector<Tensor>& tensors) {
+  if (comm.size() == 1) return;
+  NoGradGuard no_grad;
+  for (const Tensor& t : tensors) {
+    if (t.is_contiguous()) {
+      comm.broadcast(t, 0);
+    } else {
+      Tensor c = t.contiguous();
+      comm.broadcast(c, 0);
+      Tensor target = t;
+      copy_(target, c);
+    }
+  }
+}
+
+double mean_over_ranks(Communicator& comm, double value) {
+  if (comm.size() == 1) return value;
+  Tensor t = from_data(std::vector<double>{value}, {1});
+  comm.all_reduce_sum(t);
+  return item(t) / comm.size();
+}
+
+}  // namespace mmgrad::dist

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # The whole test suite: install, build (default build with OpenBLAS, and the constrained
-# build with blas=none and cuda=disabled), run every test, print one summary line.
+# build with blas=none, cuda=disabled and mpi=disabled), run every test, print one summary line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-scripts/setup.sh --with-torch build  # python3-torch for the PyTorch parity test
-scripts/setup.sh build-noblas -Dblas=none -Dcuda=disabled -Dbenchmarks=false
+scripts/setup.sh --with-torch --with-mpi build  # python3-torch for the PyTorch parity test, MPI for dist/
+scripts/setup.sh build-noblas -Dblas=none -Dcuda=disabled -Dmpi=disabled -Dbenchmarks=false
 
 status=0
 meson test -C build --print-errorlogs --num-processes 1 || status=1

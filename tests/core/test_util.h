@@ -132,14 +132,9 @@ struct AppRun {
   std::string out;  // stdout and stderr together
 };
 
-// `env` holds env(1) assignments ("NAME=value", "-u NAME"), applied before the command.
-inline AppRun run_app(const std::string& args, const std::string& env = "") {
-  const char* app = std::getenv("MMGRAD_APP");
+// A shell command line, its stdout and stderr together.
+inline AppRun run_shell(const std::string& cmd) {
   AppRun r;
-  if (!app) return r;
-  // Appended piece by piece: GCC 12 warns falsely (-Wrestrict) on a chained operator+.
-  std::string cmd = "env ";
-  cmd.append(env).append(" '").append(app).append("' ").append(args).append(" 2>&1");
   FILE* p = popen(cmd.c_str(), "r");
   if (!p) return r;
   std::array<char, 4096> buf;
@@ -147,6 +142,16 @@ inline AppRun run_app(const std::string& args, const std::string& env = "") {
   const int st = pclose(p);
   r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
   return r;
+}
+
+// `env` holds env(1) assignments ("NAME=value", "-u NAME"), applied before the command.
+inline AppRun run_app(const std::string& args, const std::string& env = "") {
+  const char* app = std::getenv("MMGRAD_APP");
+  if (!app) return AppRun{};
+  // Appended piece by piece: GCC 12 warns falsely (-Wrestrict) on a chained operator+.
+  std::string cmd = "env ";
+  cmd.append(env).append(" '").append(app).append("' ").append(args).append(" 2>&1");
+  return run_shell(cmd);
 }
 
 }  // namespace mmtest

@@ -277,9 +277,13 @@ int train_command(int argc, char** argv, int first) {
   const train::TrainSummary s = train::train_model(model, c, batches, topt);
   print_if(lead, "trained steps {}-{} in {:.1f} s ({:.0f} samples/s); checkpoint {}\n", s.first_step + 1, s.last_step,
         s.seconds, s.samples_per_second, s.checkpoint);
-  if (comm.size() > 1)
-    print_if(lead, "communication: {:.1f} ms per step waiting for the gradient all-reduce ({:.1f}% of the step)\n",
-          s.comm_ms_per_step, 100.0 * s.comm_ms_per_step / (1000.0 * s.seconds / std::max<int64_t>(s.last_step - s.first_step, 1)));
+  if (comm.size() > 1) {
+    const double step_ms = 1000.0 * s.seconds / static_cast<double>(std::max<int64_t>(s.last_step - s.first_step, 1));
+    print_if(lead, "communication: {:.1f} ms per step in collectives ({:.1f}% of the step), {:.1f} ms of it not hidden "
+                   "behind backward ({:.1f}%)\n",
+             s.comm_busy_ms_per_step, 100.0 * s.comm_busy_ms_per_step / step_ms, s.comm_ms_per_step,
+             100.0 * s.comm_ms_per_step / step_ms);
+  }
   if (s.skipped_steps) print_if(lead, "{} steps were skipped for non-finite values\n", s.skipped_steps);
   if (loader) print_bad_samples(loader->take_epoch_reports(true));
   if (s.interrupted) return 130;

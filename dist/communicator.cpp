@@ -10,6 +10,7 @@
 
 #include "autograd/grad_mode.h"
 #include "autograd/ops.h"
+#include "core/json.h"
 #include "dist/backends.h"
 
 namespace mmgrad::dist {
@@ -28,6 +29,38 @@ void check_contiguous(const Tensor& t, const char* op) {
 int env_int(const char* name) {
   const char* v = std::getenv(name);
   return v && *v ? std::atoi(v) : -1;
+}
+
+// "key: rank 0 has X, rank r has Y" for each key of two JSON objects that differs; "" when
+// the texts are not both JSON objects.
+std::string json_differences(const std::string& a, const std::string& b, int rank_b) {
+  json::Value va, vb;
+  try {
+    va = json::Value::parse(a);
+    vb = json::Value::parse(b);
+  } catch (const Error&) {
+    return "";
+  }
+  if (!va.is_object() || !vb.is_object()) return "";
+  auto text = [](const json::Value* v) -> std::string {
+    if (!v) return "(absent)";
+    switch (v->kind()) {
+      case json::Value::Kind::String: return json::quote(v->as_string(""));
+      case json::Value::Kind::Number: return fmt::format("{}", v->as_number(""));
+      case json::Value::Kind::Bool: return v->as_bool("") ? "true" : "false";
+      case json::Value::Kind::Null: return "null";
+      default: return "(a nested value)";
+    }
+  };
+  std::vector<std::string> out;
+  for (const auto& [key, value] : va.as_object("")) {
+    const json::Value* other = vb.find(key);
+    if (!other || text(&value) != text(other))
+      out.push_back(fmt::format("{}: rank 0 has {}, rank {} has {}", key, text(&value), rank_b, text(other)));
+  }
+  for (const auto& [key, value] : vb.as_object(""))
+    if (!va.find(key)) out.push_back(fmt::format("{}: rank 0 has (absent), rank {} has {}", key, rank_b, text(&value)));
+  return fmt::format("{}", fmt::join(out, "; "));
 }
 
 std::mutex g_world_mutex;
@@ -127,9 +160,14 @@ void check_same_on_all_ranks(Communicator& comm, const std::string& label, const
   for (int r = 1; r < comm.size(); ++r)
     if (all[static_cast<size_t>(r)] != all[0]) differ.push_back(r);
   if (differ.empty()) return;
-  // The first differing position, to point at the key that differs.
   const std::string& a = all[0];
   const std::string& b = all[static_cast<size_t>(differ[0])];
+  const std::string keys = json_differences(a, b, differ[0]);
+  if (!keys.empty())
+    fail("dist", fmt::format("the {} differs between ranks: rank(s) {} differ from rank 0 ({}); every rank must run "
+                             "the same command",
+                             label, fmt::join(differ, ", "), keys));
+  // Not JSON: the first differing position.
   size_t at = 0;
   while (at < a.size() && at < b.size() && a[at] == b[at]) ++at;
   const size_t from = at > 40 ? at - 40 : 0;

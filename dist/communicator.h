@@ -53,6 +53,9 @@ class Communicator {
   // forever in a collective for this one. Never returns.
   [[noreturn]] virtual void abort(int code) = 0;
 
+  // Seconds spent in collectives so far (started to completed, overlapped or not).
+  virtual double communication_seconds() const { return 0; }
+
   // Seconds a collective may take before the job is ended (0: wait forever).
   void set_timeout(double seconds) { timeout_seconds_ = seconds; }
   double timeout() const { return timeout_seconds_; }

@@ -15,6 +15,7 @@
 #define MPICH_SKIP_MPICXX 1
 #include <mpi.h>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
@@ -96,6 +97,7 @@ class MpiCommunicator final : public Communicator {
   int rank() const override { return rank_; }
   int size() const override { return size_; }
   std::string name() const override { return "mpi"; }
+  double communication_seconds() const override { return static_cast<double>(busy_ns_.load()) * 1e-9; }
 
   void all_reduce_sum(const Tensor& t) override { all_reduce_sum_async(t)->wait(); }
 
@@ -290,6 +292,7 @@ class MpiCommunicator final : public Communicator {
         job = std::move(queue_.front());
         queue_.pop_front();
       }
+      const auto t0 = std::chrono::steady_clock::now();
       try {
         NoGradGuard no_grad;
         job->fn();
@@ -297,6 +300,7 @@ class MpiCommunicator final : public Communicator {
       } catch (...) {
         job->done.set_exception(std::current_exception());
       }
+      busy_ns_ += std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count();
     }
     MPI_Finalize();
   }
@@ -308,6 +312,7 @@ class MpiCommunicator final : public Communicator {
   bool started_ = false, stopping_ = false;
   std::string init_error_;
   int rank_ = 0, size_ = 1;
+  std::atomic<int64_t> busy_ns_{0};
 };
 
 }  // namespace

@@ -132,8 +132,9 @@ TrainSummary train_model(nn::ClipModel& model, const RunConfig& c, const BatchSo
     for (const auto& [name, t] : optimizer->state()) shared.push_back(t);
     dist::broadcast_tensors(comm, shared);
   }
+  // Any real communicator (even of one rank: the 1-GPU NCCL check) averages gradients.
   std::unique_ptr<dist::GradReducer> reducer;
-  if (ranks > 1) {
+  if (comm.name() != "single") {
     std::vector<Tensor> trainable;
     for (const auto& [name, p] : params) trainable.push_back(p);
     reducer = std::make_unique<dist::GradReducer>(comm, trainable, c.bucket_kib * 1024);
@@ -166,6 +167,7 @@ TrainSummary train_model(nn::ClipModel& model, const RunConfig& c, const BatchSo
     if (lead) save_checkpoint(summary.checkpoint, model, *optimizer, state);
   };
   double comm_ms_total = 0;
+  const double comm_seconds_at_start = comm.communication_seconds();
   const auto t_run = std::chrono::steady_clock::now();
 
   int64_t step = first_step;
@@ -280,6 +282,8 @@ TrainSummary train_model(nn::ClipModel& model, const RunConfig& c, const BatchSo
   summary.samples_per_second =
       static_cast<double>((step - first_step) * c.batch_size) / std::max(summary.seconds, 1e-9);
   summary.comm_ms_per_step = comm_ms_total / static_cast<double>(std::max<int64_t>(step - first_step, 1));
+  summary.comm_busy_ms_per_step = 1000.0 * (comm.communication_seconds() - comm_seconds_at_start) /
+                                  static_cast<double>(std::max<int64_t>(step - first_step, 1));
   return summary;
 }
 

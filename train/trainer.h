@@ -58,6 +58,7 @@ struct TrainSummary {
   bool interrupted = false;               // stopped early by a signal or stop_after (checkpoint written)
   std::string checkpoint;                 // the last checkpoint written
   double comm_ms_per_step = 0;            // waiting for the gradient all-reduce, per step (data parallel)
+  double comm_busy_ms_per_step = 0;       // in collectives per step, overlapped with compute or not
 };
 
 // The run folder's file names.

@@ -31,7 +31,9 @@ if [ ! -f build-gpu/build.ninja ]; then
   meson setup build-gpu -Dcuda=enabled -Dgpu_arch="${arch:-90}" >"$LOGS/setup.log" 2>&1 || { tail -30 "$LOGS/setup.log"; exit 1; }
 fi
 stamp "build"
-ninja -C build-gpu tests/test_backends tests/test_models tests/test_ops bench/bench_cuda_step apps/mmgrad >"$LOGS/build.log" 2>&1 || { grep -E "error|FAILED" "$LOGS/build.log" | head -40; exit 1; }
+targets=(tests/test_backends tests/test_models tests/test_ops bench/bench_cuda_step apps/mmgrad)
+grep -q "build tests/dist_probe" build-gpu/build.ninja 2>/dev/null && targets+=(tests/dist_probe)
+ninja -C build-gpu "${targets[@]}" >"$LOGS/build.log" 2>&1 || { grep -E "error|FAILED" "$LOGS/build.log" | head -40; exit 1; }
 stamp "built"
 
 status=0
@@ -49,6 +51,22 @@ run_test cuda_backend test_backends 'Cuda*'
 run_test cuda_model test_models 'CudaModel*'
 run_test op_parity test_ops 'Ops/OpDeviceParity*:OpParityDevices*'
 run_test op_gradcheck test_ops 'Ops/OpGradcheckDevice*'
+# Issue 7's NCCL path as a 1-rank check: the collectives on cuda:0, then a few training
+# steps whose gradients go through NCCL's bucketed all-reduce.
+if [ -x build-gpu/tests/dist_probe ]; then
+  if build-gpu/tests/dist_probe nccl >"$LOGS/nccl.log" 2>&1 &&
+     build-gpu/apps/mmgrad train --set device=cuda --set dist_backend=nccl --set steps=20 --set log_every=10 \
+       --run-dir "$LOGS/run-nccl" --eval-samples 20 >>"$LOGS/nccl.log" 2>&1; then
+    echo "PASS nccl: $(grep -E '^nccl ok' "$LOGS/nccl.log"); $(grep -E '^step 20/' "$LOGS/nccl.log")"
+  else
+    status=1
+    echo "FAIL nccl"
+    tail -20 "$LOGS/nccl.log"
+    cp "$LOGS/nccl.log" "$OUT/"
+  fi
+else
+  echo "SKIP nccl: this build has no NCCL (dist_probe not built)"
+fi
 stamp "tests done"
 
 have_torch=1

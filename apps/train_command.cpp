@@ -252,6 +252,7 @@ int train_command(int argc, char** argv, int first) {
     data::LoaderOptions lo;
     lo.workers = c.workers;
     lo.prefetch = c.prefetch;
+    if (comm.size() > 1) lo.stride = c.batch_size / c.accum_steps;  // this rank's shard of each micro-batch
     lo.bad_samples = data::parse_bad_sample_policy(c.bad_samples);
     lo.decode = decode_options(c);
     loader = std::make_unique<data::ImageTextLoader>(*table, preprocess_from_config(c), *tok, c.model.context_length,

@@ -115,7 +115,7 @@ void ImageTextLoader::worker_loop() {
   while (true) {
     work_cv_.wait(lock, [&] { return stopping_ || (first_ >= 0 && scheduled_ < consumed_ + options_.prefetch); });
     if (stopping_) return;
-    const int64_t k = scheduled_++, first = first_ + k * count_, count = count_;
+    const int64_t k = scheduled_++, first = first_ + k * stride_, count = count_;
     const uint64_t generation = generation_;
     lock.unlock();
     Slot slot;
@@ -135,11 +135,12 @@ void ImageTextLoader::worker_loop() {
 LoadedBatch ImageTextLoader::batch(int64_t first, int64_t count) {
   if (count < 1) fail("loader", fmt::format("a batch needs at least 1 sample, got {}", count));
   std::unique_lock<std::mutex> lock(mutex_);
-  if (first != first_ + consumed_ * count_ || count != count_ || first_ < 0) {
+  if (first != first_ + consumed_ * stride_ || count != count_ || first_ < 0) {
     ++generation_;  // a restart (the first call, or a resume): in-flight batches are dropped
     slots_.clear();
     first_ = first;
     count_ = count;
+    stride_ = options_.stride > 0 ? options_.stride : count;
     consumed_ = scheduled_ = 0;
     work_cv_.notify_all();
   }

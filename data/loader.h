@@ -37,6 +37,10 @@ BadSamplePolicy parse_bad_sample_policy(const std::string& name);  // "fail" or 
 struct LoaderOptions {
   int64_t workers = 2;    // background threads, each building whole batches
   int64_t prefetch = 4;   // batches built ahead of the one asked for
+  // Sample positions from the start of one batch to the next (0: the batch size). A rank of
+  // a data-parallel run reads its shard of each global batch: count = shard, stride = the
+  // global batch.
+  int64_t stride = 0;
   bool augment = true;    // training augmentation (preprocess_train) or the eval pipeline
   BadSamplePolicy bad_samples = BadSamplePolicy::Fail;
   DecodeOptions decode;
@@ -67,8 +71,8 @@ class ImageTextLoader {
   ImageTextLoader& operator=(const ImageTextLoader&) = delete;
 
   // The batch of `count` samples at global positions [first, first + count). Calls that go
-  // on where the last one ended are served from the queue; any other call (a resume) starts
-  // the workers afresh at `first`.
+  // on where the last one ended (or, with a stride, one stride later) are served from the
+  // queue; any other call (a resume) starts the workers afresh at `first`.
   LoadedBatch batch(int64_t first, int64_t count);
 
   // Bad samples of each epoch that has been fully consumed: (epoch, names), oldest first.
@@ -98,7 +102,7 @@ class ImageTextLoader {
   std::condition_variable work_cv_, ready_cv_;
   bool stopping_ = false;
   uint64_t generation_ = 0;      // bumped on a restart: workers drop stale batches
-  int64_t first_ = -1, count_ = 0;
+  int64_t first_ = -1, count_ = 0, stride_ = 0;
   int64_t consumed_ = 0, scheduled_ = 0;  // batches handed out / started, counted from first_
   std::map<int64_t, Slot> slots_;
   std::vector<std::thread> workers_;

@@ -83,6 +83,24 @@ TEST(Loader, BatchesDependOnlyOnSeedAndPosition) {
   }
 }
 
+TEST(Loader, AStrideServesOneRanksShardOfEachGlobalBatch) {
+  if (!image_decoding_available()) GTEST_SKIP() << "built without libstb";
+  const CaptionTable table = read_caption_table(make_table("loader_stride", 10));
+  const BpeTokenizer tok;
+  LoaderOptions whole_opts;
+  whole_opts.augment = true;
+  ImageTextLoader whole(table, small_preprocess(), tok, 24, 7, whole_opts);
+  LoaderOptions shard_opts = whole_opts;
+  shard_opts.stride = 8;  // global batches of 8, this rank's shard is the second half
+  ImageTextLoader shard(table, small_preprocess(), tok, 24, 7, shard_opts);
+  for (int64_t step = 0; step < 3; ++step) {
+    const LoadedBatch all = whole.batch(step * 8, 8);
+    const LoadedBatch mine = shard.batch(step * 8 + 4, 4);
+    EXPECT_EQ(to_vector<float>(mine.images), to_vector<float>(narrow(all.images, 0, 4, 4))) << step;
+    EXPECT_EQ(to_vector<int64_t>(mine.ids), to_vector<int64_t>(narrow(all.ids, 0, 4, 4))) << step;
+  }
+}
+
 TEST(Loader, EachEpochVisitsEveryRowOnceInASeededOrder) {
   if (!image_decoding_available()) GTEST_SKIP() << "built without libstb";
   const CaptionTable table = read_caption_table(make_table("loader_epoch", 10));

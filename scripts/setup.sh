@@ -77,7 +77,9 @@ shift || true
 if [ ! -f "$build_dir/build.ninja" ]; then
   meson setup "$build_dir" "$@" >/dev/null
 elif [ $# -gt 0 ]; then
-  meson configure "$build_dir" "$@" >/dev/null
+  # --reconfigure (not `meson configure`): an existing folder then also learns options added
+  # to meson_options.txt since it was set up.
+  meson setup --reconfigure "$build_dir" "$@" >/dev/null
 fi
 ninja -C "$build_dir" | grep -vE '^\[[0-9]+/[0-9]+\] (Compiling|Linking)' || true
 ninja -C "$build_dir" >/dev/null  # fails here (with the compiler's output) if the build is broken

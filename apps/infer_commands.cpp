@@ -6,7 +6,8 @@
 
 #include <fmt/format.h>
 
-#include "apps/loaded_run.h"
+#include "apps/cli_inputs.h"
+#include "eval/loaded_run.h"
 #include "apps/options.h"
 #include "apps/real_data.h"
 #include "autograd/grad_mode.h"
@@ -124,8 +125,11 @@ std::string required(const Options& o, const std::string& name, const std::strin
   return o.get(name);
 }
 
+using eval::LoadedRun;
+using eval::load_run;
+
 Tensor load_images(const LoadedRun& run, const std::vector<std::string>& paths) {
-  return eval::load_image_files(paths, inference_preprocess(run.config), decode_options(run.config));
+  return eval::load_image_files(paths, preprocess_from_config(run.config), decode_options(run.config));
 }
 
 }  // namespace

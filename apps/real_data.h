@@ -12,12 +12,14 @@
 #include "data/tokenizer.h"
 #include "models/clip.h"
 #include "train/run_config.h"
+#include "train/run_files.h"
 
 namespace mmgrad::apps {
 
-data::CaptionTableOptions table_options(const train::RunConfig& c);
-data::Preprocess preprocess_from_config(const train::RunConfig& c);
-data::DecodeOptions decode_options(const train::RunConfig& c);
+using train::decode_options;          // train/run_files.h
+using train::load_run_tokenizer;
+using train::preprocess_from_config;
+using train::table_options;
 
 // A fresh run: trains the BPE on `captions` (tokenizer=train) or loads the pretrained file,
 // keeps a copy in the run folder, and sets the model's vocab_size and eot_token_id.
@@ -26,8 +28,6 @@ std::unique_ptr<data::Tokenizer> make_tokenizer(train::RunConfig& c, const std::
 // Warns (stderr) when some of the first 5000 captions do not fit context_length.
 void warn_truncated_captions(const data::Tokenizer& tok, const std::vector<std::string>& captions,
                              int64_t context_length);
-// A resumed or evaluated run: the copy in the run folder, checked against the model.
-std::unique_ptr<data::Tokenizer> load_run_tokenizer(const train::RunConfig& c, const std::string& run_dir);
 
 // Evaluates `path` (a caption table, or a folder of class folders) and prints the report;
 // writes the figures as JSON to json_path unless it is empty.

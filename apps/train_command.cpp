@@ -11,7 +11,6 @@
 
 #include <fmt/format.h>
 
-#include "apps/loaded_run.h"
 #include "apps/options.h"
 #include "backends/cpu/gemm.h"
 #include "core/atomic_file.h"
@@ -28,6 +27,7 @@
 #include "data/loader.h"
 #include "data/sampler.h"
 #include "data/shapes_batches.h"
+#include "eval/loaded_run.h"
 #include "eval/shapes_eval.h"
 #include "train/checkpoint.h"
 #include "train/run_config.h"
@@ -318,7 +318,7 @@ int eval_command(int argc, char** argv, int first) {
   const std::string split_name = o.get("split", "held-out");
   if (split_name != "held-out" && split_name != "train")
     fail("mmgrad eval", "--split must be held-out or train, got '" + split_name + "'");
-  LoadedRun run = load_run(ckpt);
+  eval::LoadedRun run = eval::load_run(ckpt);
   train::RunConfig& c = run.config;
   const data::Tokenizer* tok = run.tokenizer.get();
   const nn::ClipModel& model = *run.model;

@@ -1,38 +1,15 @@
-#include "apps/loaded_run.h"
+#include "apps/cli_inputs.h"
 
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
 
-#include "apps/real_data.h"
 #include "core/error.h"
-#include "core/rng.h"
 #include "data/caption_table.h"
+#include "train/run_files.h"
 
 namespace mmgrad::apps {
 namespace fs = std::filesystem;
-
-LoadedRun load_run(const std::string& checkpoint) {
-  LoadedRun r;
-  r.checkpoint = checkpoint;
-  train::apply_json(r.config, train::read_checkpoint_config(checkpoint));
-  train::validate(r.config);
-  r.tokenizer = load_run_tokenizer(r.config, fs::path(checkpoint).parent_path().string());
-  Generator init(r.config.seed);
-  r.model = std::make_unique<nn::ClipModel>(r.config.model, init);
-  r.state = train::load_model_weights(checkpoint, *r.model);
-  r.model->eval();
-  return r;
-}
-
-data::Preprocess inference_preprocess(const train::RunConfig& c) {
-  data::Preprocess p = preprocess_from_config(c);
-  if (c.dataset == "shapes") {
-    p.mean = {0, 0, 0};
-    p.std = {1, 1, 1};
-  }
-  return p;
-}
 
 ImageList list_images(const std::string& path, const train::RunConfig& c) {
   ImageList out;
@@ -52,7 +29,7 @@ ImageList list_images(const std::string& path, const train::RunConfig& c) {
   }
   const std::string ext = fs::path(path).extension().string();
   if (ext == ".tsv" || ext == ".csv") {
-    data::CaptionTableOptions o = table_options(c);
+    data::CaptionTableOptions o = train::table_options(c);
     if (ext == ".csv") o.separator = ',';
     const data::CaptionTable t = data::read_caption_table(path, o);
     for (const auto& row : t.rows) {

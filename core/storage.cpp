@@ -30,8 +30,12 @@ Storage::Storage(size_t nbytes, Device device)
   data_ = allocator_->allocate(nbytes);
 }
 
+Storage::Storage(void* data, size_t nbytes, Device device, std::function<void()> release)
+    : data_(data), nbytes_(nbytes), device_(device), release_(std::move(release)) {}
+
 Storage::~Storage() {
-  if (data_) allocator_->deallocate(data_, nbytes_);
+  if (release_) release_();
+  else if (data_ && allocator_) allocator_->deallocate(data_, nbytes_);
 }
 
 }  // namespace mmgrad

@@ -4,6 +4,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 
 #include "core/device.h"
@@ -24,6 +25,9 @@ Allocator& allocator_for(Device device);  // throws if no backend for that devic
 class Storage {
  public:
   Storage(size_t nbytes, Device device);
+  // Memory owned elsewhere (a NumPy array's buffer): used in place, never freed here;
+  // `release` runs when the last tensor using it is gone (e.g. drops the array's reference).
+  Storage(void* data, size_t nbytes, Device device, std::function<void()> release);
   ~Storage();
   Storage(const Storage&) = delete;
   Storage& operator=(const Storage&) = delete;
@@ -39,6 +43,7 @@ class Storage {
   size_t nbytes_ = 0;
   Device device_;
   Allocator* allocator_ = nullptr;
+  std::function<void()> release_;  // external memory only
   std::atomic<uint64_t> version_{0};
 };
 

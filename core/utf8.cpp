@@ -62,4 +62,16 @@ void append(std::string& out, uint32_t cp) {
   }
 }
 
+std::string replace_invalid(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size();) {
+    const Char c = decode_at(s, i);
+    if (c.cp == kInvalid) out += "\xEF\xBF\xBD";
+    else out.append(s.substr(i, c.len));
+    i += c.len;
+  }
+  return out;
+}
+
 }  // namespace mmgrad::utf8

@@ -24,6 +24,10 @@ Char decode_at(std::string_view s, size_t i);
 // Whether all of `s` is valid UTF-8 under decode_at's rules.
 bool is_valid(std::string_view s);
 
+// s with each invalid sequence replaced by U+FFFD (Python's errors="replace"), so that text
+// decoded from byte-level tokens is always valid UTF-8 (and valid in JSON).
+std::string replace_invalid(std::string_view s);
+
 // Appends the encoding of code point cp (cp <= U+10FFFF).
 void append(std::string& out, uint32_t cp);
 

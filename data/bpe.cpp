@@ -12,6 +12,7 @@
 
 #include "autograd/ops.h"
 #include "core/atomic_file.h"
+#include "core/utf8.h"
 
 namespace mmgrad::data {
 namespace {
@@ -135,6 +136,12 @@ std::vector<int64_t> BpeTokenizer::encode(const std::string& text) const {
 }
 
 std::string BpeTokenizer::decode(const std::vector<int64_t>& ids) const {
+  // Byte-level tokens can end inside a character (a model early in training emits any
+  // sequence): such bytes become U+FFFD, so captions are valid UTF-8 wherever they go.
+  return utf8::replace_invalid(decode_bytes(ids));
+}
+
+std::string BpeTokenizer::decode_bytes(const std::vector<int64_t>& ids) const {
   std::string out;
   for (int64_t id : ids) {
     if (id < 0 || id >= vocab_size())

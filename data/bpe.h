@@ -26,7 +26,11 @@ class BpeTokenizer : public Tokenizer {
   static BpeTokenizer train(const std::vector<std::string>& corpus, int64_t vocab_size);
 
   std::vector<int64_t> encode(const std::string& text) const override;  // no special tokens
-  std::string decode(const std::vector<int64_t>& ids) const override;   // special tokens are skipped
+  // Special tokens are skipped; bytes that do not form valid UTF-8 (a token sequence can stop
+  // inside a character) become U+FFFD, so the text is always valid.
+  std::string decode(const std::vector<int64_t>& ids) const override;
+  // The exact bytes of the tokens (decode_bytes(encode(s)) == s for any bytes).
+  std::string decode_bytes(const std::vector<int64_t>& ids) const;
 
   int64_t vocab_size() const override { return 256 + static_cast<int64_t>(merges_.size()) + 3; }
   int64_t start_token() const override { return 256 + static_cast<int64_t>(merges_.size()); }

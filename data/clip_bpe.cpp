@@ -68,17 +68,7 @@ std::string map_code_points(std::string_view s, F&& f) {
   return out;
 }
 
-std::string replace_invalid_utf8(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  for (size_t i = 0; i < s.size();) {
-    const Unit u = decode_at(s, i);
-    if (u.cp == kInvalid) out += "\xEF\xBF\xBD";
-    else out.append(s.substr(i, u.len));
-    i += u.len;
-  }
-  return out;
-}
+std::string replace_invalid_utf8(std::string_view s) { return utf8::replace_invalid(s); }
 
 // ------------------------------------------------------------------------- character classes
 

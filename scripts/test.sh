@@ -4,8 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-scripts/setup.sh --with-torch --with-mpi build  # python3-torch for the PyTorch parity test, MPI for dist/
-scripts/setup.sh build-noblas -Dblas=none -Dcuda=disabled -Dmpi=disabled -Dbenchmarks=false
+# python3-torch for the PyTorch parity test, MPI for dist/, pybind11 and pytest for python/
+scripts/setup.sh --with-torch --with-mpi --with-python build
+scripts/setup.sh build-noblas -Dblas=none -Dcuda=disabled -Dmpi=disabled -Dpython=disabled -Dbenchmarks=false
 
 status=0
 meson test -C build --print-errorlogs --num-processes 1 || status=1

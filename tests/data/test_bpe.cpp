@@ -5,6 +5,7 @@
 #include <fstream>
 
 #include "autograd/ops.h"
+#include "core/utf8.h"
 #include "data/bpe.h"
 #include "tests/core/test_util.h"
 
@@ -39,11 +40,27 @@ TEST(Bpe, RoundTripsAnyText) {
   BpeTokenizer tok = BpeTokenizer::train(kCorpus, 400);
   for (const std::string& s : {std::string("a red circle left of a blue square"), std::string("unseen words: zebra 123"),
                                std::string("caf\xc3\xa9 \xf0\x9f\x98\x80  double  spaces\n"), std::string(""),
-                               std::string("\x00\xff\x01", 3)})
-    EXPECT_EQ(tok.decode(tok.encode(s)), s);
+                               std::string("\x00\xff\x01", 3)}) {
+    EXPECT_EQ(tok.decode_bytes(tok.encode(s)), s);
+    if (utf8::is_valid(s)) {
+      EXPECT_EQ(tok.decode(tok.encode(s)), s);
+    }
+  }
   // Frequent words compress to few tokens.
   EXPECT_LE(tok.encode(" circle").size(), 2u);
   EXPECT_LT(tok.encode(kCorpus[0]).size(), kCorpus[0].size() / 2);
+}
+
+TEST(Bpe, DecodingPartOfACharacterGivesValidUtf8) {
+  // Byte tokens: "é" is 0xC3 0xA9. Decoding only its first byte (as an untrained caption
+  // decoder may emit) must not produce invalid UTF-8, which would break JSON and terminals.
+  const BpeTokenizer tok = BpeTokenizer::train({"caf\xC3\xA9"}, 259);  // bytes and specials, no merges
+  const std::vector<int64_t> ids = tok.encode("\xC3\xA9");
+  ASSERT_FALSE(ids.empty());
+  ASSERT_EQ(ids.size(), 2u);
+  EXPECT_EQ(tok.decode({ids[0]}), "\xEF\xBF\xBD");
+  EXPECT_EQ(tok.decode_bytes({ids[0]}), "\xC3");
+  EXPECT_EQ(tok.decode(tok.encode("caf\xC3\xA9")), "caf\xC3\xA9");
 }
 
 TEST(Bpe, BatchesAddSpecialTokensPadAndTruncate) {

@@ -55,28 +55,30 @@ void warn_truncated_captions(const data::Tokenizer& tok, const std::vector<std::
                truncated, checked, context_length, longest);
 }
 
-void evaluate_data(const nn::ClipModel& model, const data::Tokenizer& tokenizer, const train::RunConfig& c,
+EvalOutput evaluate_data(const nn::ClipModel& model, const data::Tokenizer& tokenizer, const train::RunConfig& c,
                    const std::string& path, int64_t max_samples, const std::string& json_path) {
   eval::ImageEvalSettings s;
   s.preprocess = preprocess_from_config(c);
   s.decode = decode_options(c);
   s.max_samples = max_samples;
-  std::string json;
+  std::string json, text;
   if (fs::is_directory(path)) {
     const fs::path names = fs::path(path).parent_path() / "classes.txt";
     const data::ClassFolder folder = data::read_class_folder(path, fs::exists(names) ? names.string() : "");
     const eval::ZeroShotEval e = eval::evaluate_zero_shot(model, tokenizer, folder, eval::prompt_templates(c.prompts), s);
-    fmt::print("{}", eval::format_zero_shot(e));
+    text = eval::format_zero_shot(e);
     json = eval::zero_shot_json(e);
   } else {
     const eval::TableEval e = eval::evaluate_table(model, tokenizer, data::read_caption_table(path, table_options(c)), s);
-    fmt::print("{}", eval::format_table_eval(e));
+    text = eval::format_table_eval(e);
     json = eval::table_eval_json(e);
   }
+  fmt::print("{}", text);
   if (!json_path.empty()) {
     write_file_atomically(json_path, "eval", [&](std::ostream& out) { out << json << "\n"; });
     fmt::print("figures written to {}\n", json_path);
   }
+  return {text, json};
 }
 
 }  // namespace mmgrad::apps

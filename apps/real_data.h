@@ -30,8 +30,11 @@ void warn_truncated_captions(const data::Tokenizer& tok, const std::vector<std::
                              int64_t context_length);
 
 // Evaluates `path` (a caption table, or a folder of class folders) and prints the report;
-// writes the figures as JSON to json_path unless it is empty.
-void evaluate_data(const nn::ClipModel& model, const data::Tokenizer& tokenizer, const train::RunConfig& c,
+// writes the figures as JSON to json_path unless it is empty. Returns the report and JSON.
+struct EvalOutput {
+  std::string text, json;
+};
+EvalOutput evaluate_data(const nn::ClipModel& model, const data::Tokenizer& tokenizer, const train::RunConfig& c,
                    const std::string& path, int64_t max_samples, const std::string& json_path);
 
 }  // namespace mmgrad::apps

@@ -19,6 +19,7 @@
 #include "core/parallel.h"
 #include "core/rng.h"
 #include "apps/real_data.h"
+#include "apps/run_report.h"
 #ifdef MMGRAD_HAVE_CUDA
 #include "backends/cuda/cuda.h"
 #endif
@@ -43,7 +44,8 @@ in training); or, with --set dataset=TABLE (an image-caption table: tab-separate
 filepath and title columns) or --preset mnist|emoji (after `mmgrad data fetch`), on real
 images, evaluated on eval_dataset (a table: retrieval; a folder of class folders:
 zero-shot). Everything goes to the run folder: config.json, the tokenizer,
-metrics.jsonl (one JSON line per step), checkpoint.safetensors, eval.json.
+metrics.jsonl (one JSON line per step), checkpoint.safetensors, eval.json and report.html
+(curves, figures, retrieval examples, captions and attention maps; open it in a browser).
 
 options:
   --preset NAME        shapes-small (default), mnist, emoji, clip-tiny, clip-b32
@@ -81,6 +83,9 @@ options:
                        eval_dataset
   --prompts T          zero-shot templates, '|'-separated, {} = the class name
                        (default: the run's prompts key, else CLIP-style templates)
+  --report FILE        where to write the HTML report (default: report.html beside the
+                       checkpoint): curves, figures, retrieval examples, captions and
+                       attention maps
 
 examples:
   mmgrad eval --checkpoint runs/shapes-small/checkpoint.safetensors
@@ -158,11 +163,24 @@ void print_bad_samples(const std::vector<std::pair<int64_t, std::vector<std::str
   }
 }
 
-void print_eval(const eval::ShapesEval& e, const std::string& json_path) {
-  fmt::print("{}", eval::format_eval(e));
+EvalOutput print_eval(const eval::ShapesEval& e, const std::string& json_path) {
+  const EvalOutput out{eval::format_eval(e), eval::eval_json(e)};
+  fmt::print("{}", out.text);
   if (!json_path.empty()) {
     write_file_atomically(json_path, "eval", [&](std::ostream& out) { out << eval::eval_json(e) << "\n"; });
     fmt::print("figures written to {}\n", json_path);
+  }
+  return out;
+}
+
+// report.html after an evaluation (a failure to write it is a warning: the figures stand).
+void report(const std::string& path, const std::string& run_dir, const nn::ClipModel& model, const data::Tokenizer& tok,
+            const train::RunConfig& c, const EvalOutput& e, const std::string& data_path) {
+  try {
+    const int64_t images = write_run_report(path, run_dir, model, tok, c, e.json, e.text, data_path);
+    fmt::print("report: {} ({} images)\n", path, images);
+  } catch (const Error& err) {
+    fmt::print(stderr, "warning: no report.html: {}\n", err.what());
   }
 }
 
@@ -293,22 +311,26 @@ int train_command(int argc, char** argv, int first) {
   model.to(Device::cpu());  // evaluation runs on the CPU
 
   const auto t0 = std::chrono::steady_clock::now();
+  EvalOutput evaluated;
   if (shapes) {
     const eval::ShapesEval e = eval::evaluate_shapes(model, *tok, data::Split::HeldOut,
                                                      o.get_int("eval-samples", c.eval_size), c.seed);
-    print_eval(e, run_dir + "/eval.json");
+    evaluated = print_eval(e, run_dir + "/eval.json");
   } else if (!c.eval_dataset.empty()) {
-    evaluate_data(model, *tok, c, c.eval_dataset, o.get_int("eval-samples", c.eval_size), run_dir + "/eval.json");
+    evaluated = evaluate_data(model, *tok, c, c.eval_dataset, o.get_int("eval-samples", c.eval_size), run_dir + "/eval.json");
   } else {
     fmt::print("no eval_dataset set: nothing evaluated\n");
   }
   fmt::print("evaluation took {:.1f} s\n",
              std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  if (shapes || !c.eval_dataset.empty())
+    report(run_dir + "/report.html", run_dir, model, *tok, c, evaluated, shapes ? "" : c.eval_dataset);
   return 0;
 }
 
 int eval_command(int argc, char** argv, int first) {
-  const Options o = parse_options(argc, argv, first, "mmgrad eval", {"checkpoint", "split", "samples", "json", "data", "prompts"});
+  const Options o = parse_options(argc, argv, first, "mmgrad eval",
+                                  {"checkpoint", "split", "samples", "json", "data", "prompts", "report"});
   if (o.help) {
     fmt::print("{}", kEvalHelp);
     return 0;
@@ -328,14 +350,17 @@ int eval_command(int argc, char** argv, int first) {
   if (samples < 2) fail("mmgrad eval", "--samples must be at least 2");
   if (o.has("prompts")) c.prompts = o.get("prompts");
   const std::string data_path = o.get("data", c.dataset == "shapes" ? "" : c.eval_dataset);
+  const std::string run_dir = std::filesystem::path(ckpt).parent_path().string();
+  const std::string report_path = o.get("report", (std::filesystem::path(run_dir) / "report.html").string());
   if (!data_path.empty()) {
-    evaluate_data(model, *tok, c, data_path, samples, o.get("json"));
+    const EvalOutput e = evaluate_data(model, *tok, c, data_path, samples, o.get("json"));
+    report(report_path, run_dir, model, *tok, c, e, data_path);
     return 0;
   }
   if (c.dataset != "shapes") fail("mmgrad eval", "the run trained on a table and has no eval_dataset: give --data PATH");
   const eval::ShapesEval e = eval::evaluate_shapes(
       model, *tok, split_name == "train" ? data::Split::Train : data::Split::HeldOut, samples, c.seed);
-  print_eval(e, o.get("json"));
+  report(report_path, run_dir, model, *tok, c, print_eval(e, o.get("json")), "");
   return 0;
 }
 

@@ -38,5 +38,7 @@ Image decode_image_memory(const uint8_t* data, size_t size, const std::string& n
 
 // PNG, written to a temporary file and renamed (a reader never sees half a file).
 void write_png(const std::string& path, const Image& image);
+// The PNG file's bytes in memory (`name` labels errors).
+std::string encode_png(const Image& image, const std::string& name = "image");
 
 }  // namespace mmgrad::data

@@ -188,25 +188,30 @@ Image decode_image_memory([[maybe_unused]] const uint8_t* data, size_t size, con
 #endif
 }
 
-void write_png(const std::string& path, const Image& image) {
-  require_stb(path);
+std::string encode_png(const Image& image, const std::string& name) {
+  require_stb(name);
   const size_t expected = static_cast<size_t>(std::max<int64_t>(image.width, 0)) *
                           static_cast<size_t>(std::max<int64_t>(image.height, 0)) * 3;
   if (image.empty() || image.width < 0 || image.height < 0)
-    fail(kOp, fmt::format("cannot write '{}': the image is empty ({}x{})", path, image.width, image.height));
+    fail(kOp, fmt::format("cannot write '{}': the image is empty ({}x{})", name, image.width, image.height));
   if (image.pixels.size() != expected)
-    fail(kOp, fmt::format("cannot write '{}': {}x{} RGB needs {} bytes, the image holds {}", path, image.width,
+    fail(kOp, fmt::format("cannot write '{}': {}x{} RGB needs {} bytes, the image holds {}", name, image.width,
                           image.height, expected, image.pixels.size()));
   // stb computes the encoded buffer size, (3 * width + 1) * height, in an int.
   if ((image.width * 3 + 1) * image.height > INT_MAX)
-    fail(kOp, fmt::format("cannot write '{}': {}x{} is too large for PNG encoding", path, image.width, image.height));
-#ifdef MMGRAD_HAVE_STB
+    fail(kOp, fmt::format("cannot write '{}': {}x{} is too large for PNG encoding", name, image.width, image.height));
   std::string png;
+#ifdef MMGRAD_HAVE_STB
   const int w = static_cast<int>(image.width), h = static_cast<int>(image.height);
   if (!stbi_write_png_to_func(&append_bytes, &png, w, h, 3, image.pixels.data(), w * 3))
-    fail(kOp, fmt::format("cannot encode '{}' as PNG", path));
-  write_file_atomically(path, kOp, [&](std::ostream& out) { out.write(png.data(), static_cast<std::streamsize>(png.size())); });
+    fail(kOp, fmt::format("cannot encode '{}' as PNG", name));
 #endif
+  return png;
+}
+
+void write_png(const std::string& path, const Image& image) {
+  const std::string png = encode_png(image, path);
+  write_file_atomically(path, kOp, [&](std::ostream& out) { out.write(png.data(), static_cast<std::streamsize>(png.size())); });
 }
 
 }  // namespace mmgrad::data

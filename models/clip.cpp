@@ -35,7 +35,7 @@ VisionTransformer::VisionTransformer(const ModelConfig& c, Generator& gen)
   register_module("post_layernorm", post_layernorm);
 }
 
-VisionTransformer::Output VisionTransformer::forward(const Tensor& images) const {
+Tensor VisionTransformer::embed(const Tensor& images) const {
   Tensor patches = patch_embed(images, embeddings.patch_embedding.weight);  // [B, N, W]
   const int64_t B = patches.shape()[0], W = patches.shape()[2];
   if (patches.shape()[1] + 1 != embeddings.position_embedding.weight.shape()[0])
@@ -43,8 +43,28 @@ VisionTransformer::Output VisionTransformer::forward(const Tensor& images) const
          {describe("images", images), describe("position_embedding", embeddings.position_embedding.weight)});
   Tensor cls = expand(reshape(embeddings.class_embedding, {1, 1, W}), {B, 1, W});
   Tensor x = add(concat({cls, patches}, 1), embeddings.position_embedding.weight);
-  x = encoder.forward(pre_layrnorm.forward(x));
+  return pre_layrnorm.forward(x);
+}
+
+VisionTransformer::Output VisionTransformer::forward(const Tensor& images) const {
+  Tensor x = encoder.forward(embed(images));
   return {x, post_layernorm.forward(select(x, 1, 0))};
+}
+
+Tensor VisionTransformer::class_attention(const Tensor& images) const {
+  NoGradGuard no_grad;
+  Tensor x = embed(images);
+  const auto& layers = encoder.layers;
+  if (layers.empty()) fail("class_attention", "the vision tower has no layers");
+  for (size_t i = 0; i + 1 < layers.size(); ++i) x = layers[i]->forward(x);
+  const EncoderLayer& last = *layers.back();
+  const Tensor h = last.layer_norm1.forward(x);
+  const int64_t B = h.shape()[0], T = h.shape()[1], W = h.shape()[2], H = last.self_attn.heads, D = W / H;
+  // The class token's query against every key, per head: softmax(q k^T / sqrt(D)).
+  Tensor q = reshape(last.self_attn.q_proj.forward(narrow(h, 1, 0, 1)), {B, H, 1, D});
+  Tensor k = permute(reshape(last.self_attn.k_proj.forward(h), {B, T, H, D}), {0, 2, 3, 1});  // [B, H, D, T]
+  Tensor probs = softmax(mul(matmul(q, k), 1.0 / std::sqrt(static_cast<double>(D))), -1);   // [B, H, 1, T]
+  return narrow(reshape(mean(probs, {1}), {B, T}), 1, 1, T - 1);
 }
 
 // --------------------------------------------------------------------------------- text

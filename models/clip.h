@@ -18,6 +18,10 @@ class VisionTransformer : public Module {
     Tensor pooled;             // [B, W]
   };
   Output forward(const Tensor& images) const;  // images [B, 3, S, S]
+  // Where the class token looks in the last layer: its attention over the patches [B, N]
+  // (softmax row of the class token, mean over heads, patches in row-major order; the
+  // share it keeps for itself is left out, so rows sum to at most 1). For attention maps.
+  Tensor class_attention(const Tensor& images) const;
 
   struct PatchEmbedding : Module {
     Tensor weight;  // [W, 3, P, P], no bias
@@ -34,6 +38,9 @@ class VisionTransformer : public Module {
   Encoder encoder;
   LayerNorm post_layernorm;
   int64_t patch_size;
+
+ private:
+  Tensor embed(const Tensor& images) const;  // [B, N+1, W] after pre_layrnorm
 };
 
 // Causal text transformer; pooled = final-normed state at the first end-of-text token.

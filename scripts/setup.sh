@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what is missing (Debian packages, as root), configures and builds mmgrad.
-# Usage: scripts/setup.sh [--with-torch] [--with-mpi] [--with-python] [build-dir] [extra meson options...]
+# Usage: scripts/setup.sh [--with-torch] [--with-mpi] [--with-python] [--with-browser] [build-dir] [meson options...]
 # Sourced by scripts/main.sh and scripts/test.sh; safe to run again (only does what is needed).
 # --with-torch (scripts/test.sh) also installs Debian's python3-torch when /usr/bin/python3
 # cannot import torch: the PyTorch parity test (tests/models/test_torch_parity.cpp) needs it;
@@ -10,17 +10,21 @@
 # data-parallel code is built (meson's mpi=auto) and its 2-rank tests run under mpirun.
 # --with-python (scripts/test.sh) installs pybind11, the Python headers, NumPy and pytest, so
 # that the Python module is built (meson's python=auto) and python/tests/ runs.
+# --with-browser (scripts/test.sh) installs Debian's chromium, which the report test uses to
+# render report.html headless.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 with_torch=0
 with_mpi=0
 with_python=0
+with_browser=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --with-torch) with_torch=1; shift ;;
     --with-mpi) with_mpi=1; shift ;;
     --with-python) with_python=1; shift ;;
+    --with-browser) with_browser=1; shift ;;
     *) break ;;
   esac
 done
@@ -39,6 +43,7 @@ apt_install() {
 packages=(g++ meson ninja-build pkg-config libopenblas-dev libfmt-dev libgtest-dev libstb-dev)
 if [ $with_mpi -eq 1 ]; then packages+=(libopenmpi-dev openmpi-bin); fi
 if [ $with_python -eq 1 ]; then packages+=(pybind11-dev python3-dev python3-numpy python3-pytest); fi
+if [ $with_browser -eq 1 ]; then packages+=(chromium); fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

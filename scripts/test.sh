@@ -4,8 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# python3-torch for the PyTorch parity test, MPI for dist/, pybind11 and pytest for python/
-scripts/setup.sh --with-torch --with-mpi --with-python build
+# python3-torch for the PyTorch parity test, MPI for dist/, pybind11 and pytest for python/,
+# chromium to render report.html
+scripts/setup.sh --with-torch --with-mpi --with-python --with-browser build
 scripts/setup.sh build-noblas -Dblas=none -Dcuda=disabled -Dmpi=disabled -Dpython=disabled -Dbenchmarks=false
 
 status=0

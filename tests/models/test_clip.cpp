@@ -144,3 +144,29 @@ TEST(ClipModel, ClipInitialisationScales) {
   ClipModel m2(preset("clip-tiny"), again);
   EXPECT_TRUE(allclose(m2.parameter("text_projection.weight"), m.parameter("text_projection.weight"), 0, 0));
 }
+
+TEST(ClipModel, ClassAttentionIsTheClassTokensSoftmaxRowOverThePatches) {
+  ModelConfig c = preset("clip-tiny");
+  c.image_size = 16, c.patch_size = 4, c.vision_width = 32, c.vision_heads = 4, c.vision_layers = 2;
+  Generator gen(1);
+  ClipModel m(c, gen);
+  Tensor images = randn({2, 3, 16, 16}, DType::F32, Device::cpu(), &gen);
+  const Tensor a = m.vision_model.class_attention(images);
+  ASSERT_EQ(a.shape(), (Shape{2, 16}));
+  for (int64_t b = 0; b < 2; ++b) {
+    const std::vector<float> row = to_vector<float>(select(a, 0, b));
+    double total = 0;
+    for (float v : row) {
+      EXPECT_GE(v, 0.0f);
+      total += v;
+    }
+    EXPECT_LT(total, 1.0);  // the class token keeps some attention for itself
+    EXPECT_GT(total, 0.0);
+  }
+  // A zero query makes every score equal: each of the 17 tokens gets 1/17.
+  NoGradGuard no_grad;
+  auto& q = m.vision_model.encoder.layers.back()->self_attn.q_proj;
+  fill_(q.weight, 0);
+  fill_(q.bias, 0);
+  for (float v : to_vector<float>(m.vision_model.class_attention(images))) EXPECT_NEAR(v, 1.0 / 17, 1e-6);
+}

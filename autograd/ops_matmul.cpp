@@ -1,8 +1,19 @@
 // matmul and linear. Transposed operands stay views: the kernel hands their strides to
 // BLAS as transpose flags.
+#include <atomic>
+
+#include "autograd/flops.h"
 #include "autograd/op_helpers.h"
 
 namespace mmgrad {
+
+namespace {
+std::atomic<uint64_t> g_matmul_flops{0};
+}  // namespace
+
+uint64_t matmul_flops() { return g_matmul_flops.load(std::memory_order_relaxed); }
+void detail::add_matmul_flops(uint64_t flops) { g_matmul_flops.fetch_add(flops, std::memory_order_relaxed); }
+
 using autograd::record;
 using autograd::SavedTensor;
 using G = std::vector<Tensor>;
@@ -42,6 +53,7 @@ Tensor matmul_nd(const Tensor& a, const Tensor& b) {
     MMGRAD_DISPATCH(fill, a.device(), out, 0.0);
   } else if (out.numel() > 0) {
     MMGRAD_DISPATCH(matmul, a.device(), out, broadcast_to(a, sa), broadcast_to(b, sb), false);
+    detail::add_matmul_flops(2 * static_cast<uint64_t>(out.numel()) * static_cast<uint64_t>(K));
   }
   bool ga = a.requires_grad(), gb = b.requires_grad();
   record("matmul", out, {a, b}, [as = SavedTensor(gb ? a : Tensor()), bs = SavedTensor(ga ? b : Tensor()),

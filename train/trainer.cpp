@@ -21,6 +21,8 @@
 #include "train/checkpoint.h"
 #include "train/optimizer.h"
 #include "train/progress.h"
+#include "train/throughput.h"
+#include "autograd/flops.h"
 
 namespace mmgrad::train {
 namespace {
@@ -75,6 +77,7 @@ void trim_metrics(const std::string& path, int64_t first_step) {
 struct Window {
   int64_t steps = 0;
   double loss = 0, ms = 0;
+  uint64_t flops = 0;  // matmul FLOPs of the window's steps
   std::vector<std::pair<std::string, double>> parts;
   void add(double l, const std::vector<std::pair<std::string, double>>& p, double step_ms) {
     if (parts.empty())
@@ -167,12 +170,19 @@ TrainSummary train_model(nn::ClipModel& model, const RunConfig& c, const BatchSo
     if (lead) save_checkpoint(summary.checkpoint, model, *optimizer, state);
   };
   double comm_ms_total = 0;
+  // The device's matmul ceiling, for the MFU of the step lines (measured once, by the rank
+  // that prints).
+  const double ceiling_gflops = lead && opt.print_steps ? measure_matmul_ceiling_gflops(device) : 0;
+  if (ceiling_gflops > 0)
+    fmt::print("MFU is matmul FLOP/s over this device's measured ceiling: {:.0f} GFLOP/s (f32 1024^3 on {})\n",
+               ceiling_gflops, device.str());
   const double comm_seconds_at_start = comm.communication_seconds();
   const auto t_run = std::chrono::steady_clock::now();
 
   int64_t step = first_step;
   for (; step < c.steps; ++step) {
     const auto t0 = std::chrono::steady_clock::now();
+    const uint64_t flops_at_start = matmul_flops();
     const double lr = warmup_cosine_lr(step, c.warmup_steps, c.steps, c.lr, c.min_lr);
     optimizer->zero_grad();
     double loss = 0, data_ms = 0;
@@ -230,6 +240,9 @@ TrainSummary train_model(nn::ClipModel& model, const RunConfig& c, const BatchSo
     }
     const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     const double samples_per_s = static_cast<double>(c.batch_size) / (ms / 1000.0);
+    const uint64_t step_flops = matmul_flops() - flops_at_start;  // this rank's
+    const double gflops = static_cast<double>(step_flops) / (ms * 1e6);
+    const double peak_mib = static_cast<double>(peak_tensor_memory(device)) / (1 << 20);
 
     std::string line = fmt::format("{{\"step\": {}, \"loss\": {}", step + 1, loss);
     for (const auto& [name, v] : parts) line += fmt::format(", {}: {}", json::quote(name), v);
@@ -237,6 +250,8 @@ TrainSummary train_model(nn::ClipModel& model, const RunConfig& c, const BatchSo
                         "\"samples_per_s\": {:.1f}, \"skipped\": {}",
                         lr, std::isfinite(grad_norm) ? grad_norm : -1.0, item(model.logit_scale), ms, data_ms,
                         samples_per_s, finite ? "false" : "true");
+    line += fmt::format(", \"gflops\": {:.1f}, \"peak_mem_mib\": {:.1f}", gflops, peak_mib);
+    if (ceiling_gflops > 0) line += fmt::format(", \"mfu\": {:.4f}", gflops / ceiling_gflops);
     if (ranks > 1) line += fmt::format(", \"ranks\": {}, \"comm_ms\": {:.2f}", ranks, comm_ms);
     line += "}\n";
     if (!std::isfinite(loss)) line = fmt::format("{{\"step\": {}, \"skipped\": true}}\n", step + 1);  // NaN is not JSON
@@ -246,16 +261,22 @@ TrainSummary train_model(nn::ClipModel& model, const RunConfig& c, const BatchSo
                                 "checkpoint{} is intact. Lower lr or check the data.",
                                 bad_in_a_row, step + 1, summary.checkpoint.empty() ? " (none yet)" : " " + summary.checkpoint));
 
-    if (finite) window.add(loss, parts, ms);
+    if (finite) {
+      window.add(loss, parts, ms);
+      window.flops += step_flops;
+    }
     const bool last = step + 1 == c.steps;
     if (lead && opt.print_steps && (window.steps > 0) && ((step + 1) % c.log_every == 0 || last)) {
       std::string part_text;
       for (const auto& [name, v] : window.mean_parts()) part_text += fmt::format(" {} {:.4f}", name, v);
       progress.clear();
       const double mean_ms = window.ms / static_cast<double>(window.steps);
-      fmt::print("step {:>{}}/{}  loss {:.4f} ({} )  lr {:.2e}  grad norm {:.3f}  {:.0f} ms  {:.0f} samples/s  ETA {}\n",
+      const double window_gflops = static_cast<double>(window.flops) / (window.ms * 1e6);
+      fmt::print("step {:>{}}/{}  loss {:.4f} ({} )  lr {:.2e}  grad norm {:.3f}  {:.0f} ms  {:.0f} samples/s  "
+                 "MFU {:.0f}%  mem {:.0f} MiB  ETA {}\n",
                  step + 1, std::to_string(c.steps).size(), c.steps, window.loss / static_cast<double>(window.steps),
                  part_text.substr(1), lr, grad_norm, mean_ms, static_cast<double>(c.batch_size) / (mean_ms / 1000.0),
+                 ceiling_gflops > 0 ? 100 * window_gflops / ceiling_gflops : 0.0, peak_mib,
                  format_duration(progress.eta_seconds(step + 1)));
       std::fflush(stdout);
       summary.final_loss = window.loss / static_cast<double>(window.steps);

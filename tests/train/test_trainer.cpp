@@ -100,8 +100,11 @@ TEST(Trainer, WritesOneMetricsLinePerStepAndACheckpoint) {
   ASSERT_EQ(lines.size(), 6u);
   for (size_t i = 0; i < lines.size(); ++i) {
     EXPECT_EQ(lines[i].find("step")->as_int("step"), static_cast<int64_t>(i) + 1);
-    for (const char* key : {"loss", "clip", "itm", "caption", "lr", "grad_norm", "ms", "samples_per_s"})
+    for (const char* key : {"loss", "clip", "itm", "caption", "lr", "grad_norm", "ms", "samples_per_s", "gflops",
+                            "peak_mem_mib"})
       ASSERT_NE(lines[i].find(key), nullptr) << key;
+    EXPECT_GT(lines[i].find("gflops")->as_number(""), 0);       // matmuls were counted
+    EXPECT_GT(lines[i].find("peak_mem_mib")->as_number(""), 0);
     const double parts = lines[i].find("clip")->as_number("") + lines[i].find("itm")->as_number("") +
                          lines[i].find("caption")->as_number("");
     EXPECT_NEAR(lines[i].find("loss")->as_number(""), parts, 1e-4);  // weights are all 1

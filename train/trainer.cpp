@@ -21,6 +21,7 @@
 #include "train/checkpoint.h"
 #include "train/optimizer.h"
 #include "train/progress.h"
+#include "train/tensorboard.h"
 #include "train/throughput.h"
 #include "autograd/flops.h"
 
@@ -147,7 +148,9 @@ TrainSummary train_model(nn::ClipModel& model, const RunConfig& c, const BatchSo
     fail("train", fmt::format("the checkpoint is at step {}, which is not before steps = {} (raise steps to "
                               "train further)", first_step, c.steps));
   std::ofstream metrics;
+  std::unique_ptr<EventWriter> events;  // TensorBoard, beside metrics.jsonl
   if (lead) {
+    events = std::make_unique<EventWriter>(opt.run_dir);
     trim_metrics(metrics_path(opt.run_dir), first_step);
     metrics.open(metrics_path(opt.run_dir), std::ios::app);
     if (!metrics) fail("train", "cannot write '" + metrics_path(opt.run_dir) + "'");
@@ -255,7 +258,19 @@ TrainSummary train_model(nn::ClipModel& model, const RunConfig& c, const BatchSo
     if (ranks > 1) line += fmt::format(", \"ranks\": {}, \"comm_ms\": {:.2f}", ranks, comm_ms);
     line += "}\n";
     if (!std::isfinite(loss)) line = fmt::format("{{\"step\": {}, \"skipped\": true}}\n", step + 1);  // NaN is not JSON
-    if (lead) metrics << line << std::flush;
+    if (lead) {
+      metrics << line << std::flush;
+      if (finite) {
+        events->scalar("loss/total", step + 1, loss);
+        for (const auto& [name, v] : parts) events->scalar("loss/" + name, step + 1, v);
+        events->scalar("train/lr", step + 1, lr);
+        events->scalar("train/grad_norm", step + 1, grad_norm);
+        events->scalar("speed/samples_per_s", step + 1, samples_per_s);
+        if (ceiling_gflops > 0) events->scalar("speed/mfu", step + 1, gflops / ceiling_gflops);
+        events->scalar("memory/peak_mib", step + 1, peak_mib);
+        events->flush();
+      }
+    }
     if (bad_in_a_row >= c.max_bad_steps)
       fail("train", fmt::format("stopped: {} steps in a row had a non-finite loss or gradient (step {}); the last "
                                 "checkpoint{} is intact. Lower lr or check the data.",

@@ -109,6 +109,11 @@ TEST(Trainer, WritesOneMetricsLinePerStepAndACheckpoint) {
                          lines[i].find("caption")->as_number("");
     EXPECT_NEAR(lines[i].find("loss")->as_number(""), parts, 1e-4);  // weights are all 1
   }
+  // TensorBoard events beside the metrics.
+  bool events = false;
+  for (const auto& e : std::filesystem::directory_iterator(dir))
+    events |= e.path().filename().string().rfind("events.out.tfevents.", 0) == 0 && std::filesystem::file_size(e.path()) > 0;
+  EXPECT_TRUE(events);
   // Warmup then cosine: step 1 at lr/2, step 2 at lr, then decaying.
   EXPECT_NEAR(lines[0].find("lr")->as_number(""), 0.5e-2, 1e-12);
   EXPECT_NEAR(lines[1].find("lr")->as_number(""), 1e-2, 1e-12);

@@ -32,6 +32,7 @@
 #include "eval/shapes_eval.h"
 #include "train/checkpoint.h"
 #include "train/run_config.h"
+#include "train/safetensors.h"
 #include "train/trainer.h"
 
 namespace mmgrad::apps {
@@ -52,9 +53,10 @@ options:
   --config FILE        a JSON object of keys to set (applied after the preset)
   --set KEY=VALUE      set one key (repeatable; applied last), e.g. --set steps=300
   --run-dir DIR        the run folder (default runs/<preset>-<date>-<time>)
-  --resume CKPT        continue a run from its checkpoint (its configuration is used;
+  --resume CKPT|DIR    continue a run from its checkpoint (its configuration is used;
                        --set may change e.g. steps); the run folder defaults to the
-                       checkpoint's folder
+                       checkpoint's folder. Given the run folder, the newest of its last
+                       keep_checkpoints checkpoints that passes its checksum is used
   --eval-samples N     held-out samples to evaluate after training (default: eval_size)
   --stop-after N       stop after step N with a checkpoint, as Ctrl-C would (the schedule
                        still runs to steps; --resume continues exactly)
@@ -196,7 +198,15 @@ int train_command(int argc, char** argv, int first) {
   namespace fs = std::filesystem;
   train::RunConfig c;
   std::string run_dir = o.get("run-dir");
-  const std::string resume = o.get("resume");
+  std::string resume = o.get("resume");
+  if (!resume.empty() && std::filesystem::is_directory(resume)) {
+    // A run folder: its newest checkpoint that reads back intact (corrupt ones are skipped).
+    if (run_dir.empty()) run_dir = resume;
+    resume = train::newest_good_checkpoint(resume, [](const std::string& why) {
+      fmt::print(stderr, "warning: skipping a checkpoint: {}\n", why);
+    });
+    fmt::print("resuming from {}\n", resume);
+  }
   if (!resume.empty()) {
     if (o.has("preset") || o.has("config"))
       fail("mmgrad train", "--resume uses the checkpoint's configuration; change keys with --set instead of --preset/--config");
@@ -294,17 +304,29 @@ int train_command(int argc, char** argv, int first) {
   topt.resume = resume;
   topt.comm = &comm;
   if (o.has("stop-after")) topt.stop_after = o.get_int("stop-after", 0);
-  const train::TrainSummary s = train::train_model(model, c, batches, topt);
-  print_if(lead, "trained steps {}-{} in {:.1f} s ({:.0f} samples/s); checkpoint {}\n", s.first_step + 1, s.last_step,
-        s.seconds, s.samples_per_second, s.checkpoint);
-  if (comm.size() > 1) {
-    const double step_ms = 1000.0 * s.seconds / static_cast<double>(std::max<int64_t>(s.last_step - s.first_step, 1));
-    print_if(lead, "communication: {:.1f} ms per step in collectives ({:.1f}% of the step), {:.1f} ms of it not hidden "
-                   "behind backward ({:.1f}%)\n",
-             s.comm_busy_ms_per_step, 100.0 * s.comm_busy_ms_per_step / step_ms, s.comm_ms_per_step,
-             100.0 * s.comm_ms_per_step / step_ms);
+  // A run whose training finished but whose evaluation did not (killed, or asked again):
+  // resuming it evaluates the final checkpoint instead of failing.
+  const int64_t resumed_step =
+      resume.empty() ? 0 : std::stoll(train::load_safetensors_metadata(resume).at("step"));
+  train::TrainSummary s;
+  if (resumed_step >= c.steps) {
+    train::load_model_weights(resume, model);
+    s.interrupted = false;
+    print_if(lead, "training is complete ({} of {} steps in {}); evaluating it (raise steps to train further)\n",
+             resumed_step, c.steps, resume);
+  } else {
+    s = train::train_model(model, c, batches, topt);
+    print_if(lead, "trained steps {}-{} in {:.1f} s ({:.0f} samples/s); checkpoint {}\n", s.first_step + 1, s.last_step,
+             s.seconds, s.samples_per_second, s.checkpoint);
+    if (comm.size() > 1) {
+      const double step_ms = 1000.0 * s.seconds / static_cast<double>(std::max<int64_t>(s.last_step - s.first_step, 1));
+      print_if(lead, "communication: {:.1f} ms per step in collectives ({:.1f}% of the step), {:.1f} ms of it not hidden "
+                     "behind backward ({:.1f}%)\n",
+               s.comm_busy_ms_per_step, 100.0 * s.comm_busy_ms_per_step / step_ms, s.comm_ms_per_step,
+               100.0 * s.comm_ms_per_step / step_ms);
+    }
+    if (s.skipped_steps) print_if(lead, "{} steps were skipped for non-finite values\n", s.skipped_steps);
   }
-  if (s.skipped_steps) print_if(lead, "{} steps were skipped for non-finite values\n", s.skipped_steps);
   if (loader) print_bad_samples(loader->take_epoch_reports(true));
   if (s.interrupted) return 130;
   if (!lead) return 0;  // rank 0 evaluates

@@ -1,11 +1,14 @@
 #include "train/checkpoint.h"
 
+#include <algorithm>
+#include <filesystem>
 #include <map>
 
 #include <fmt/format.h>
 
 #include "autograd/grad_mode.h"
 #include "autograd/ops.h"
+#include "core/checksum.h"
 #include "train/safetensors.h"
 
 namespace mmgrad::train {
@@ -37,12 +40,33 @@ TrainState read_state(const SafetensorsFile& file, const std::string& path) {
 
 }  // namespace
 
+namespace {
+
+// CRC-32C over every tensor's name and bytes, in name order: what a checkpoint's
+// "checksum" metadata holds, so that a file damaged after it was written (a bad disk, a
+// partial copy) is detected on load instead of resuming from garbage.
+std::string tensors_checksum(const NamedTensors& tensors) {
+  std::vector<const std::pair<std::string, Tensor>*> sorted;
+  for (const auto& nt : tensors) sorted.push_back(&nt);
+  std::sort(sorted.begin(), sorted.end(), [](auto* a, auto* b) { return a->first < b->first; });
+  uint32_t crc = 0;
+  for (const auto* nt : sorted) {
+    crc = crc32c(nt->first.data(), nt->first.size(), crc);
+    const Tensor host = nt->second.to(Device::cpu()).contiguous();
+    crc = crc32c(host.raw_data(), static_cast<size_t>(host.numel()) * dtype_size(host.dtype()), crc);
+  }
+  return fmt::format("crc32c:{:08x}", crc);
+}
+
+}  // namespace
+
 void save_checkpoint(const std::string& path, const nn::Module& model, const Optimizer& optimizer,
                      const TrainState& state) {
   NamedTensors all;
   for (const auto& [name, t] : model.named_parameters()) all.emplace_back("model." + name, t);
   for (const auto& [name, t] : optimizer.state()) all.emplace_back("optim." + name, t);
   std::map<std::string, std::string> meta = {
+      {"checksum", tensors_checksum(all)},
       {"format", kFormat},
       {"step", std::to_string(state.step)},
       {"optimizer_steps", std::to_string(optimizer.steps())},
@@ -102,6 +126,12 @@ void check_format(const std::string& path, const std::map<std::string, std::stri
 SafetensorsFile load_checkpoint_file(const std::string& path) {
   SafetensorsFile file = load_safetensors(path);
   check_format(path, file.metadata);
+  auto sum = file.metadata.find("checksum");  // checkpoints from before checksums have none
+  if (sum != file.metadata.end() && sum->second != tensors_checksum(file.tensors))
+    fail("checkpoint", fmt::format("'{}' is corrupt: its tensors do not match the checksum written with them ({}); "
+                                   "the run folder keeps the last few checkpoints: resume from the folder "
+                                   "(--resume RUN_DIR) to use the newest good one",
+                                   path, sum->second));
   return file;
 }
 
@@ -136,6 +166,53 @@ std::string read_checkpoint_config(const std::string& path) {
   if (it == meta.end() || it->second.empty())
     fail("checkpoint", "'" + path + "' has no configuration in its metadata");
   return it->second;
+}
+
+std::string save_rotating_checkpoint(const std::string& run_dir, const nn::Module& model, const Optimizer& optimizer,
+                                     const TrainState& state, int64_t keep) {
+  namespace fs = std::filesystem;
+  const fs::path dir(run_dir);
+  const fs::path step_file = dir / fmt::format("checkpoint-{:08d}.safetensors", state.step);
+  save_checkpoint(step_file.string(), model, optimizer, state);  // temporary file + rename
+  // checkpoint.safetensors becomes the same file: a hard link made under a temporary name
+  // and renamed over the old one, so the name always holds a complete checkpoint.
+  const fs::path latest = dir / "checkpoint.safetensors", tmp = dir / "checkpoint.safetensors.link.tmp";
+  std::error_code ec;
+  fs::remove(tmp, ec);
+  fs::create_hard_link(step_file, tmp, ec);
+  if (ec) fs::copy_file(step_file, tmp, fs::copy_options::overwrite_existing);  // no hard links here
+  fs::rename(tmp, latest);
+  // Keep the newest `keep` step files.
+  std::vector<fs::path> steps;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    const std::string name = e.path().filename().string();
+    if (name.rfind("checkpoint-", 0) == 0 && e.path().extension() == ".safetensors") steps.push_back(e.path());
+  }
+  std::sort(steps.begin(), steps.end());
+  for (size_t i = 0; i + static_cast<size_t>(std::max<int64_t>(keep, 1)) < steps.size(); ++i) fs::remove(steps[i], ec);
+  return latest.string();
+}
+
+std::string newest_good_checkpoint(const std::string& run_dir, const std::function<void(const std::string&)>& warn) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::is_directory(run_dir, ec)) fail("checkpoint", "'" + run_dir + "' is not a run folder");
+  std::vector<fs::path> candidates;
+  for (const auto& e : fs::directory_iterator(run_dir)) {
+    const std::string name = e.path().filename().string();
+    if (name.rfind("checkpoint-", 0) == 0 && e.path().extension() == ".safetensors") candidates.push_back(e.path());
+  }
+  std::sort(candidates.rbegin(), candidates.rend());  // newest step first (zero-padded names)
+  if (fs::exists(fs::path(run_dir) / "checkpoint.safetensors")) candidates.push_back(fs::path(run_dir) / "checkpoint.safetensors");
+  for (const auto& c : candidates) {
+    try {
+      load_checkpoint_file(c.string());
+      return c.string();
+    } catch (const Error& e) {
+      if (warn) warn(e.what());
+    }
+  }
+  fail("checkpoint", "no readable checkpoint in '" + run_dir + "'");
 }
 
 }  // namespace mmgrad::train

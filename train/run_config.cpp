@@ -92,6 +92,7 @@ const std::vector<Field>& fields() {
       MMGRAD_FIELD("dist_timeout", Double, dist_timeout),
       MMGRAD_INT("log_every", log_every, 1),
       MMGRAD_INT("checkpoint_every", checkpoint_every, 1),
+      MMGRAD_INT("keep_checkpoints", keep_checkpoints, 1),
   };
   return f;
 }

@@ -78,6 +78,7 @@ struct RunConfig {
   // Logging and checkpoints.
   int64_t log_every = 10;
   int64_t checkpoint_every = 200;   // and always at the end
+  int64_t keep_checkpoints = 3;     // step files kept in the run folder (the newest good one resumes)
 };
 
 // "shapes-small" (the main command's default), "clip-tiny", "clip-b32". Throws naming the

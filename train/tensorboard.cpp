@@ -1,28 +1,15 @@
 #include "train/tensorboard.h"
 
-#include <array>
 #include <chrono>
 #include <cstring>
 
 #include <fmt/format.h>
 
+#include "core/checksum.h"
 #include "core/error.h"
 
 namespace mmgrad::train {
 namespace {
-
-const std::array<uint32_t, 256>& crc_table() {
-  static const std::array<uint32_t, 256> table = [] {
-    std::array<uint32_t, 256> t{};
-    for (uint32_t i = 0; i < 256; ++i) {
-      uint32_t c = i;
-      for (int k = 0; k < 8; ++k) c = c & 1 ? 0x82F63B78u ^ (c >> 1) : c >> 1;  // reversed Castagnoli polynomial
-      t[i] = c;
-    }
-    return t;
-  }();
-  return table;
-}
 
 // Protocol buffer wire format, the few pieces an Event needs.
 void varint(std::string& out, uint64_t v) {
@@ -59,14 +46,8 @@ std::string event(int64_t step, const std::string& file_version, const std::stri
 
 }  // namespace
 
-uint32_t crc32c(const std::string& bytes) {
-  uint32_t c = 0xFFFFFFFFu;
-  for (unsigned char b : bytes) c = crc_table()[(c ^ b) & 0xFF] ^ (c >> 8);
-  return c ^ 0xFFFFFFFFu;
-}
-
 uint32_t masked_crc32c(const std::string& bytes) {
-  const uint32_t c = crc32c(bytes);
+  const uint32_t c = mmgrad::crc32c(bytes);
   return ((c >> 15) | (c << 17)) + 0xa282ead8u;
 }
 

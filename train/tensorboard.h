@@ -9,8 +9,7 @@
 
 namespace mmgrad::train {
 
-// CRC-32C (Castagnoli), as TFRecord uses it, and TFRecord's masking of it.
-uint32_t crc32c(const std::string& bytes);
+// TFRecord's masking of CRC-32C (core/checksum.h).
 uint32_t masked_crc32c(const std::string& bytes);
 
 class EventWriter {

@@ -170,7 +170,7 @@ TrainSummary train_model(nn::ClipModel& model, const RunConfig& c, const BatchSo
     state.rng_seed = gen.seed();
     state.rng_draws = gen.draws();
     summary.checkpoint = checkpoint_path(opt.run_dir);
-    if (lead) save_checkpoint(summary.checkpoint, model, *optimizer, state);
+    if (lead) save_rotating_checkpoint(opt.run_dir, model, *optimizer, state, c.keep_checkpoints);
   };
   double comm_ms_total = 0;
   // The device's matmul ceiling, for the MFU of the step lines (measured once, by the rank

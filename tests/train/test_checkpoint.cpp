@@ -1,7 +1,9 @@
 // Checkpoints: a resumed run continues bit for bit; mismatches are reported by name.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <fstream>
 
 #include "autograd/ops.h"
 #include "models/layers.h"
@@ -75,4 +77,53 @@ TEST(Checkpoint, MismatchesAreListedAndNothingIsChanged) {
   // A plain safetensors file is not a checkpoint.
   save_safetensors(path, {{"x", ones({1})}});
   EXPECT_MMGRAD_ERROR(load_checkpoint(path, run.model, run.opt), "checkpoint", "not an mmgrad checkpoint");
+}
+
+TEST(Checkpoint, ACorruptedFileIsDetectedAndTheFolderResumesFromTheNewestGoodOne) {
+  namespace fs = std::filesystem;
+  const std::string dir = mmtest::temp_path("rotating");
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  TrainingRun run;
+  for (int i = 0; i < 5; ++i) {
+    run.train_step();
+    save_rotating_checkpoint(dir, run.model, run.opt, run.state(), /*keep=*/3);
+  }
+  // The newest three step files are kept; checkpoint.safetensors is the newest.
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(dir)) names.push_back(e.path().filename().string());
+  std::sort(names.begin(), names.end());
+  EXPECT_EQ(names, (std::vector<std::string>{"checkpoint-00000003.safetensors", "checkpoint-00000004.safetensors",
+                                             "checkpoint-00000005.safetensors", "checkpoint.safetensors"}));
+  TrainingRun check;
+  EXPECT_EQ(load_checkpoint(dir + "/checkpoint.safetensors", check.model, check.opt).step, 5);
+
+  // Flip one byte in the newest file's tensor data (its last byte): the checksum catches it.
+  const std::string newest = dir + "/checkpoint-00000005.safetensors";
+  {
+    std::fstream f(newest, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekg(-1, std::ios::end);
+    char c = 0;
+    f.get(c);
+    f.seekp(-1, std::ios::end);
+    f.put(static_cast<char>(c ^ 0x20));
+  }
+  TrainingRun victim;
+  const auto before = to_vector<float>(victim.model.named_parameters()[0].second);
+  try {
+    load_checkpoint(newest, victim.model, victim.opt);
+    FAIL() << "a corrupted checkpoint loaded";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("is corrupt"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(to_vector<float>(victim.model.named_parameters()[0].second), before);  // nothing changed
+  // checkpoint.safetensors is a hard link to the same bytes, so it is corrupt too; the
+  // folder resumes from step 4.
+  std::vector<std::string> warnings;
+  const std::string good = newest_good_checkpoint(dir, [&](const std::string& w) { warnings.push_back(w); });
+  EXPECT_EQ(fs::path(good).filename().string(), "checkpoint-00000004.safetensors");
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_NE(warnings[0].find("checkpoint-00000005"), std::string::npos);
+  TrainingRun resumed;
+  EXPECT_EQ(load_checkpoint(good, resumed.model, resumed.opt).step, 4);
 }

@@ -1,11 +1,20 @@
 // Kill -9 at random moments of `mmgrad train` (checkpoints every step, so some kills land in
 // the middle of a checkpoint write), resume from the run folder each time until the run
 // completes: the final parameters and optimizer state must be bit-identical to an
-// uninterrupted run's.
+// uninterrupted run's. The kills follow the run's progress (a random number of steps
+// ahead, then a random 0-25 ms), so there are as many on a slow machine as on a fast one.
 #include <gtest/gtest.h>
 
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <random>
+#include <thread>
 
 #include "autograd/ops.h"
 #include "tests/core/test_util.h"
@@ -21,6 +30,36 @@ const char* kTiny =
     " --set train_size=2000 --set tokenizer_vocab=400 --set eval_size=20 --set steps=50 --set checkpoint_every=1"
     " --set log_every=10";
 
+extern "C" char** environ;
+
+size_t metric_lines(const std::string& dir) {
+  std::ifstream in(dir + "/metrics.jsonl");
+  size_t n = 0;
+  std::string line;
+  while (std::getline(in, line)) ++n;
+  return n;
+}
+
+// Runs `command` (through sh, exec'd so the pid is mmgrad's) and SIGKILLs it once the
+// metrics file has `kill_at` lines, after `extra_ms`. Returns the exit status (-9 when killed).
+int run_and_kill(const std::string& command, const std::string& dir, size_t kill_at, int extra_ms) {
+  const std::string line = "exec " + command + " >/dev/null 2>&1";
+  char* argv[] = {const_cast<char*>("sh"), const_cast<char*>("-c"), const_cast<char*>(line.c_str()), nullptr};
+  pid_t pid = 0;
+  if (posix_spawn(&pid, "/bin/sh", nullptr, nullptr, argv, environ) != 0) return -1;
+  int status = 0;
+  while (waitpid(pid, &status, WNOHANG) == 0) {
+    if (metric_lines(dir) >= kill_at) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(extra_ms));
+      kill(pid, SIGKILL);
+      waitpid(pid, &status, 0);
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return WIFSIGNALED(status) ? -WTERMSIG(status) : WEXITSTATUS(status);
+}
+
 bool has_checkpoint(const std::string& dir) {
   if (!fs::is_directory(dir)) return false;
   for (const auto& e : fs::directory_iterator(dir))
@@ -35,25 +74,23 @@ TEST(CrashResume, KilledAtRandomMomentsAndResumedEndsBitIdenticalToAnUninterrupt
   fs::remove_all(straight);
   fs::remove_all(crashed);
   // One thread: the step time (and so where the kills land) is steadier.
-  const std::string env = "MMGRAD_NUM_THREADS=1 ";
+  const std::string env = "env MMGRAD_NUM_THREADS=1 ";
   mmtest::AppRun s = mmtest::run_shell(env + "'" + app + "' train --run-dir " + straight + kTiny + " 2>&1");
   ASSERT_EQ(s.status, 0) << s.out;
 
   std::mt19937 rng(12345);
-  std::uniform_int_distribution<int> delay_ms(250, 1000);
+  std::uniform_int_distribution<int> ahead(2, 9), extra_ms(0, 25);
   int kills = 0, runs = 0;
-  for (; runs < 150; ++runs) {
+  for (; runs < 60; ++runs) {
     const std::string args = has_checkpoint(crashed) ? " train --resume " + crashed : " train --run-dir " + crashed + kTiny;
-    const int ms = delay_ms(rng);
-    mmtest::AppRun r = mmtest::run_shell(env + "timeout -s KILL " + std::to_string(ms / 1000.0) + " '" + app + "'" +
-                                         args + " >/dev/null 2>&1; echo \"status $?\"");
-    if (r.out.find("status 0") != std::string::npos) break;  // finished (training and evaluation)
-    ASSERT_NE(r.out.find("status 137"), std::string::npos) << "the run failed instead of being killed: " << r.out;
+    const size_t target = metric_lines(crashed) + static_cast<size_t>(ahead(rng));
+    const int status = run_and_kill(env + "'" + app + "'" + args, crashed, target, extra_ms(rng));
+    if (status == 0) break;  // finished (training and evaluation)
+    ASSERT_EQ(status, -SIGKILL) << "the run failed instead of being killed (exit status " << status << ")";
     ++kills;
   }
-  ASSERT_LT(runs, 150) << "the run never finished";
-  EXPECT_GE(kills, 3) << "too few kills to mean anything; lower the delays";
-
+  ASSERT_LT(runs, 60) << "the run never finished";
+  EXPECT_GE(kills, 4);
   const auto a = mmgrad::train::load_safetensors(straight + "/checkpoint.safetensors");
   const auto b = mmgrad::train::load_safetensors(crashed + "/checkpoint.safetensors");
   ASSERT_EQ(a.tensors.size(), b.tensors.size());

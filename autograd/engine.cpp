@@ -10,6 +10,7 @@
 
 #include <fmt/format.h>
 
+#include "autograd/anomaly.h"
 #include "autograd/grad_mode.h"
 #include "autograd/node.h"
 #include "autograd/ops.h"
@@ -88,6 +89,7 @@ void backward(const Tensor& root, const Tensor& grad, bool retain_graph) {
     try {
       // A node that no gradient reached (every path to it was undefined) passes none on.
       if (g.defined()) input_grads = n->apply(g);
+      if (anomaly_mode()) detail::check_backward(*n, input_grads);
     } catch (...) {
       t_current_op = "backward";
       throw;

@@ -4,6 +4,8 @@
 
 #include <fmt/format.h>
 
+#include "autograd/anomaly.h"
+
 #include "autograd/engine.h"
 #include "autograd/grad_mode.h"
 #include "autograd/ops.h"
@@ -98,6 +100,7 @@ void record(const char* name, Tensor& output, const std::vector<Tensor>& inputs,
     node->next.push_back(gradient_edge(t));
     node->input_shapes.push_back(t.defined() ? t.shape() : Shape{});
   }
+  if (anomaly_mode()) detail::check_forward(name, output, inputs, *node);
   output.impl().requires_grad = true;
   output.impl().grad_fn = std::move(node);
 }

@@ -40,6 +40,8 @@ class Node {
   std::vector<std::shared_ptr<Node>> next;
   // The shape of each input, to check the gradients that apply() returns.
   std::vector<Shape> input_shapes;
+  // The module the op belongs to, for anomaly mode's messages (set only in that mode).
+  std::string module;
 
   // Gradients w.r.t. the op's inputs, given the gradient w.r.t. its output.
   virtual std::vector<Tensor> apply(const Tensor& grad_output) = 0;

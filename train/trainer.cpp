@@ -23,6 +23,7 @@
 #include "train/progress.h"
 #include "train/tensorboard.h"
 #include "train/throughput.h"
+#include "autograd/anomaly.h"
 #include "autograd/flops.h"
 
 namespace mmgrad::train {
@@ -181,6 +182,11 @@ TrainSummary train_model(nn::ClipModel& model, const RunConfig& c, const BatchSo
                ceiling_gflops, device.str());
   const double comm_seconds_at_start = comm.communication_seconds();
   const auto t_run = std::chrono::steady_clock::now();
+  // Anomaly mode: the first NaN/Inf made in forward or backward stops the run, naming the op
+  // and the module (an error like any other: the last checkpoint stays as it was).
+  std::unique_ptr<autograd::DetectAnomaly> anomaly;
+  if (c.detect_anomaly || autograd::anomaly_mode_from_environment())
+    anomaly = std::make_unique<autograd::DetectAnomaly>(model.named_parameters());
 
   int64_t step = first_step;
   for (; step < c.steps; ++step) {

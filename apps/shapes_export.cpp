@@ -8,28 +8,12 @@
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "data/image.h"
+#include "data/image_transform.h"
 #include "data/shapes.h"
 
 namespace mmgrad::apps {
 namespace fs = std::filesystem;
 
-namespace {
-data::Image to_image(const Tensor& chw) {  // f32 [3, S, S] in [0, 1] -> 8-bit RGB
-  const int64_t S = chw.shape()[1];
-  const std::vector<float> v = to_vector<float>(chw);
-  data::Image img;
-  img.width = img.height = S;
-  img.pixels.resize(static_cast<size_t>(S * S * 3));
-  for (int64_t y = 0; y < S; ++y)
-    for (int64_t x = 0; x < S; ++x)
-      for (int c = 0; c < 3; ++c) {
-        const float f = v[static_cast<size_t>((c * S + y) * S + x)];
-        img.pixels[static_cast<size_t>((y * S + x) * 3 + c)] =
-            static_cast<uint8_t>(std::lround(std::min(1.0f, std::max(0.0f, f)) * 255.0f));
-      }
-  return img;
-}
-}  // namespace
 
 ShapesExport export_shapes(const std::string& dir, int64_t count, bool held_out, uint64_t seed, int64_t image_size) {
   if (count < 1) fail("mmgrad data shapes", "--count must be at least 1");
@@ -41,7 +25,7 @@ ShapesExport export_shapes(const std::string& dir, int64_t count, bool held_out,
   for (int64_t i = 0; i < count; ++i) {
     const data::ShapesSample s = set.get(i);
     const std::string name = fmt::format("{:05d}.png", i);
-    const data::Image img = to_image(s.image);
+    const data::Image img = data::image_from_chw(s.image);
     data::write_png((fs::path(dir) / "images" / name).string(), img);
     table += "images/" + name + "\t" + s.caption + "\n";
     ++e.images;

@@ -8,6 +8,7 @@
 #include <utility>
 #include <vector>
 
+#include "autograd/ops.h"
 #include "core/error.h"
 #include "core/rng.h"
 
@@ -488,6 +489,22 @@ void preprocess_train(const Image& image, const Preprocess& pre, uint64_t key, f
   }
   const bool flip = pre.hflip && Philox::uniform(key, kFlipCounter) < 0.5;
   write_normalised(hwc.data(), S, pre, divisor, flip, out);
+}
+
+Image image_from_chw(const Tensor& chw) {
+  if (chw.dim() != 3 || chw.shape()[0] != 3) fail("image_from_chw", "expects f32 [3, H, W]", {describe("chw", chw)});
+  const int64_t H = chw.shape()[1], W = chw.shape()[2];
+  const std::vector<float> v = to_vector<float>(chw.contiguous());
+  Image img;
+  img.width = W, img.height = H;
+  img.pixels.resize(static_cast<size_t>(H * W * 3));
+  for (int64_t y = 0; y < H; ++y)
+    for (int64_t x = 0; x < W; ++x)
+      for (int c = 0; c < 3; ++c) {
+        const float f = std::clamp(v[static_cast<size_t>((c * H + y) * W + x)], 0.0f, 1.0f);
+        img.pixels[static_cast<size_t>((y * W + x) * 3 + c)] = static_cast<uint8_t>(std::lround(f * 255.0f));
+      }
+  return img;
 }
 
 }  // namespace mmgrad::data

@@ -18,6 +18,7 @@
 #include <array>
 #include <cstdint>
 
+#include "core/tensor.h"
 #include "data/image.h"
 
 namespace mmgrad::data {
@@ -85,6 +86,9 @@ void validate_preprocess(const Preprocess& pre);
 // image_size x image_size, scale to [0, 1], normalise. Writes CHW float32, 3 * S * S values.
 // Only the pixels inside the crop are computed.
 void preprocess_eval(const Image& image, const Preprocess& pre, float* out);
+// The inverse direction for display and export: f32 [3, H, W] with values in [0, 1]
+// (clamped) to 8-bit RGB.
+Image image_from_chw(const Tensor& chw);
 
 // Training pipeline: random resized crop straight to image_size x image_size, colour jitter,
 // horizontal flip, normalise; same layout as preprocess_eval. Every random number is

@@ -6,6 +6,9 @@
 
 namespace mmgrad::dist {
 
+// Collectives take defined, contiguous tensors: otherwise an error naming `op`.
+void check_contiguous(const Tensor& t, const char* op);
+
 // MPI_COMM_WORLD (MPI_Init runs now); null when built without MPI.
 std::unique_ptr<Communicator> make_mpi_communicator();
 

@@ -21,11 +21,6 @@ class DoneWork final : public Work {
   void wait() override {}
 };
 
-void check_contiguous(const Tensor& t, const char* op) {
-  if (!t.defined() || !t.is_contiguous())
-    fail(op, "expects a defined, contiguous tensor", {describe("t", t)});
-}
-
 int env_int(const char* name) {
   const char* v = std::getenv(name);
   return v && *v ? std::atoi(v) : -1;
@@ -67,6 +62,10 @@ std::mutex g_world_mutex;
 std::unique_ptr<Communicator> g_world;
 
 }  // namespace
+
+void check_contiguous(const Tensor& t, const char* op) {
+  if (!t.defined() || !t.is_contiguous()) fail(op, "expects a defined, contiguous tensor", {describe("t", t)});
+}
 
 void SingleCommunicator::all_reduce_sum(const Tensor& t) { check_contiguous(t, "all_reduce_sum"); }
 

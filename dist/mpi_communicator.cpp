@@ -59,10 +59,6 @@ MPI_Datatype mpi_type(DType dtype, const char* op) {
   }
 }
 
-void check_contiguous(const Tensor& t, const char* op) {
-  if (!t.defined() || !t.is_contiguous()) fail(op, "expects a defined, contiguous tensor", {describe("t", t)});
-}
-
 // A host tensor holding t's values (t itself when it already lives on the CPU).
 Tensor on_host(const Tensor& t) { return t.device().type == DeviceType::CPU ? t : t.to(Device::cpu()); }
 

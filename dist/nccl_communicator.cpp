@@ -51,10 +51,6 @@ ncclDataType_t nccl_type(DType dtype, const char* op) {
   }
 }
 
-void check_contiguous(const Tensor& t, const char* op) {
-  if (!t.defined() || !t.is_contiguous()) fail(op, "expects a defined, contiguous tensor", {describe("t", t)});
-}
-
 class NcclCommunicator final : public Communicator {
  public:
   explicit NcclCommunicator(std::unique_ptr<Communicator> host) : host_(std::move(host)) {

@@ -12,6 +12,7 @@
 #include "core/atomic_file.h"
 #include "core/json.h"
 #include "data/image.h"
+#include "data/image_transform.h"
 #include "eval/embedding.h"
 
 namespace mmgrad::eval {
@@ -29,22 +30,6 @@ std::string escape(const std::string& s) {
     }
   }
   return out;
-}
-
-// f32 [3, S, S] in [0, 1] -> 8-bit RGB.
-data::Image to_image(const Tensor& chw) {
-  const int64_t H = chw.shape()[1], W = chw.shape()[2];
-  const std::vector<float> v = to_vector<float>(chw.contiguous());
-  data::Image img;
-  img.width = W, img.height = H;
-  img.pixels.resize(static_cast<size_t>(H * W * 3));
-  for (int64_t y = 0; y < H; ++y)
-    for (int64_t x = 0; x < W; ++x)
-      for (int c = 0; c < 3; ++c) {
-        const float f = std::clamp(v[static_cast<size_t>((c * H + y) * W + x)], 0.0f, 1.0f);
-        img.pixels[static_cast<size_t>((y * W + x) * 3 + c)] = static_cast<uint8_t>(std::lround(f * 255.0f));
-      }
-  return img;
 }
 
 std::string img_tag(const data::Image& img, const std::string& alt, const std::string& cls = "") {
@@ -237,7 +222,7 @@ int64_t write_report(const std::string& path, const nn::ClipModel& model, const 
     for (const auto& s : in.samples) inputs.push_back(s.input), displays.push_back(s.display);
     const Tensor batch = stack(inputs, 0);
     std::vector<data::Image> shown;
-    for (const Tensor& d : displays) shown.push_back(to_image(d));
+    for (const Tensor& d : displays) shown.push_back(data::image_from_chw(d));
 
     // Retrieval: a caption against every sample image; its own image is the right answer
     // (and any image with the same caption).

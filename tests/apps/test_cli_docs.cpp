@@ -9,12 +9,7 @@
 
 namespace {
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using mmtest::read_file;
 
 TEST(CliDocs, DocsCliMdMatchesEveryCommandsHelp) {
   const char* app = std::getenv("MMGRAD_APP");

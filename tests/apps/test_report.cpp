@@ -24,12 +24,7 @@ std::string chromium() {
   return "";
 }
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using mmtest::read_file;
 
 TEST(Report, Base64AndChartsAreWellFormed) {
   EXPECT_EQ(mmgrad::eval::base64(""), "");

@@ -14,12 +14,7 @@ namespace {
 using mmtest::AppRun;
 using mmtest::run_app;
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using mmtest::read_file;
 
 size_t count_lines(const std::string& path) {
   std::ifstream in(path);

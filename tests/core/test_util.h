@@ -10,6 +10,8 @@
 #include <cstdlib>
 #include <cstdint>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <functional>
 #include <initializer_list>
 #include <string>
@@ -131,6 +133,14 @@ struct AppRun {
   int status = -1;  // exit code; -1 when it could not run or was killed
   std::string out;  // stdout and stderr together
 };
+
+// A whole file's bytes ("" when it cannot be read).
+inline std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
 
 // A shell command line, its stdout and stderr together.
 inline AppRun run_shell(const std::string& cmd) {

@@ -8,6 +8,10 @@ namespace mmgrad::dist {
 
 // Collectives take defined, contiguous tensors: otherwise an error naming `op`.
 void check_contiguous(const Tensor& t, const char* op);
+// The checked shapes of the gathered [ranks * n, ...] and scattered [n, ...] results of a
+// contiguous t (errors name the collective).
+Shape gathered_shape(const Tensor& t, int ranks);
+Shape scattered_shape(const Tensor& t, int ranks);
 
 // MPI_COMM_WORLD (MPI_Init runs now); null when built without MPI.
 std::unique_ptr<Communicator> make_mpi_communicator();

@@ -67,6 +67,24 @@ void check_contiguous(const Tensor& t, const char* op) {
   if (!t.defined() || !t.is_contiguous()) fail(op, "expects a defined, contiguous tensor", {describe("t", t)});
 }
 
+Shape gathered_shape(const Tensor& t, int ranks) {
+  check_contiguous(t, "all_gather");
+  if (t.dim() == 0) fail("all_gather", "expects a tensor with at least one dimension", {describe("t", t)});
+  Shape shape = t.shape();
+  shape[0] *= ranks;
+  return shape;
+}
+
+Shape scattered_shape(const Tensor& t, int ranks) {
+  check_contiguous(t, "reduce_scatter_sum");
+  if (t.dim() == 0 || t.shape()[0] % ranks != 0)
+    fail("reduce_scatter_sum", fmt::format("expects a first dimension divisible by the {} ranks", ranks),
+         {describe("t", t)});
+  Shape shape = t.shape();
+  shape[0] /= ranks;
+  return shape;
+}
+
 void SingleCommunicator::all_reduce_sum(const Tensor& t) { check_contiguous(t, "all_reduce_sum"); }
 
 std::unique_ptr<Work> SingleCommunicator::all_reduce_sum_async(const Tensor& t) {
@@ -75,13 +93,13 @@ std::unique_ptr<Work> SingleCommunicator::all_reduce_sum_async(const Tensor& t) 
 }
 
 Tensor SingleCommunicator::all_gather(const Tensor& t) {
-  check_contiguous(t, "all_gather");
+  gathered_shape(t, 1);
   NoGradGuard no_grad;
   return t.clone();
 }
 
 Tensor SingleCommunicator::reduce_scatter_sum(const Tensor& t) {
-  check_contiguous(t, "reduce_scatter_sum");
+  scattered_shape(t, 1);
   NoGradGuard no_grad;
   return t.clone();
 }

@@ -110,10 +110,7 @@ class MpiCommunicator final : public Communicator {
   }
 
   Tensor all_gather(const Tensor& t) override {
-    check_contiguous(t, "all_gather");
-    Shape shape = t.shape();
-    if (shape.empty()) fail("all_gather", "expects a tensor with at least one dimension", {describe("t", t)});
-    shape[0] *= size_;
+    const Shape shape = gathered_shape(t, size_);
     Tensor in = on_host(t);
     Tensor out = Tensor::empty(shape, t.dtype(), Device::cpu());
     const int bytes = static_cast<int>(in.numel() * dtype_size(t.dtype()));
@@ -126,13 +123,8 @@ class MpiCommunicator final : public Communicator {
   }
 
   Tensor reduce_scatter_sum(const Tensor& t) override {
-    check_contiguous(t, "reduce_scatter_sum");
-    if (t.dim() == 0 || t.shape()[0] % size_ != 0)
-      fail("reduce_scatter_sum", fmt::format("expects a first dimension divisible by the {} ranks", size_),
-           {describe("t", t)});
+    const Shape shape = scattered_shape(t, size_);
     const MPI_Datatype type = mpi_type(t.dtype(), "reduce_scatter_sum");
-    Shape shape = t.shape();
-    shape[0] /= size_;
     Tensor in = on_host(t);
     Tensor out = Tensor::empty(shape, t.dtype(), Device::cpu());
     submit("reduce_scatter_sum", [this, in, out, type] {

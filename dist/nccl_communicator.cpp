@@ -92,11 +92,8 @@ class NcclCommunicator final : public Communicator {
   }
 
   Tensor all_gather(const Tensor& t) override {
-    check_contiguous(t, "all_gather");
-    if (t.dim() == 0) fail("all_gather", "expects a tensor with at least one dimension", {describe("t", t)});
+    const Shape shape = gathered_shape(t, size_);
     Tensor in = on_device(t);
-    Shape shape = t.shape();
-    shape[0] *= size_;
     Tensor out = Tensor::empty(shape, t.dtype(), in.device());
     check_nccl(ncclAllGather(in.raw_data(), out.raw_data(), static_cast<size_t>(in.numel() * dtype_size(t.dtype())),
                              ncclUint8, comm_, cuda::stream()),
@@ -106,13 +103,8 @@ class NcclCommunicator final : public Communicator {
   }
 
   Tensor reduce_scatter_sum(const Tensor& t) override {
-    check_contiguous(t, "reduce_scatter_sum");
-    if (t.dim() == 0 || t.shape()[0] % size_ != 0)
-      fail("reduce_scatter_sum", fmt::format("expects a first dimension divisible by the {} ranks", size_),
-           {describe("t", t)});
+    const Shape shape = scattered_shape(t, size_);
     Tensor in = on_device(t);
-    Shape shape = t.shape();
-    shape[0] /= size_;
     Tensor out = Tensor::empty(shape, t.dtype(), in.device());
     check_nccl(ncclReduceScatter(in.raw_data(), out.raw_data(), static_cast<size_t>(out.numel()),
                                  nccl_type(t.dtype(), "reduce_scatter_sum"), ncclSum, comm_, cuda::stream()),

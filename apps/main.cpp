@@ -1,5 +1,6 @@
 // The `mmgrad` command line.
 #include <cstring>
+#include <new>
 #include <string>
 
 #include <fmt/format.h>
@@ -111,6 +112,9 @@ int main(int argc, char** argv) {
     return run(argc, argv);
   } catch (const mmgrad::Error& e) {
     return report_error(e.what());
+  } catch (const std::bad_alloc&) {  // memory outside tensors (a vector, a string) ran out
+    return report_error("mmgrad: error: out of memory (an allocation outside tensor storage failed); "
+                        "checkpoints already written are intact");
   } catch (const std::exception& e) {
     return report_error(std::string("mmgrad: error: ") + e.what());
   }

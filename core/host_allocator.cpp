@@ -1,11 +1,14 @@
 #include "core/host_allocator.h"
 
+#include <cstdint>
 #include <cstdlib>
 #include <map>
 #include <mutex>
 #include <string>
 #include <unordered_map>
 #include <vector>
+
+#include <fmt/format.h>
 
 #include "core/error.h"
 
@@ -24,13 +27,15 @@ size_t size_class(size_t n) {
   return (n + step - 1) / step * step;
 }
 
-size_t default_limit() {
-  if (const char* env = std::getenv("MMGRAD_CPU_CACHE_MB")) {
+size_t megabytes_from_env(const char* name, size_t fallback) {
+  if (const char* env = std::getenv(name)) {
     long mb = std::atol(env);
     if (mb >= 0) return static_cast<size_t>(mb) << 20;
   }
-  return size_t(2) << 30;
+  return fallback;
 }
+size_t default_limit() { return megabytes_from_env("MMGRAD_CPU_CACHE_MB", size_t(2) << 30); }
+size_t default_memory_limit() { return megabytes_from_env("MMGRAD_CPU_MEMORY_LIMIT_MB", SIZE_MAX); }
 
 class CachingHostAllocator final : public Allocator {
  public:
@@ -39,6 +44,9 @@ class CachingHostAllocator final : public Allocator {
     size_t size = size_class(nbytes);
     std::lock_guard<std::mutex> lock(mutex_);
     ++stats_.allocations;
+    if (size > memory_limit_ || stats_.in_use > memory_limit_ - size)
+      out_of_memory(nbytes, "the limit of " + std::to_string(memory_limit_ >> 20) +
+                                " MiB (MMGRAD_CPU_MEMORY_LIMIT_MB) would be exceeded");
     void* p = nullptr;
     if (size >= kCacheMin) {
       // The smallest cached block of at least `size`, up to twice it: a somewhat larger
@@ -60,10 +68,7 @@ class CachingHostAllocator final : public Allocator {
       release_locked();
       p = std::aligned_alloc(kAlignment, size);
     }
-    if (!p)
-      fail("allocate", "out of memory: could not allocate " + std::to_string(nbytes) +
-                           " bytes on cpu (" + std::to_string(stats_.in_use >> 20) +
-                           " MiB in use by tensors)");
+    if (!p) out_of_memory(nbytes, "the system refused it");
     stats_.in_use += size;
     if (stats_.in_use > stats_.peak_in_use) stats_.peak_in_use = stats_.in_use;
     if (size >= kCacheMin) block_size_[p] = size;
@@ -98,6 +103,10 @@ class CachingHostAllocator final : public Allocator {
     std::lock_guard<std::mutex> lock(mutex_);
     release_locked();
   }
+  void set_memory_limit(size_t bytes) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    memory_limit_ = bytes;
+  }
   void set_limit(size_t bytes) {
     std::lock_guard<std::mutex> lock(mutex_);
     limit_ = bytes;
@@ -105,6 +114,10 @@ class CachingHostAllocator final : public Allocator {
   }
 
  private:
+  [[noreturn]] void out_of_memory(size_t nbytes, const std::string& why) const {
+    fail("allocate", "out of memory: could not allocate " + std::to_string(nbytes) + " bytes on cpu: " + why + " (" +
+                         fmt::format("{:.1f}", static_cast<double>(stats_.in_use) / (1 << 20)) + " MiB in use by tensors)");
+  }
   void release_locked() {
     for (auto& [size, blocks] : free_)
       for (void* p : blocks) std::free(p);
@@ -115,7 +128,8 @@ class CachingHostAllocator final : public Allocator {
   std::mutex mutex_;
   std::map<size_t, std::vector<void*>> free_;        // size class -> cached blocks (never empty)
   std::unordered_map<void*, size_t> block_size_;      // live cached-size blocks -> their size
-  size_t limit_ = default_limit();
+  size_t limit_ = default_limit();                // cache cap
+  size_t memory_limit_ = default_memory_limit();  // cap on bytes in use by tensors
   HostMemoryStats stats_;
 };
 
@@ -131,5 +145,6 @@ Allocator& host_allocator() { return instance(); }
 HostMemoryStats host_memory_stats() { return instance().stats(); }
 void host_empty_cache() { instance().empty_cache(); }
 void host_set_cache_limit(size_t bytes) { instance().set_limit(bytes); }
+void host_set_memory_limit(size_t bytes) { instance().set_memory_limit(bytes); }
 
 }  // namespace mmgrad

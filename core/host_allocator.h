@@ -26,6 +26,11 @@ void host_empty_cache();
 // Caps the bytes kept for reuse (default 2 GiB, or MMGRAD_CPU_CACHE_MB).
 void host_set_cache_limit(size_t bytes);
 
+// Caps the bytes tensors may hold at once (default: no cap, or MMGRAD_CPU_MEMORY_LIMIT_MB):
+// an allocation beyond it fails with the same clear out-of-memory error as one the system
+// refuses. Lets a shared machine bound a run, and tests force an allocation failure.
+void host_set_memory_limit(size_t bytes);
+
 // The allocator registered for DeviceType::CPU.
 Allocator& host_allocator();
 

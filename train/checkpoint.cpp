@@ -209,6 +209,7 @@ std::string newest_good_checkpoint(const std::string& run_dir, const std::functi
       load_checkpoint_file(c.string());
       return c.string();
     } catch (const Error& e) {
+      if (e.op() == "allocate") throw;  // out of memory says nothing about the file: no skipping
       if (warn) warn(e.what());
     }
   }

@@ -105,3 +105,37 @@ TEST(CrashResume, KilledAtRandomMomentsAndResumedEndsBitIdenticalToAnUninterrupt
 }
 
 }  // namespace
+
+namespace {
+
+std::string file_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+// Running out of host memory mid-run (forced with MMGRAD_CPU_MEMORY_LIMIT_MB, which fails
+// allocations through the same path as a refused malloc) is a clear error; the checkpoint
+// already written is untouched, and the run resumes from it once memory is there.
+TEST(CrashResume, RunningOutOfMemoryIsAClearErrorAndTheCheckpointSurvives) {
+  const char* app = std::getenv("MMGRAD_APP");
+  if (!app) GTEST_SKIP() << "MMGRAD_APP is not set";
+  const std::string dir = mmtest::temp_path("oom_run");
+  fs::remove_all(dir);
+  const std::string base = std::string("env MMGRAD_NUM_THREADS=1 '") + app + "'";
+  mmtest::AppRun first = mmtest::run_shell(base + " train --run-dir " + dir + kTiny + " --stop-after 3 2>&1");
+  ASSERT_EQ(first.status, 130) << first.out;  // --stop-after ends as Ctrl-C does
+  const std::string saved = file_bytes(dir + "/checkpoint.safetensors");
+  ASSERT_FALSE(saved.empty());
+
+  mmtest::AppRun starved = mmtest::run_shell("MMGRAD_CPU_MEMORY_LIMIT_MB=1 " + base + " train --resume " + dir + " 2>&1");
+  EXPECT_EQ(starved.status, 1) << starved.out;
+  EXPECT_NE(starved.out.find("out of memory: could not allocate"), std::string::npos) << starved.out;
+  EXPECT_NE(starved.out.find("MMGRAD_CPU_MEMORY_LIMIT_MB"), std::string::npos) << starved.out;
+  EXPECT_EQ(file_bytes(dir + "/checkpoint.safetensors"), saved) << "the failed run changed the checkpoint";
+
+  mmtest::AppRun resumed = mmtest::run_shell(base + " train --resume " + dir + " --stop-after 5 2>&1");
+  EXPECT_EQ(resumed.status, 130) << resumed.out;
+  EXPECT_EQ(mmgrad::train::load_safetensors(dir + "/checkpoint.safetensors").metadata.at("step"), "5");
+}
+
+}  // namespace

@@ -17,14 +17,6 @@ thread_local bool t_on = false;
 // Parameter -> the module that owns it (its name without the last component).
 thread_local std::unordered_map<const TensorImpl*, std::string>* t_modules = nullptr;
 
-// True when every element is finite: x * 0 sums to NaN exactly when some element is NaN or
-// infinite. One reduction, on any device.
-bool all_finite(const Tensor& t) {
-  if (!t.defined() || !is_floating(t.dtype()) || t.numel() == 0) return true;
-  NoGradGuard no_grad;
-  return std::isfinite(item(sum(mul(t.to(DType::F64), 0.0))));
-}
-
 // The module owning a parameter ("" for anything else).
 std::string parameter_module(const Tensor& t) {
   if (!t.defined() || !t_modules) return "";
@@ -55,6 +47,13 @@ std::string where(const std::string& module) {
 }
 
 }  // namespace
+
+// x * 0 sums to NaN exactly when some element is NaN or infinite: one reduction, any device.
+bool all_finite(const Tensor& t) {
+  if (!t.defined() || !is_floating(t.dtype()) || t.numel() == 0) return true;
+  NoGradGuard no_grad;
+  return std::isfinite(item(sum(mul(t.to(DType::F64), 0.0))));
+}
 
 DetectAnomaly::DetectAnomaly(const std::vector<std::pair<std::string, Tensor>>& parameters) : previous_(t_on) {
   t_on = true;

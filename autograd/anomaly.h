@@ -29,6 +29,9 @@ class DetectAnomaly {
   bool previous_;
 };
 
+// True when every element of a floating tensor is finite (integer tensors always are).
+bool all_finite(const Tensor& t);
+
 bool anomaly_mode();
 bool anomaly_mode_from_environment();  // MMGRAD_DETECT_ANOMALY=1
 

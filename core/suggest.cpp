@@ -23,6 +23,10 @@ std::string nearest_name(const std::string& word, const std::vector<std::string>
   std::string best;
   size_t best_distance = word.size() / 2 + 1;
   for (const std::string& c : candidates) {
+    // The distance is at least the length difference: skipping those keeps a huge hostile
+    // word (found by fuzz_config) from costing length x length per candidate.
+    const size_t length_difference = word.size() > c.size() ? word.size() - c.size() : c.size() - word.size();
+    if (length_difference >= best_distance) continue;
     const size_t d = edit_distance(word, c);
     if (d < best_distance) best_distance = d, best = c;
   }

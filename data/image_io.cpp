@@ -20,6 +20,7 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "data/jpeg_tables.h"
 #include "data/image.h"
 
 #ifdef MMGRAD_HAVE_STB
@@ -75,10 +76,24 @@ Format sniff(const uint8_t* d, size_t n) {
 uint32_t le32(const uint8_t* p) { return p[0] | (p[1] << 8) | (p[2] << 16) | (uint32_t(p[3]) << 24); }
 uint16_t le16(const uint8_t* p) { return static_cast<uint16_t>(p[0] | (p[1] << 8)); }
 
+uint32_t be32(const uint8_t* p) { return (uint32_t(p[0]) << 24) | (p[1] << 16) | (p[2] << 8) | p[3]; }
+
 // stb reads past the end of a BMP or GIF as zero bytes and reports success, so a cut file
-// would decode into black or transparent rows. These checks catch that; PNG and JPEG
-// truncation is reported by stb itself (an IDAT stream or scan that runs out).
+// would decode into black or transparent rows. These checks catch that; JPEG truncation is
+// reported by stb itself (a scan that runs out). For PNG every chunk must fit in the file:
+// stb allocates an IDAT chunk's declared length before reading it, so a 100-byte file
+// declaring a 2 GiB chunk made it allocate 2 GiB (found by fuzz/fuzz_image).
 bool looks_truncated(Format format, const uint8_t* d, size_t n) {
+  if (format == Format::Png) {
+    for (size_t pos = 8; pos < n;) {
+      if (n - pos < 12) return true;                       // length, type and CRC at least
+      const uint64_t chunk = uint64_t{be32(d + pos)} + 12;  // + length, type, CRC fields
+      if (chunk > n - pos) return true;
+      if (std::memcmp(d + pos + 4, "IEND", 4) == 0) return false;
+      pos += chunk;
+    }
+    return true;  // no IEND
+  }
   if (format == Format::Gif) return d[n - 1] != 0x3B;  // every GIF ends with its trailer byte
   if (format != Format::Bmp || n < 30) return false;
   // Uncompressed BMP (BI_RGB / BI_BITFIELDS): the pixel array is offset + stride * |height|.
@@ -156,6 +171,11 @@ Image decode_image_memory([[maybe_unused]] const uint8_t* data, size_t size, con
   const Format format = sniff(data, size);
   if (format == Format::Unknown)
     fail(kOp, fmt::format("'{}' is not a PNG, JPEG, BMP or GIF image (unrecognised first bytes)", name));
+  // Before stb reads anything: even its header parser builds the Huffman tables.
+  if (format == Format::Jpeg) {
+    const std::string problem = jpeg_huffman_table_problem(data, size);
+    if (!problem.empty()) fail(kOp, fmt::format("'{}' is a corrupt JPEG: {}", name, problem));
+  }
   const int len = static_cast<int>(size);
   int width = 0, height = 0, channels = 0;
   // Header only: the size is checked before stb allocates anything for the pixels.

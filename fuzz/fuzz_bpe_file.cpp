@@ -9,7 +9,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string path = fuzz::input_as_file(data, size, "tokenizer.bpe");
   data::BpeTokenizer tokenizer;
   if (fuzz::parses_or_refuses_clearly([&] { tokenizer = data::BpeTokenizer::load(path); }, path)) {
-    fuzz::check_loaded_tokenizer(tokenizer);
+    fuzz::check_loaded_tokenizer(tokenizer, path);
     std::string text = "a red circle left of a green square \xff\xfe";
     fuzz::require(tokenizer.decode_bytes(tokenizer.encode(text)) == text, "byte-level BPE is lossless");
   }

@@ -10,6 +10,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string path = fuzz::input_as_file(data, size, "merges.txt");
   std::unique_ptr<data::Tokenizer> tokenizer;
   if (fuzz::parses_or_refuses_clearly([&] { tokenizer = data::load_pretrained_tokenizer(path); }, path))
-    fuzz::check_loaded_tokenizer(*tokenizer);
+    fuzz::check_loaded_tokenizer(*tokenizer, path);
   return 0;
 }

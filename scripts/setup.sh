@@ -12,6 +12,8 @@
 # that the Python module is built (meson's python=auto) and python/tests/ runs.
 # --with-browser (scripts/test.sh) installs Debian's chromium, which the report test uses to
 # render report.html headless.
+# --with-clang (scripts/fuzz.sh) installs clang and its runtime libraries (libFuzzer).
+# --targets "T1 T2" builds only those ninja targets (the sanitizer builds need a few tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,12 +21,16 @@ with_torch=0
 with_mpi=0
 with_python=0
 with_browser=0
+with_clang=0
+targets=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --with-torch) with_torch=1; shift ;;
     --with-mpi) with_mpi=1; shift ;;
     --with-python) with_python=1; shift ;;
     --with-browser) with_browser=1; shift ;;
+    --with-clang) with_clang=1; shift ;;
+    --targets) targets=$2; shift 2 ;;
     *) break ;;
   esac
 done
@@ -44,6 +50,7 @@ packages=(g++ meson ninja-build pkg-config libopenblas-dev libfmt-dev libgtest-d
 if [ $with_mpi -eq 1 ]; then packages+=(libopenmpi-dev openmpi-bin); fi
 if [ $with_python -eq 1 ]; then packages+=(pybind11-dev python3-dev python3-numpy python3-pytest); fi
 if [ $with_browser -eq 1 ]; then packages+=(chromium); fi
+if [ $with_clang -eq 1 ]; then packages+=(clang libclang-rt-14-dev); fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -91,5 +98,5 @@ elif [ $# -gt 0 ]; then
   # to meson_options.txt since it was set up.
   meson setup --reconfigure "$build_dir" "$@" >/dev/null
 fi
-ninja -C "$build_dir" | grep -vE '^\[[0-9]+/[0-9]+\] (Compiling|Linking)' || true
-ninja -C "$build_dir" >/dev/null  # fails here (with the compiler's output) if the build is broken
+ninja -C "$build_dir" $targets | grep -vE '^\[[0-9]+/[0-9]+\] (Compiling|Linking)' || true
+ninja -C "$build_dir" $targets >/dev/null  # fails here (with the compiler's output) if the build is broken

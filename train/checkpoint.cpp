@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include "autograd/anomaly.h"
 #include "autograd/grad_mode.h"
 #include "autograd/ops.h"
 #include "core/checksum.h"
@@ -96,11 +97,17 @@ void load_matching(const std::string& path, const SafetensorsFile& file, const s
       continue;
     }
     used[key] = true;
-    if (it->second.shape() != dst.shape())
-      problems.push_back(fmt::format("{}: checkpoint has {}, the model {}", key, shape_str(it->second.shape()),
+    const Tensor& src = it->second;
+    if (src.shape() != dst.shape())
+      problems.push_back(fmt::format("{}: checkpoint has {}, the model {}", key, shape_str(src.shape()),
                                      shape_str(dst.shape())));
+    else if (is_floating(src.dtype()) != is_floating(dst.dtype()))  // f16/bf16 for f32 is fine, i64 is not
+      problems.push_back(fmt::format("{}: checkpoint has {} values, the model {}", key, dtype_name(src.dtype()),
+                                     dtype_name(dst.dtype())));
+    else if (!autograd::all_finite(src))  // never written by training (it skips such steps): a damaged file
+      problems.push_back(fmt::format("{}: holds NaN or infinite values", key));
     else
-      copies.emplace_back(dst, it->second);
+      copies.emplace_back(dst, src);
   }
   for (const auto& [key, t] : stored) {
     bool covered = false;
@@ -147,15 +154,19 @@ TrainState load_checkpoint(const std::string& path, nn::Module& model, Optimizer
   const SafetensorsFile file = load_checkpoint_file(path);
   auto destinations = prefixed("model.", model.named_parameters());
   for (auto& d : prefixed("optim.", optimizer.state())) destinations.push_back(d);
+  // Metadata first: a file that is refused for any reason changes nothing.
+  const TrainState state = read_state(file, path);
+  const int64_t optimizer_steps = to_int(file.metadata, "optimizer_steps", path);
   load_matching(path, file, destinations, {""});  // every stored tensor must be used
-  optimizer.set_steps(to_int(file.metadata, "optimizer_steps", path));
-  return read_state(file, path);
+  optimizer.set_steps(optimizer_steps);
+  return state;
 }
 
 TrainState load_model_weights(const std::string& path, nn::Module& model) {
   const SafetensorsFile file = load_checkpoint_file(path);
+  const TrainState state = read_state(file, path);
   load_matching(path, file, prefixed("model.", model.named_parameters()), {"model."});
-  return read_state(file, path);
+  return state;
 }
 
 std::string read_checkpoint_config(const std::string& path) {

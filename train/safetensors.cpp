@@ -124,7 +124,7 @@ SafetensorsFile load_safetensors(const std::string& path) {
       out.metadata = read_metadata(path, entry);
       continue;
     }
-    auto bad = [&](const std::string& what) { bad_file(path, "tensor '" + name + "': " + what); };
+    auto bad = [&, &name = name](const std::string& what) { bad_file(path, "tensor '" + name + "': " + what); };
     if (!entry.is_object()) bad("entry is not an object");
     const json::Value* dtype = entry.find("dtype");
     const json::Value* shape = entry.find("shape");

@@ -209,6 +209,29 @@ TEST(ImageIo, TruncatedFilesAreErrorsNamingTheFile) {
   EXPECT_MMGRAD_ERROR(decode_image_memory(gif.data(), gif.size(), "cut.gif"), "image", "cut.gif", "truncated");
 }
 
+// Inputs fuzz/fuzz_image found (kept in its corpus): stb_image 2.27 wrote past its Huffman
+// arrays for a JPEG table declaring more than 256 codes, and allocated a PNG chunk's declared
+// length (2 GiB from a 132-byte file) before reading it. Both are refused before stb runs.
+TEST(ImageIo, FuzzFindingsAreRefusedBeforeStbSeesThem) {
+  const std::string corpus = std::string(MMGRAD_SOURCE_DIR) + "/fuzz/corpus/image/";
+  EXPECT_MMGRAD_ERROR(decode_image_file(corpus + "found_dht_942_codes.jpg"), "image", "found_dht_942_codes.jpg",
+                      "corrupt JPEG: a Huffman table declares 942 codes", "at most 256");
+  EXPECT_MMGRAD_ERROR(decode_image_file(corpus + "found_png_chunk_2gib.png"), "image", "found_png_chunk_2gib.png",
+                      "truncated");
+  // A valid JPEG whose APP segment holds the bytes FF C4 followed by large counts (as an ICC
+  // profile may) still decodes: segments before the first scan are skipped by length.
+  const Image src = pattern_image(8, 8);
+  const std::string jpg = mmtest::temp_path("app_payload.jpg");
+  ASSERT_TRUE(stbi_write_jpg(jpg.c_str(), 8, 8, 3, src.pixels.data(), 90));
+  std::vector<uint8_t> bytes = read_bytes(jpg);
+  std::vector<uint8_t> app = {0xFF, 0xE2, 0x00, 0x16, 0xFF, 0xC4, 0x00, 0x20, 0x00};
+  for (int i = 0; i < 16; ++i) app.push_back(0xFF);  // 16 code counts of 255
+  app[3] = static_cast<uint8_t>(app.size() - 2);
+  bytes.insert(bytes.begin() + 2, app.begin(), app.end());
+  write_bytes(jpg, bytes);
+  EXPECT_EQ(decode_image_file(jpg).width, 8);
+}
+
 TEST(ImageIo, RandomBytesAreAnError) {
   std::vector<uint8_t> noise(1000);
   uint32_t s = 7;

@@ -2,9 +2,11 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 
+#include "autograd/grad_mode.h"
 #include "autograd/ops.h"
 #include "models/layers.h"
 #include "tests/core/test_util.h"
@@ -77,6 +79,53 @@ TEST(Checkpoint, MismatchesAreListedAndNothingIsChanged) {
   // A plain safetensors file is not a checkpoint.
   save_safetensors(path, {{"x", ones({1})}});
   EXPECT_MMGRAD_ERROR(load_checkpoint(path, run.model, run.opt), "checkpoint", "not an mmgrad checkpoint");
+}
+
+// Found by fuzz/fuzz_checkpoint: a file whose tensors matched but whose metadata was
+// incomplete was refused only after the weights had been copied in.
+TEST(Checkpoint, RefusedFilesChangeNothingEvenWhenOnlyTheMetadataIsBad) {
+  TrainingRun saved;
+  saved.train_step();
+  NamedTensors tensors;
+  for (const auto& [name, t] : saved.model.named_parameters()) tensors.emplace_back("model." + name, t);
+  for (const auto& [name, t] : saved.opt.state()) tensors.emplace_back("optim." + name, t);
+  const std::string path = mmtest::temp_path("no_state.safetensors");
+  save_safetensors(path, tensors, {{"format", "mmgrad-checkpoint 1"}, {"optimizer_steps", "1"}});
+  TrainingRun fresh;
+  const Tensor before = fresh.model.fc1.weight.clone();
+  EXPECT_MMGRAD_ERROR(load_checkpoint(path, fresh.model, fresh.opt), "checkpoint", path, "metadata");
+  EXPECT_MMGRAD_ERROR(load_model_weights(path, fresh.model), "checkpoint", path, "metadata");
+  EXPECT_TRUE(allclose(fresh.model.fc1.weight, before, 0, 0));
+  EXPECT_EQ(fresh.opt.steps(), 0);
+}
+
+// Training never saves non-finite weights (it skips such steps), so NaN or Inf in a file is
+// damage; integer values where the model has floats are a different file's tensors.
+TEST(Checkpoint, NaNOrIntegerTensorsAreRefusedByName) {
+  TrainingRun run;
+  run.train_step();
+  {
+    NoGradGuard no_grad;
+    Tensor w = run.model.fc2.bias;
+    copy_(w, full(w.shape(), std::nan("")));
+  }
+  const std::string path = mmtest::temp_path("nan.safetensors");
+  save_checkpoint(path, run.model, run.opt, run.state());  // a valid checksum over the NaN
+  TrainingRun fresh;
+  const Tensor before = fresh.model.fc2.bias.clone();
+  EXPECT_MMGRAD_ERROR(load_checkpoint(path, fresh.model, fresh.opt), "checkpoint", path,
+                      "model.fc2.bias: holds NaN or infinite values");
+  EXPECT_TRUE(allclose(fresh.model.fc2.bias, before, 0, 0));
+
+  TrainingRun other;
+  const std::string ints = mmtest::temp_path("ints.safetensors");
+  NamedTensors tensors;
+  for (const auto& [name, t] : other.model.named_parameters())
+    tensors.emplace_back("model." + name, name == "fc1.weight" ? t.to(DType::I64) : t);
+  save_safetensors(ints, tensors, {{"format", "mmgrad-checkpoint 1"}, {"step", "0"}, {"optimizer_steps", "0"},
+                                   {"rng_seed", "0"}, {"rng_draws", "0"}, {"data_position", "0"}, {"config", "{}"}});
+  EXPECT_MMGRAD_ERROR(load_model_weights(ints, fresh.model), "checkpoint", ints,
+                      "model.fc1.weight: checkpoint has i64 values, the model f32");
 }
 
 TEST(Checkpoint, ACorruptedFileIsDetectedAndTheFolderResumesFromTheNewestGoodOne) {

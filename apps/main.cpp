@@ -46,6 +46,15 @@ examples:
   mmgrad data shapes --out shapes_demo
   mmgrad search --checkpoint runs/short/checkpoint.safetensors --images shapes_demo/images --text "a red circle"
   mmgrad mlp --steps 300 --hidden 32
+
+environment:
+  MMGRAD_NUM_THREADS=N          compute threads (default: every core)
+  MMGRAD_CPU_MEMORY_LIMIT_MB=N  cap on host memory held by tensors; beyond it an allocation is
+                                a clear out-of-memory error (default: no cap)
+  MMGRAD_CPU_CACHE_MB=N         freed blocks kept for reuse (default 2048)
+  MMGRAD_DETECT_ANOMALY=1       stop at the first NaN/Inf made, naming the op and module
+  MMGRAD_GEMM=blas|builtin      the f32 matrix multiply (default: builtin on AVX2/AVX-512 CPUs)
+  OPENBLAS_CORETYPE=NAME        OpenBLAS's kernels (mmgrad warns when a faster one exists)
 )";
 
 int run(int argc, char** argv) {

@@ -90,7 +90,9 @@ std::vector<ChartSeries> read_curves(const std::string& metrics_path, ChartSerie
     if (!step || !v.find("loss")) continue;
     const double s = step->as_number("");
     if (const json::Value* r = v.find("lr")) lr.points.emplace_back(s, r->as_number(""));
-    for (const auto& [k, x] : v.as_object("")) {
+    for (const auto& member : v.as_object("")) {
+      const std::string& k = member.first;  // a plain reference: clang 14 cannot capture a structured binding
+      const json::Value& x = member.second;
       if (!x.is_number() || std::find(skip.begin(), skip.end(), k) != skip.end()) continue;
       auto it = std::find_if(out.begin(), out.end(), [&](const ChartSeries& c) { return c.name == k; });
       if (it == out.end()) {

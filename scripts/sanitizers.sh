@@ -32,7 +32,7 @@ fi
 if [ "$which" = all ] || [ "$which" = tsan ]; then
   scripts/setup.sh --targets "tests/test_core tests/test_data apps/mmgrad" build-tsan -Db_sanitize=thread -Dblas=none \
     "${common[@]}"
-  export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
+  export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:allocator_may_return_null=1
   meson test -C build-tsan --no-rebuild --print-errorlogs --num-processes 1 core data || status=1
   run_dir=$(mktemp -d)
   if ! MMGRAD_NUM_THREADS=2 build-tsan/apps/mmgrad train --run-dir "$run_dir/run" --set steps=6 --set train_size=400 \

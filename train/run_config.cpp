@@ -216,6 +216,10 @@ void set_value(RunConfig& c, const std::string& key, const std::string& value) {
       }
       if (value.empty() || used != value.size()) bad("an integer");
       if (v < f.min_int) bad(fmt::format("an integer of at least {}", f.min_int));
+      // config.json stores it as a JSON number, which holds integers exactly up to 2^53; a
+      // larger value made a run whose own config.json could not be read back (fuzz_config).
+      constexpr long long kLargestExactInJson = 1LL << 53;
+      if (v > kLargestExactInJson) bad(fmt::format("an integer of at most {}", kLargestExactInJson));
       *static_cast<int64_t*>(p) = v;
       break;
     }

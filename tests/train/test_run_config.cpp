@@ -25,6 +25,8 @@ TEST(Suggest, EditDistanceAndNearestName) {
   EXPECT_EQ(edit_distance("same", "same"), 0u);
   EXPECT_EQ(nearest_name("visoin_width", {"vision_width", "text_width", "lr"}), "vision_width");
   EXPECT_EQ(nearest_name("zzzzzz", {"lr", "steps"}), "");  // too far to be a typo
+  EXPECT_EQ(nearest_name(std::string(1 << 20, 'x'), {"lr", "steps"}), "");  // no suggestion, and no length^2 work
+  EXPECT_EQ(nearest_name("steps_", {"lr", "steps"}), "steps");
 }
 
 TEST(RunConfig, PresetsHaveTheSpecShapes) {
@@ -74,6 +76,13 @@ TEST(RunConfig, BadKeysAndValuesAreNamed) {
   EXPECT_NE(error_of([&] { set_assignment(c, "lr=nan"); }).find("'lr' expects a finite number"), std::string::npos);
   EXPECT_NE(error_of([&] { set_assignment(c, "hard_negatives=maybe"); }).find("true or false"), std::string::npos);
   EXPECT_NE(error_of([&] { set_assignment(c, "steps"); }).find("key=value"), std::string::npos);
+  // Integers must survive config.json (JSON numbers hold integers exactly up to 2^53).
+  EXPECT_NE(error_of([&] { set_assignment(c, "steps=999999999999909132"); }).find("at most 9007199254740992"),
+            std::string::npos);
+  set_assignment(c, "steps=9007199254740992");
+  RunConfig again;
+  apply_json(again, to_json(c));
+  EXPECT_EQ(again.steps, int64_t{1} << 53);
 }
 
 TEST(RunConfig, ValidateChecksFieldsTogether) {

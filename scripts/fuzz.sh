@@ -7,10 +7,12 @@
 #   scripts/fuzz.sh --seconds 20          every target for 20 s (what CI runs)
 #   scripts/fuzz.sh --runs 1000000 image  one million executions of fuzz_image
 #   scripts/fuzz.sh --no-build ...        skip the build (several campaigns side by side)
+#   scripts/fuzz.sh --timeout 60 ...      seconds one input may take (default 10; raise it on a
+#                                         loaded machine, where wall-clock time stretches)
 #
 # New inputs a run finds go to build-fuzz/corpus/<target>/ (never into the repository: copy
 # the interesting ones into fuzz/corpus/ by hand, with a fix). A crash, sanitizer report,
-# leak, hang over 10 s or memory over 2 GiB leaves its input in build-fuzz/findings/ and
+# leak, hang over 10 s (--timeout) or memory over 2 GiB leaves its input in build-fuzz/findings/ and
 # fails the script; reproduce with build-fuzz/fuzz/fuzz_<target> FILE.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,13 +20,15 @@ cd "$(dirname "$0")/.."
 seconds=60
 runs=""
 build=1
+timeout=10
 targets=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --seconds) seconds=$2; shift 2 ;;
     --runs) runs=$2; shift 2 ;;
     --no-build) build=0; shift ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    --timeout) timeout=$2; shift 2 ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
     -*) echo "fuzz.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     *) targets+=("$1"); shift ;;
   esac
@@ -53,7 +57,7 @@ for t in "${targets[@]}"; do
   if [ -n "$runs" ]; then limit=(-runs="$runs"); fi
   result=ok
   # The first folder receives new inputs; the committed corpus is only read.
-  if ! "$exe" "${limit[@]}" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+  if ! "$exe" "${limit[@]}" -timeout="$timeout" -rss_limit_mb=2048 -print_final_stats=1 \
        -artifact_prefix=build-fuzz/findings/$t- build-fuzz/corpus/$t fuzz/corpus/$t >"$log" 2>&1; then
     result="FINDING (see $log)"
     status=1

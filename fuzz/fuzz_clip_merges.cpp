@@ -1,15 +1,8 @@
 // CLIP's merges file (bpe_simple_vocab_16e6.txt, optionally gzip-free text): version line,
 // merge pairs; then encoding and decoding with what was loaded.
-#include "data/clip_bpe.h"
-#include "fuzz/fuzz_input.h"
 #include "fuzz/tokenizer_checks.h"
 
-using namespace mmgrad;
-
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  std::string path = fuzz::input_as_file(data, size, "merges.txt");
-  std::unique_ptr<data::Tokenizer> tokenizer;
-  if (fuzz::parses_or_refuses_clearly([&] { tokenizer = data::load_pretrained_tokenizer(path); }, path))
-    fuzz::check_loaded_tokenizer(*tokenizer, path);
+  mmgrad::fuzz::fuzz_pretrained_tokenizer(data, size, "merges.txt");
   return 0;
 }

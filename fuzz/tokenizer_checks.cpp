@@ -1,6 +1,7 @@
 #include "fuzz/tokenizer_checks.h"
 
 #include "core/utf8.h"
+#include "data/clip_bpe.h"
 #include "fuzz/fuzz_input.h"
 
 namespace mmgrad::fuzz {
@@ -19,6 +20,13 @@ void check_loaded_tokenizer(const data::Tokenizer& tokenizer, const std::string&
   Tensor batch;
   if (parses_or_refuses_clearly([&] { batch = tokenizer.encode_batch({"a red circle", ""}, 6); }, path))
     require(batch.numel() == 12, "a batch is texts x context");
+}
+
+void fuzz_pretrained_tokenizer(const uint8_t* data, size_t size, const std::string& file_name) {
+  const std::string path = input_as_file(data, size, file_name);
+  std::unique_ptr<data::Tokenizer> tokenizer;
+  if (parses_or_refuses_clearly([&] { tokenizer = data::load_pretrained_tokenizer(path); }, path))
+    check_loaded_tokenizer(*tokenizer, path);
 }
 
 }  // namespace mmgrad::fuzz

@@ -1,6 +1,7 @@
 #include "data/shapes.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 
 #include <fmt/format.h>
@@ -31,11 +32,50 @@ class SampleRng {
   uint64_t counter_ = 0;
 };
 
+struct Hsv {
+  double h, s, v;  // hue in turns [0, 1), saturation and value in [0, 1]
+};
+
+Hsv to_hsv(const float rgb[3]) {
+  const double r = rgb[0], g = rgb[1], b = rgb[2];
+  const double mx = std::max({r, g, b}), d = mx - std::min({r, g, b});
+  double h = d == 0 ? 0 : mx == r ? (g - b) / d : mx == g ? (b - r) / d + 2 : (r - g) / d + 4;
+  h /= 6;
+  return {h - std::floor(h), mx == 0 ? 0 : d / mx, mx};
+}
+
+void to_rgb(Hsv c, float out[3]) {
+  const double sector = (c.h - std::floor(c.h)) * 6, f = sector - std::floor(sector);
+  const double v = c.v, p = v * (1 - c.s), q = v * (1 - c.s * f), t = v * (1 - c.s * (1 - f));
+  const double table[6][3] = {{v, t, p}, {q, v, p}, {p, v, t}, {p, q, v}, {t, p, v}, {v, p, q}};
+  const double* rgb = table[std::min(5, static_cast<int>(sector))];
+  for (int k = 0; k < 3; ++k) out[k] = static_cast<float>(rgb[k]);
+}
+
+// Each object is painted in a shade of its colour: hue within kShadeHue of the colour's own,
+// saturation scaled by [kSaturationLow, 1] and brightness by [kValueLow, 1.05]. With six exact
+// RGB values the model more often ties shape to colour and misreads the held-out pairs;
+// varied shades make every colour a spread of values (diversity in one attribute helps the
+// other generalise: del Rio et al. 2025, "Data distributional properties as inductive bias
+// for systematic generalization"). +-6 degrees keeps orange (31) apart from red (0) and
+// yellow (56).
+constexpr double kShadeHue = 6.0 / 360, kSaturationLow = 0.7, kValueLow = 0.75;
+
+void shade_of(int colour, SampleRng& rng, float out[3]) {
+  Hsv c = to_hsv(kRgb[colour]);
+  c.h += (rng.uniform() * 2 - 1) * kShadeHue;
+  c.s *= kSaturationLow + (1 - kSaturationLow) * rng.uniform();
+  c.v = std::min(1.0, c.v * (kValueLow + (1.05 - kValueLow) * rng.uniform()));
+  to_rgb(c, out);
+}
+
 bool inside(const ShapeObject& o, float x, float y) {
   const float dx = x - o.cx, dy = y - o.cy;
   switch (o.shape) {
     case ShapeKind::Circle: return dx * dx + dy * dy <= o.r * o.r;
-    case ShapeKind::Square: return std::abs(dx) <= o.r * 0.85f && std::abs(dy) <= o.r * 0.85f;
+    // As wide as the circle: a square of side 1.7 r (as before) differed from a small circle
+    // by about a pixel at 32 px, and the held-out green square was mostly read as a circle.
+    case ShapeKind::Square: return std::abs(dx) <= o.r && std::abs(dy) <= o.r;
     case ShapeKind::Diamond: return std::abs(dx) + std::abs(dy) <= o.r;
     case ShapeKind::Triangle: {
       // Pointing up: apex at (0, -r), base from (-r, r) to (r, r).
@@ -48,10 +88,17 @@ bool inside(const ShapeObject& o, float x, float y) {
 }
 
 
+// "an" before a vowel: "an orange box", "a red box".
+std::string indefinite_article(const std::string& next_word) {
+  return next_word.find_first_of("aeiou") == 0 ? "an " : "a ";
+}
+
 std::string describe_object(const ShapeObject& o, SampleRng& rng, bool with_size) {
-  std::string s = rng.pick(3) == 0 ? "the " : "a ";
-  if (with_size) s += o.large ? rng.choose<std::string>({"large ", "big "}) : rng.choose<std::string>({"small ", "little "});
-  return s + colour_names()[o.colour] + " " + rng.choose(shape_synonyms()[static_cast<int>(o.shape)]);
+  const bool definite = rng.pick(3) == 0;
+  std::string s;
+  if (with_size) s = o.large ? rng.choose<std::string>({"large ", "big "}) : rng.choose<std::string>({"small ", "little "});
+  s += colour_names()[o.colour] + " " + rng.choose(shape_synonyms()[static_cast<int>(o.shape)]);
+  return (definite ? "the " : indefinite_article(s)) + s;
 }
 
 }  // namespace
@@ -72,12 +119,17 @@ const std::vector<std::string>& colour_names() {
   return n;
 }
 
+std::array<float, 3> base_rgb(int colour) {
+  if (colour < 0 || colour >= kNumColours) fail("base_rgb", fmt::format("no colour {}", colour));
+  return {kRgb[colour][0], kRgb[colour][1], kRgb[colour][2]};
+}
+
 std::vector<std::string> class_prompts(int colour, ShapeKind shape) {
   std::vector<std::string> out;
   const std::string& c = colour_names()[static_cast<size_t>(colour)];
   for (const std::string& word : shape_synonyms()[static_cast<int>(shape)])
-    for (const char* t : {"a ", "the ", "a picture of a ", "there is a ", "a small ", "a large "})
-      out.push_back(t + c + " " + word);
+    for (const std::string t : {"a ", "the ", "a picture of a ", "there is a ", "a small ", "a large "})
+      out.push_back((t.ends_with("a ") ? t.substr(0, t.size() - 2) + indefinite_article(c) : t) + c + " " + word);
   return out;
 }
 
@@ -108,6 +160,7 @@ ShapesSample ShapesDataset::get(int64_t index, bool render_image) const {
       o.colour = rng.pick(kNumColours);
     } while (is_held_out(o.colour, o.shape) != must_be_held_out);
     o.large = rng.uniform() < 0.5;
+    shade_of(o.colour, rng, o.rgb);
     o.r = S * (o.large ? 0.26f : 0.17f) * (n_objects == 2 ? 0.8f : 1.0f);
     return o;
   };
@@ -152,7 +205,7 @@ ShapesSample ShapesDataset::get(int64_t index, bool render_image) const {
       float rgb[3] = {0.08f, 0.08f, 0.10f};
       for (const ShapeObject& o : out.objects)
         if (inside(o, static_cast<float>(x) + 0.5f, static_cast<float>(y) + 0.5f))
-          for (int c = 0; c < 3; ++c) rgb[c] = kRgb[o.colour][c];
+          for (int c = 0; c < 3; ++c) rgb[c] = o.rgb[c];
       for (int c = 0; c < 3; ++c) {
         float noise = (static_cast<float>(rng.uniform()) - 0.5f) * 0.06f;
         pixels[(c * image_size_ + y) * image_size_ + x] = std::clamp(rgb[c] + noise, 0.0f, 1.0f);

@@ -1,13 +1,15 @@
 // The built-in dataset: procedurally drawn RGB images of coloured shapes with English
 // captions, no download needed.
 //
-// A sample has one or two objects (shape, colour, size, position). Captions come from several
+// A sample has one or two objects (shape, colour, size, position), each painted in a varied
+// shade of its colour on a dark, slightly noisy background. Captions come from several
 // templates and synonyms ("a small red circle on the left", "a blue box above a green ball",
 // ...). Everything about sample i of a split is a pure function of (seed, split, i), so any
 // order, thread count or resume gives the same data. Some (colour, shape) combinations are held
 // out: they never appear in the training split and make up the held-out split, which tests
 // compositional generalisation.
 #pragma once
+#include <array>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -27,6 +29,7 @@ struct ShapeObject {
   int colour;        // index into colour_names()
   bool large;
   float cx, cy, r;   // centre and radius in pixels
+  float rgb[3] = {0, 0, 0};  // the shade it is painted in: a variation of its colour (shapes.cpp)
 };
 
 struct ShapesSample {
@@ -39,6 +42,8 @@ struct ShapesSample {
 
 const std::vector<std::string>& shape_names();   // canonical names: circle, square, ...
 const std::vector<std::string>& colour_names();  // red, green, ...
+// The RGB of each colour (in [0, 1]) that objects' shades vary around.
+std::array<float, 3> base_rgb(int colour);
 // Every word the captions use for each shape (index = ShapeKind): circle, disk, ball, ...
 const std::vector<std::vector<std::string>>& shape_synonyms();
 // Captions of one object of this colour and shape in the dataset's own templates and every

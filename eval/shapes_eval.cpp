@@ -128,7 +128,7 @@ ShapesEval evaluate_shapes(const nn::ClipModel& model, const data::Tokenizer& to
     const std::vector<double> scores = to_vector<double>(
         mul(matmul(rows(img, single), transpose(prompt_emb, 0, 1)), std::exp(item(model.logit_scale))));
     int64_t colour_ok = 0, shape_ok = 0, pair_ok = 0;
-    std::vector<std::pair<int64_t, int64_t>> by_pair(static_cast<size_t>(C * S));
+    std::vector<ShapesEval::PairShapes> by_pair(static_cast<size_t>(C * S));
     for (size_t k = 0; k < single.size(); ++k) {
       const double* row = scores.data() + k * static_cast<size_t>(C * S);
       std::vector<double> colour_score(C), shape_score(S);
@@ -146,8 +146,10 @@ ShapesEval evaluate_shapes(const nn::ClipModel& model, const data::Tokenizer& to
       shape_ok += best_shape == static_cast<int>(truth.shape);
       pair_ok += best_pair == truth.colour * S + static_cast<int>(truth.shape);
       auto& cell = by_pair[static_cast<size_t>(truth.colour * S + static_cast<int>(truth.shape))];
-      ++cell.first;
-      cell.second += best_shape == static_cast<int>(truth.shape);
+      ++cell.images;
+      cell.right += best_shape == static_cast<int>(truth.shape);
+      cell.read_as.resize(S);
+      ++cell.read_as[static_cast<size_t>(best_shape)];
     }
     e.zero_shot_samples = static_cast<int64_t>(single.size());
     const auto n = static_cast<double>(single.size());
@@ -155,10 +157,13 @@ ShapesEval evaluate_shapes(const nn::ClipModel& model, const data::Tokenizer& to
     e.shape_accuracy = static_cast<double>(shape_ok) / n;
     e.pair_accuracy = static_cast<double>(pair_ok) / n;
     for (int c = 0; c < C; ++c)
-      for (int sh = 0; sh < S; ++sh)
-        if (by_pair[static_cast<size_t>(c * S + sh)].first > 0)
-          e.shape_by_pair.emplace_back(data::colour_names()[static_cast<size_t>(c)] + " " + data::shape_names()[static_cast<size_t>(sh)],
-                                       by_pair[static_cast<size_t>(c * S + sh)]);
+      for (int sh = 0; sh < S; ++sh) {
+        ShapesEval::PairShapes& cell = by_pair[static_cast<size_t>(c * S + sh)];
+        if (cell.images == 0) continue;
+        cell.name = data::colour_names()[static_cast<size_t>(c)] + " " + data::shape_names()[static_cast<size_t>(sh)];
+        cell.shape = sh;
+        e.shape_by_pair.push_back(cell);
+      }
   }
 
   // Image-text matching.
@@ -228,8 +233,19 @@ std::string format_eval(const ShapesEval& e) {
   s += fmt::format("  zero-shot pair accuracy    {}   [{}]\n", pct(e.pair_accuracy),
                    pct(1.0 / (data::kNumColours * data::kNumShapes)));
   if (e.shape_by_pair.size() <= 4) {  // the held-out pairs: one line each
-    for (const auto& [name, cell] : e.shape_by_pair)
-      s += fmt::format("    shape right on {:<16} {} of {} images\n", name + ":", cell.second, cell.first);
+    for (const ShapesEval::PairShapes& cell : e.shape_by_pair) {
+      // The wrong readings, most frequent first: "(else circle 20, diamond 7)".
+      std::vector<std::pair<int64_t, int>> wrong;
+      for (int sh = 0; sh < data::kNumShapes; ++sh)
+        if (sh != cell.shape && cell.read_as[static_cast<size_t>(sh)] > 0)
+          wrong.emplace_back(-cell.read_as[static_cast<size_t>(sh)], sh);
+      std::sort(wrong.begin(), wrong.end());
+      std::string also;
+      for (const auto& [minus_count, sh] : wrong)
+        also += fmt::format("{}{} {}", also.empty() ? "   (else " : ", ", data::shape_names()[static_cast<size_t>(sh)], -minus_count);
+      s += fmt::format("    shape right on {:<16} {:>3} of {} images{}\n", cell.name + ":", cell.right, cell.images,
+                       also.empty() ? "" : also + ")");
+    }
   }
   if (e.has_itm) {
     s += fmt::format("  ITM accuracy, random negatives  {}   [{}]\n", pct(e.itm_accuracy), pct(0.5));

@@ -25,9 +25,16 @@ struct ShapesEval {
   // best class.
   int64_t zero_shot_samples = 0;
   double colour_accuracy = 0, shape_accuracy = 0, pair_accuracy = 0;
-  // Per true (colour, shape) pair: "red circle" -> (images, shape right). Shows which
-  // combinations generalise.
-  std::vector<std::pair<std::string, std::pair<int64_t, int64_t>>> shape_by_pair;
+  // Per true (colour, shape) pair: how many images, how many with the shape right, and what
+  // the shape was read as (index = data::ShapeKind). Shows which combinations generalise
+  // and what the others are mistaken for.
+  struct PairShapes {
+    std::string name;  // "red circle"
+    int shape = 0;     // the true shape (data::ShapeKind)
+    int64_t images = 0, right = 0;
+    std::vector<int64_t> read_as;
+  };
+  std::vector<PairShapes> shape_by_pair;
 
   // ITM (needs the fusion model): accuracy over positives and negatives, the negatives being
   // a random other image (the previous sample) or the hardest one, the most similar image by

@@ -150,7 +150,9 @@ RunConfig run_preset(const std::string& name) {
     c.model.tie_lm_head = true;
     c.tokenizer_vocab = 512;  // the BPE runs out of merges at about 400: every word is one token
     // Measured (2 cores): batch 64 at lr 2e-3 learns more per second than batch 128 at 1e-3.
-    c.steps = 1200;
+    // 1800 steps: on seed 1 the held-out shape accuracy went from 82% at 1200 steps to 92%
+    // (compositional generalisation keeps improving after the training pairs are learned).
+    c.steps = 1800;
     return c;
   }
   if (name == "mnist" || name == "emoji") {

@@ -2,6 +2,8 @@
 // that show what the captions say.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <set>
 
 #include "autograd/ops.h"
@@ -55,8 +57,10 @@ TEST(Shapes, ImagesShowTheCaptionedObjects) {
     ShapesSample s = ds.get(i);
     EXPECT_EQ(s.image.shape(), (Shape{3, 32, 32}));
     for (const ShapeObject& o : s.objects) {
-      // The centre pixel has the object's colour (within the noise), and the caption names it.
+      // The centre pixel has the object's shade (within the +-0.03 noise), and the caption
+      // names its colour.
       auto rgb = pixel(s.image, static_cast<int64_t>(o.cx), static_cast<int64_t>(o.cy + (o.shape == ShapeKind::Triangle ? o.r / 2 : 0)));
+      for (int c = 0; c < 3; ++c) EXPECT_NEAR(rgb[c], o.rgb[c], 0.0301) << "sample " << i << " " << s.caption;
       const std::string& colour = colour_names()[o.colour];
       EXPECT_NE(s.caption.find(colour), std::string::npos) << s.caption;
       float brightest = std::max({rgb[0], rgb[1], rgb[2]});
@@ -91,6 +95,62 @@ TEST(Shapes, CaptionsVary) {
   }
   EXPECT_GT(captions.size(), 200u);
   EXPECT_GE(first_words.size(), 3u);  // "a", "the", "there", ...
+}
+
+// Hue in degrees, saturation and value of an RGB colour.
+std::array<double, 3> hsv(const float* rgb) {
+  const double r = rgb[0], g = rgb[1], b = rgb[2], mx = std::max({r, g, b}), d = mx - std::min({r, g, b});
+  double h = d == 0 ? 0 : mx == r ? (g - b) / d : mx == g ? (b - r) / d + 2 : (r - g) / d + 4;
+  h = std::fmod(h * 60 + 360, 360);
+  return {h, d / mx, mx};
+}
+
+double hue_distance(double a, double b) {
+  const double d = std::abs(a - b);
+  return std::min(d, 360 - d);
+}
+
+TEST(Shapes, ShadesVaryButStayNearestTheirOwnColour) {
+  ShapesDataset ds(Split::Train, 400, 5);
+  std::vector<std::array<double, 3>> base;
+  for (int c = 0; c < kNumColours; ++c) base.push_back(hsv(base_rgb(c).data()));
+  std::vector<std::set<int>> distinct_shades(kNumColours);
+  for (int64_t i = 0; i < ds.size(); ++i)
+    for (const ShapeObject& o : ds.get(i, false).objects) {
+      const auto shade = hsv(o.rgb);
+      const auto& own = base[static_cast<size_t>(o.colour)];
+      EXPECT_LE(hue_distance(shade[0], own[0]), 6.001) << colour_names()[o.colour];
+      EXPECT_GE(shade[1], own[1] * 0.7 - 1e-6);
+      EXPECT_LE(shade[1], own[1] + 1e-6);
+      EXPECT_GE(shade[2], own[2] * 0.75 - 1e-6);
+      EXPECT_LE(shade[2], std::min(1.0, own[2] * 1.05) + 1e-6);
+      // The nearest colour by hue is still its own: no shade crosses into a neighbour.
+      for (int c = 0; c < kNumColours; ++c) {
+        if (c == o.colour) continue;
+        EXPECT_LT(hue_distance(shade[0], own[0]), hue_distance(shade[0], base[static_cast<size_t>(c)][0]));
+      }
+      distinct_shades[static_cast<size_t>(o.colour)].insert(static_cast<int>(o.rgb[0] * 255) * 65536 + static_cast<int>(o.rgb[1] * 255) * 256 + static_cast<int>(o.rgb[2] * 255));
+    }
+  for (int c = 0; c < kNumColours; ++c) EXPECT_GT(distinct_shades[static_cast<size_t>(c)].size(), 20u) << colour_names()[c];
+}
+
+TEST(Shapes, CaptionsAndPromptsUseTheRightArticle) {
+  ShapesDataset ds(Split::Train, 2000, 6);
+  int an_orange = 0;
+  for (int64_t i = 0; i < ds.size(); ++i) {
+    std::string c = " ";
+    c += ds.get(i, false).caption;
+    EXPECT_EQ(c.find(" a orange"), std::string::npos) << c;
+    an_orange += c.find(" an orange") != std::string::npos;
+    for (const char* wrong : {" an red", " an green", " an blue", " an yellow", " an purple", " an small", " an big", " an large", " an little"})
+      EXPECT_EQ(c.find(wrong), std::string::npos) << c;
+  }
+  EXPECT_GT(an_orange, 10);
+  const auto prompts = class_prompts(5, ShapeKind::Circle);  // orange
+  EXPECT_NE(std::find(prompts.begin(), prompts.end(), "an orange circle"), prompts.end());
+  EXPECT_NE(std::find(prompts.begin(), prompts.end(), "a picture of an orange disk"), prompts.end());
+  EXPECT_NE(std::find(prompts.begin(), prompts.end(), "a small orange ball"), prompts.end());
+  for (const auto& p : prompts) EXPECT_EQ(p.find("a orange"), std::string::npos) << p;
 }
 
 TEST(Shapes, BadArgumentsAreErrors) {

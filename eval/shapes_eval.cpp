@@ -128,7 +128,9 @@ ShapesEval evaluate_shapes(const nn::ClipModel& model, const data::Tokenizer& to
     const std::vector<double> scores = to_vector<double>(
         mul(matmul(rows(img, single), transpose(prompt_emb, 0, 1)), std::exp(item(model.logit_scale))));
     int64_t colour_ok = 0, shape_ok = 0, pair_ok = 0;
-    std::vector<ShapesEval::PairShapes> by_pair(static_cast<size_t>(C * S));
+    ShapesEval::PairShapes empty_cell;
+    empty_cell.read_as.assign(static_cast<size_t>(S), 0);
+    std::vector<ShapesEval::PairShapes> by_pair(static_cast<size_t>(C * S), empty_cell);
     for (size_t k = 0; k < single.size(); ++k) {
       const double* row = scores.data() + k * static_cast<size_t>(C * S);
       std::vector<double> colour_score(C), shape_score(S);
@@ -148,7 +150,6 @@ ShapesEval evaluate_shapes(const nn::ClipModel& model, const data::Tokenizer& to
       auto& cell = by_pair[static_cast<size_t>(truth.colour * S + static_cast<int>(truth.shape))];
       ++cell.images;
       cell.right += best_shape == static_cast<int>(truth.shape);
-      cell.read_as.resize(S);
       ++cell.read_as[static_cast<size_t>(best_shape)];
     }
     e.zero_shot_samples = static_cast<int64_t>(single.size());
@@ -235,14 +236,16 @@ std::string format_eval(const ShapesEval& e) {
   if (e.shape_by_pair.size() <= 4) {  // the held-out pairs: one line each
     for (const ShapesEval::PairShapes& cell : e.shape_by_pair) {
       // The wrong readings, most frequent first: "(else circle 20, diamond 7)".
-      std::vector<std::pair<int64_t, int>> wrong;
+      std::vector<int> wrong;
       for (int sh = 0; sh < data::kNumShapes; ++sh)
-        if (sh != cell.shape && cell.read_as[static_cast<size_t>(sh)] > 0)
-          wrong.emplace_back(-cell.read_as[static_cast<size_t>(sh)], sh);
-      std::sort(wrong.begin(), wrong.end());
+        if (sh != cell.shape && cell.read_as[static_cast<size_t>(sh)] > 0) wrong.push_back(sh);
+      std::stable_sort(wrong.begin(), wrong.end(), [&](int a, int b) {
+        return cell.read_as[static_cast<size_t>(a)] > cell.read_as[static_cast<size_t>(b)];
+      });
       std::string also;
-      for (const auto& [minus_count, sh] : wrong)
-        also += fmt::format("{}{} {}", also.empty() ? "   (else " : ", ", data::shape_names()[static_cast<size_t>(sh)], -minus_count);
+      for (int sh : wrong)
+        also += fmt::format("{}{} {}", also.empty() ? "   (else " : ", ", data::shape_names()[static_cast<size_t>(sh)],
+                            cell.read_as[static_cast<size_t>(sh)]);
       s += fmt::format("    shape right on {:<16} {:>3} of {} images{}\n", cell.name + ":", cell.right, cell.images,
                        also.empty() ? "" : also + ")");
     }

@@ -1,5 +1,6 @@
 // Floating-point operations done by matmuls (forward and backward: 2 M N K per product,
-// batches included), counted at the one place every matmul is dispatched. A step's count
+// batches included), counted at the one place every matmul is dispatched, and by the fused
+// attention for the products it does without the matmul op. A step's count
 // divided by its time is the achieved FLOP/s that MFU figures compare with the device's
 // measured ceiling (train/throughput.h). Other ops are a small share of a transformer's
 // arithmetic and are not counted.

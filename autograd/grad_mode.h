@@ -22,10 +22,18 @@ class NoGradGuard {
 };
 
 // Whether fused ops recompute cheap intermediates in backward instead of keeping them from
-// forward: attention its probabilities, layer_norm_mlp its normalised input and activation.
+// forward: attention composed of ops its probabilities (the fused attention kernel never
+// keeps them), layer_norm_mlp its normalised input and activation.
 // On (the default): less memory for a few percent more compute. Off: they keep them, as the
 // plain composition would. Process-wide; MMGRAD_RECOMPUTE=0 in the environment starts off.
 void set_recompute_in_backward(bool on);
 bool recompute_in_backward();
+
+// Whether scaled_dot_product_attention uses a backend's fused attention kernel where it has
+// one (on by default): off, it runs as matmul + softmax ops, which is what the fused kernel
+// is tested against and what a benchmark compares it with. Process-wide;
+// MMGRAD_FUSED_ATTENTION=0 in the environment starts off.
+void set_fused_attention(bool on);
+bool fused_attention();
 
 }  // namespace mmgrad

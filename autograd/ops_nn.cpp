@@ -1,8 +1,10 @@
 // Neural-network ops: fused kernels with their own backward (softmax, layer_norm,
 // cross_entropy, attention) and compositions of other ops (dropout, embedding, patch_embed).
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
+#include "autograd/flops.h"
 #include "autograd/op_helpers.h"
 
 namespace mmgrad {
@@ -148,6 +150,86 @@ Tensor attention_probs(const Tensor& q, const Tensor& k, double sc, const Tensor
   }
   return softmax(scores, -1);
 }
+// An uninitialised tensor of `shape` laid out in memory as `like` is (dims in the order of
+// its strides), or contiguous where that is not a dense layout with a unit last stride. Why:
+// attention's q, k and v are usually permuted views of [B, T, heads, D] projections; outputs
+// and gradients in that same layout make the permute + reshape around attention free.
+Tensor empty_in_layout_of(const Shape& shape, const Tensor& like) {
+  const int nd = like.dim();
+  if (!like.is_non_overlapping_and_dense() || static_cast<int>(shape.size()) != nd || like.strides().back() != 1)
+    return Tensor::empty(shape, like.dtype(), like.device());
+  std::vector<int> order(static_cast<size_t>(nd));
+  for (int d = 0; d < nd; ++d) order[static_cast<size_t>(d)] = d;
+  std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return like.strides()[a] > like.strides()[b]; });
+  if (order.back() != nd - 1) return Tensor::empty(shape, like.dtype(), like.device());
+  Shape physical(static_cast<size_t>(nd));
+  std::vector<int64_t> inverse(static_cast<size_t>(nd));
+  for (int i = 0; i < nd; ++i) {
+    physical[static_cast<size_t>(i)] = shape[static_cast<size_t>(order[static_cast<size_t>(i)])];
+    inverse[static_cast<size_t>(order[static_cast<size_t>(i)])] = i;
+  }
+  NoGradGuard no_grad;
+  return permute(Tensor::empty(physical, like.dtype(), like.device()), inverse);
+}
+
+// A unit stride on the last dim, as the fused kernel needs (a copy only where it is not).
+Tensor rows_contiguous(const Tensor& t) {
+  return t.shape().back() <= 1 || t.strides().back() == 1 ? t : contiguous(t);
+}
+
+// scaled_dot_product_attention through the backend's fused kernel: one node whose forward
+// keeps only each row's log-sum-exp and whose backward recomputes the probabilities.
+Tensor fused_attention_node(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in, const Tensor& attn_mask,
+                            double sc, bool causal) {
+  Tensor q = rows_contiguous(q_in), k = rows_contiguous(k_in), v = rows_contiguous(v_in);
+  const int nd = q.dim();
+  Shape out_shape = q.shape(), lse_shape = q.shape(), score_shape = q.shape();
+  out_shape.back() = v.shape().back();
+  lse_shape.pop_back();
+  score_shape.back() = k.shape()[nd - 2];
+  Tensor mask;
+  if (attn_mask.defined()) {
+    NoGradGuard no_grad;
+    // A boolean mask (true: attend) becomes 0 / -inf, added to the scores like a float mask.
+    mask = attn_mask.dtype() == DType::Bool
+               ? where(attn_mask, scalar_tensor(0.0, q.dtype(), q.device()),
+                       scalar_tensor(-std::numeric_limits<double>::infinity(), q.dtype(), q.device()))
+               : attn_mask.detach();
+    mask = expand(mask, score_shape);
+  }
+  Tensor out = empty_in_layout_of(out_shape, q);
+  Tensor lse = Tensor::empty(lse_shape, q.dtype(), q.device());
+  // The products' FLOPs as the composed matmuls would count them (a causal mask's skipped
+  // half included, as model FLOPs are usually counted): Q K^T and P V forward; backward
+  // recomputes Q K^T and forms dP, dQ, dK and dV.
+  const uint64_t slices = static_cast<uint64_t>(lse.numel() / std::max<int64_t>(q.shape()[nd - 2], 1));
+  const uint64_t TS = static_cast<uint64_t>(q.shape()[nd - 2] * k.shape()[nd - 2]);
+  const uint64_t D = static_cast<uint64_t>(q.shape()[nd - 1]), Dv = static_cast<uint64_t>(v.shape()[nd - 1]);
+  const uint64_t forward_flops = 2 * slices * TS * (D + Dv), backward_flops = 2 * slices * TS * (3 * D + 2 * Dv);
+  if (out.numel() > 0) {
+    MMGRAD_DISPATCH(attention, q.device(), out, lse, q, k, v, mask, sc, causal);
+    detail::add_matmul_flops(forward_flops);
+  }
+  record("scaled_dot_product_attention", out, {q_in, k_in, v_in},
+         [qs = SavedTensor(q), ks = SavedTensor(k), vs = SavedTensor(v), ms = SavedTensor(mask),
+          lses = SavedTensor(lse), sc, causal, backward_flops](const Tensor& g) {
+           const Tensor &q = qs.get(), &k = ks.get(), &v = vs.get();
+           Tensor dq = empty_in_layout_of(q.shape(), q), dk = empty_in_layout_of(k.shape(), k),
+                  dv = empty_in_layout_of(v.shape(), v);
+           if (g.numel() > 0) {
+             MMGRAD_DISPATCH(attention_backward, q.device(), dq, dk, dv, rows_contiguous(g), q, k, v, lses.get(),
+                             ms.get(), sc, causal);
+             detail::add_matmul_flops(backward_flops);
+           } else {  // no output elements: nothing flows back
+             NoGradGuard no_grad;
+             dq = zeros_like(q);
+             dk = zeros_like(k);
+             dv = zeros_like(v);
+           }
+           return G{dq, dk, dv};
+         });
+  return out;
+}
 }  // namespace
 
 Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v, bool causal,
@@ -185,6 +267,12 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
            {describe("q", q), describe("attn_mask", attn_mask)});
   }
   const bool additive_mask = attn_mask.defined() && attn_mask.dtype() != DType::Bool;
+  // The fused kernel where the backend has one, for f32/f64, unless a float mask needs its
+  // gradient (the kernel does not form dS as a tensor).
+  const Backend& backend = backend_for(q.device());
+  if (fused_attention() && backend.attention && backend.attention_backward &&
+      (q.dtype() == DType::F32 || q.dtype() == DType::F64) && !(additive_mask && attn_mask.requires_grad()))
+    return fused_attention_node(q, k, v, attn_mask, sc, causal);
 
   // Forward with the graph off: the whole attention is one node below, with its own backward.
   Tensor out, kept_probs;

@@ -89,10 +89,28 @@ const char* reduce_op_name(ReduceOp op);
                    const Tensor& exp_avg_sq, double lr, double beta1, double beta2, double eps,  \
                    double decay, double bias_correction1, double bias_correction2))
 
+// Fused kernels a backend may leave empty: the op that uses one checks the slot and
+// otherwise runs as a composition of the kernels above (same results up to rounding).
+#define MMGRAD_BACKEND_FUSED_OPS(X)                                                            \
+  /* softmax(scale q k^T + mask) v over the last two dims: q [..., T, D], k [..., S, D],     */ \
+  /* v [..., S, Dv] and out [..., T, Dv], equal batch dims, any strides but a contiguous     */ \
+  /* last dim; mask undefined or an additive view of [..., T, S] (any strides); causal needs */ \
+  /* T == S. lse [..., T] (contiguous) gets each row's log-sum-exp, kept for backward: -inf  */ \
+  /* where a row attends to nothing (its output is 0, as the composed softmax gives)         */ \
+  X(attention, (const Tensor& out, const Tensor& lse, const Tensor& q, const Tensor& k,        \
+                const Tensor& v, const Tensor& mask, double scale, bool causal))               \
+  /* dq, dk, dv (shaped as q, k, v) from grad_out [..., T, Dv] and forward's lse; strided    */ \
+  /* as in forward                                                                          */ \
+  X(attention_backward,                                                                        \
+    (const Tensor& dq, const Tensor& dk, const Tensor& dv, const Tensor& grad_out,             \
+     const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& lse, const Tensor& mask,  \
+     double scale, bool causal))
+
 struct Backend {
   const char* name = "";
 #define MMGRAD_DECLARE_SLOT(op, args) void(*op) args = nullptr;
   MMGRAD_BACKEND_OPS(MMGRAD_DECLARE_SLOT)
+  MMGRAD_BACKEND_FUSED_OPS(MMGRAD_DECLARE_SLOT)
 #undef MMGRAD_DECLARE_SLOT
 };
 

@@ -6,6 +6,7 @@ namespace mmgrad::cpu {
 
 #define MMGRAD_DECLARE_CPU_KERNEL(op, args) void op args;
 MMGRAD_BACKEND_OPS(MMGRAD_DECLARE_CPU_KERNEL)
+MMGRAD_BACKEND_FUSED_OPS(MMGRAD_DECLARE_CPU_KERNEL)
 #undef MMGRAD_DECLARE_CPU_KERNEL
 
 const Backend& backend();

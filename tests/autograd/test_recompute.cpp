@@ -52,6 +52,13 @@ TEST(Recompute, GradientsEqualKeepingTheIntermediates) {
 // Bytes of tensors alive after the forward of two transformer layers (what backward keeps).
 size_t held_after_forward(bool recompute) {
   RecomputeSetting setting(recompute);
+  // The composed attention: the fused kernel never keeps the probabilities either way.
+  const bool fused_before = fused_attention();
+  set_fused_attention(false);
+  struct Restore {
+    bool on;
+    ~Restore() { set_fused_attention(on); }
+  } restore{fused_before};
   Generator gen(4);
   nn::LayerStack<nn::EncoderLayer> layers(2, 64, 4, nn::Activation::Gelu, gen);
   Tensor x = randn({16, 48, 64}, DType::F32, Device::cpu(), &gen);

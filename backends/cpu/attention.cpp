@@ -1,0 +1,221 @@
+// Fused scaled-dot-product attention, forward and backward, one (batch, head) slice per task.
+//
+// Why: composed of ops, attention materialises [..., T, S] scores for the whole batch,
+// scales them in a second pass, masks them in a third, softmaxes them in a fourth, and
+// backward does the same again plus dP and dS. With the short sequences of these models
+// (T, S <= 77) one slice's [T, S] block fits in L1/L2: each task computes it with the GEMM
+// micro-kernels, softmaxes it in place and multiplies it by V while it is still in cache.
+// The only tensors written are the output and one log-sum-exp per query row, kept for
+// backward, which recomputes the probabilities from it instead of keeping them (as
+// flash-attention does on GPUs).
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "backends/cpu/dispatch.h"
+#include "backends/cpu/gemm.h"
+#include "backends/cpu/kernels.h"
+#include "backends/cpu/vec_math.h"
+
+namespace mmgrad::cpu {
+namespace {
+
+// Element offsets of each batch slice of t (all dims but the last two), row-major order.
+std::vector<int64_t> slice_offsets(const Tensor& t, int64_t count) {
+  std::vector<int64_t> out(static_cast<size_t>(count));
+  const int nb = t.dim() - 2;
+  for (int64_t n = 0; n < count; ++n) {
+    int64_t rest = n, off = t.offset();
+    for (int d = nb - 1; d >= 0; --d) {
+      const int64_t size = t.shape()[d];
+      off += (rest % size) * t.strides()[d];
+      rest /= size;
+    }
+    out[static_cast<size_t>(n)] = off;
+  }
+  return out;
+}
+
+// One slice's operands: row r of q at q + r * q_row, and so on; every operand's last dim is
+// contiguous. The mask, if any, is an additive [T, S] view with any strides (0 where
+// broadcast). The outputs (out forward; dq, dk, dv backward) and grad_out are strided alike.
+template <typename T>
+struct Slice {
+  const T *q, *k, *v, *mask, *g;
+  T *out, *dq, *dk, *dv;
+  int64_t q_row, k_row, v_row, mask_row, mask_col, g_row, out_row, dq_row, dk_row, dv_row;
+  int64_t T_, S, D, Dv;
+  T scale;
+  bool causal;
+};
+
+// The slice's scores, scale Q K^T + mask, into s [T, S] (row stride S), with the causal
+// mask's hidden entries set to -inf. The products go through the GEMM micro-kernels (a
+// slice is small enough that one task runs them serially, in cache).
+template <typename T>
+void scores(const Slice<T>& a, T* s) {
+  gemm(a.T_, a.S, a.D, a.scale, a.q, a.q_row, 1, a.k, 1, a.k_row, T(0), s, a.S, 1);
+  for (int64_t i = 0; i < a.T_; ++i) {
+    T* si = s + i * a.S;
+    if (a.mask) {
+      const T* mi = a.mask + i * a.mask_row;
+      for (int64_t j = 0; j < a.S; ++j) si[j] += mi[j * a.mask_col];
+    }
+    if (a.causal) std::fill(si + std::min(i + 1, a.S), si + a.S, -std::numeric_limits<T>::infinity());
+  }
+}
+
+// Rows of s become softmax probabilities; lse gets each row's log-sum-exp. A row that
+// attends to nothing (all -inf) becomes zeros with lse -inf, as the composed softmax gives.
+template <typename T>
+MMGRAD_MULTIVERSION void softmax_rows_keep_lse(T* s, int64_t rows, int64_t cols, T* lse) {
+  for (int64_t i = 0; i < rows; ++i) {
+    T* si = s + i * cols;
+    const T mx = cols ? max_lanes(si, cols) : -std::numeric_limits<T>::infinity();
+    if (mx == -std::numeric_limits<T>::infinity()) {
+      std::fill(si, si + cols, T(0));
+      lse[i] = mx;
+      continue;
+    }
+    for (int64_t j = 0; j < cols; ++j) si[j] = exp_fast(si[j] - mx);
+    const T total = sum_lanes<T>(si, cols);
+    const T inv = T(1) / total;
+    for (int64_t j = 0; j < cols; ++j) si[j] *= inv;
+    lse[i] = mx + std::log(total);
+  }
+}
+
+// Rows of s (scores) become the probabilities forward had: exp(s - lse), 0 on empty rows.
+template <typename T>
+MMGRAD_MULTIVERSION void probabilities_from_lse(T* s, int64_t rows, int64_t cols, const T* lse) {
+  for (int64_t i = 0; i < rows; ++i) {
+    T* si = s + i * cols;
+    const T l = lse[i];
+    if (l == -std::numeric_limits<T>::infinity()) {
+      std::fill(si, si + cols, T(0));
+      continue;
+    }
+    for (int64_t j = 0; j < cols; ++j) si[j] = exp_fast(si[j] - l);
+  }
+}
+
+// dP becomes dS = scale * P (dP - rowsum(P dP)), the softmax backward with the score scale.
+template <typename T>
+MMGRAD_MULTIVERSION void softmax_backward_in_place(const T* p, T* dp, int64_t rows, int64_t cols, T scale) {
+  for (int64_t i = 0; i < rows; ++i) {
+    const T* pi = p + i * cols;
+    T* di = dp + i * cols;
+    T dot = 0;
+    for (int64_t j = 0; j < cols; ++j) dot += pi[j] * di[j];
+    for (int64_t j = 0; j < cols; ++j) di[j] = pi[j] * (di[j] - dot) * scale;
+  }
+}
+
+template <typename T>
+void attention_slice(const Slice<T>& a, T* lse, std::vector<T>& buf) {
+  buf.resize(static_cast<size_t>(a.T_ * a.S));
+  T* p = buf.data();
+  scores(a, p);
+  softmax_rows_keep_lse(p, a.T_, a.S, lse);
+  gemm(a.T_, a.Dv, a.S, T(1), p, a.S, 1, a.v, a.v_row, 1, T(0), a.out, a.out_row, 1);
+}
+
+template <typename T>
+void attention_backward_slice(const Slice<T>& a, const T* lse, std::vector<T>& buf) {
+  buf.resize(static_cast<size_t>(2 * a.T_ * a.S));
+  T* p = buf.data();
+  T* ds = p + a.T_ * a.S;
+  scores(a, p);
+  probabilities_from_lse(p, a.T_, a.S, lse);
+  // dP = dO V^T, then dS in place; dQ = dS K, dK = dS^T Q, dV = P^T dO.
+  gemm(a.T_, a.S, a.Dv, T(1), a.g, a.g_row, 1, a.v, 1, a.v_row, T(0), ds, a.S, 1);
+  softmax_backward_in_place(p, ds, a.T_, a.S, a.scale);
+  gemm(a.T_, a.D, a.S, T(1), ds, a.S, 1, a.k, a.k_row, 1, T(0), a.dq, a.dq_row, 1);
+  gemm(a.S, a.D, a.T_, T(1), ds, 1, a.S, a.q, a.q_row, 1, T(0), a.dk, a.dk_row, 1);
+  gemm(a.S, a.Dv, a.T_, T(1), p, 1, a.S, a.g, a.g_row, 1, T(0), a.dv, a.dv_row, 1);
+}
+
+struct Layout {
+  int64_t slices, T, S, D, Dv;
+};
+
+Layout layout_of(const Tensor& q, const Tensor& k, const Tensor& v) {
+  const int nd = q.dim();
+  Layout l{1, q.shape()[nd - 2], k.shape()[nd - 2], q.shape()[nd - 1], v.shape()[nd - 1]};
+  for (int d = 0; d < nd - 2; ++d) l.slices *= q.shape()[d];
+  return l;
+}
+
+// Where slice n of a strided [..., rows, cols] operand starts, and its row stride.
+template <typename T>
+struct Operand {
+  T* base = nullptr;  // the storage's first element: slice offsets count the view's offset
+  std::vector<int64_t> offsets;
+  int64_t row = 0, col = 0;
+
+  Operand() = default;
+  Operand(const Tensor& t, int64_t slices)
+      : base(t.data_ptr<T>() - t.offset()), offsets(slice_offsets(t, slices)),
+        row(t.strides()[t.dim() - 2]), col(t.strides()[t.dim() - 1]) {}
+  T* at(int64_t n) const { return base ? base + offsets[static_cast<size_t>(n)] : nullptr; }
+};
+
+template <typename T>
+struct SliceMaker {
+  Layout l;
+  double scale;
+  bool causal;
+  Operand<T> q, k, v, mask, g, out, dq, dk, dv;
+
+  SliceMaker(const Tensor& q_, const Tensor& k_, const Tensor& v_, const Tensor& mask_, double scale_, bool causal_)
+      : l(layout_of(q_, k_, v_)), scale(scale_), causal(causal_), q(q_, l.slices), k(k_, l.slices),
+        v(v_, l.slices) {
+    if (mask_.defined()) mask = Operand<T>(mask_, l.slices);
+  }
+
+  Slice<T> operator()(int64_t n) const {
+    return Slice<T>{q.at(n),  k.at(n),  v.at(n),  mask.at(n), g.at(n),  out.at(n), dq.at(n),
+                    dk.at(n), dv.at(n), q.row,    k.row,      v.row,    mask.row,  mask.col,
+                    g.row,    out.row,  dq.row,   dk.row,     dv.row,   l.T,       l.S,
+                    l.D,      l.Dv,     static_cast<T>(scale), causal};
+  }
+};
+
+}  // namespace
+
+void attention(const Tensor& out, const Tensor& lse, const Tensor& q, const Tensor& k, const Tensor& v,
+               const Tensor& mask, double scale, bool causal) {
+  dispatch_float(q.dtype(), "attention", [&](auto tag) {
+    using T = decltype(tag);
+    SliceMaker<T> make(q, k, v, mask, scale, causal);
+    make.out = Operand<T>(out, make.l.slices);
+    const int64_t rows = make.l.T;
+    T* ls = lse.data_ptr<T>();
+    parallel_for(0, make.l.slices, 1, [&](int64_t lo, int64_t hi) {
+      std::vector<T> buf;
+      for (int64_t n = lo; n < hi; ++n) attention_slice(make(n), ls + n * rows, buf);
+    });
+  });
+}
+
+void attention_backward(const Tensor& dq, const Tensor& dk, const Tensor& dv, const Tensor& grad_out,
+                        const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& lse,
+                        const Tensor& mask, double scale, bool causal) {
+  dispatch_float(q.dtype(), "attention_backward", [&](auto tag) {
+    using T = decltype(tag);
+    SliceMaker<T> make(q, k, v, mask, scale, causal);
+    make.g = Operand<T>(grad_out, make.l.slices);
+    make.dq = Operand<T>(dq, make.l.slices);
+    make.dk = Operand<T>(dk, make.l.slices);
+    make.dv = Operand<T>(dv, make.l.slices);
+    const int64_t rows = make.l.T;
+    const T* ls = lse.data_ptr<T>();
+    parallel_for(0, make.l.slices, 1, [&](int64_t lo, int64_t hi) {
+      std::vector<T> buf;
+      for (int64_t n = lo; n < hi; ++n) attention_backward_slice(make(n), ls + n * rows, buf);
+    });
+  });
+}
+
+}  // namespace mmgrad::cpu

@@ -161,7 +161,10 @@ ShapesSample ShapesDataset::get(int64_t index, bool render_image) const {
     } while (is_held_out(o.colour, o.shape) != must_be_held_out);
     o.large = rng.uniform() < 0.5;
     shade_of(o.colour, rng, o.rgb);
-    o.r = S * (o.large ? 0.26f : 0.17f) * (n_objects == 2 ? 0.8f : 1.0f);
+    // Sizes vary by +-10% around the two classes (still far apart: at most 0.187 S small, at
+    // least 0.234 S large) so that a shape is not one memorised silhouette per size.
+    const float size_jitter = 0.9f + 0.2f * static_cast<float>(rng.uniform());
+    o.r = S * (o.large ? 0.26f : 0.17f) * (n_objects == 2 ? 0.8f : 1.0f) * size_jitter;
     return o;
   };
   // Held-out samples have a held-out pair as their first object; training samples have none.
@@ -172,26 +175,35 @@ ShapesSample ShapesDataset::get(int64_t index, bool render_image) const {
     ShapeObject& o = out.objects[0];
     const int place = rng.pick(5);  // centre, left, right, top, bottom
     const float margin = o.r + 1, mid = S / 2;
-    const float jitter = (static_cast<float>(rng.uniform()) - 0.5f) * S * 0.1f;
+    // Jitter along both axes (the edge places move along their edge) so that positions, like
+    // sizes, come from a continuum rather than a handful of pixel patterns.
+    const float jx = (static_cast<float>(rng.uniform()) - 0.5f) * S * 0.1f;
+    const float jy = (static_cast<float>(rng.uniform()) - 0.5f) * S * 0.1f;
     const float lo = margin + S * 0.02f, hi = S - margin - S * 0.02f;
-    o.cx = place == 1 ? lo : place == 2 ? hi : mid + jitter;
-    o.cy = place == 3 ? lo : place == 4 ? hi : mid - jitter;
+    o.cx = place == 1 ? lo : place == 2 ? hi : mid + jx;
+    o.cy = place == 3 ? lo : place == 4 ? hi : mid + jy;
     static const char* kPlace[] = {"in the middle", "on the left", "on the right", "at the top", "at the bottom"};
     where = kPlace[place];
   } else {
     // Side by side or one above the other, in either order.
     const bool horizontal = rng.uniform() < 0.5, first_before = rng.uniform() < 0.5;
     ShapeObject &a = out.objects[0], &b = out.objects[1];
+    // Across the line joining them, each object moves a little on its own; along it they stay
+    // put so that two large objects never touch.
     const float near = S * 0.27f, far = S * 0.73f, mid = S / 2;
+    const float ja = (static_cast<float>(rng.uniform()) - 0.5f) * S * 0.1f;
+    const float jb = (static_cast<float>(rng.uniform()) - 0.5f) * S * 0.1f;
     if (horizontal) {
       a.cx = first_before ? near : far;
       b.cx = first_before ? far : near;
-      a.cy = b.cy = mid;
+      a.cy = mid + ja;
+      b.cy = mid + jb;
       out.relation = first_before ? ShapesSample::Relation::LeftOf : ShapesSample::Relation::RightOf;
     } else {
       a.cy = first_before ? near : far;
       b.cy = first_before ? far : near;
-      a.cx = b.cx = mid;
+      a.cx = mid + ja;
+      b.cx = mid + jb;
       out.relation = first_before ? ShapesSample::Relation::Above : ShapesSample::Relation::Below;
     }
   }

@@ -153,6 +153,11 @@ RunConfig run_preset(const std::string& name) {
     // 1800 steps: on seed 1 the held-out shape accuracy went from 82% at 1200 steps to 92%
     // (compositional generalisation keeps improving after the training pairs are learned).
     c.steps = 1800;
+    // Weight decay 0.5 (0.1 elsewhere): on held-out colour-shape pairs it lifted zero-shot
+    // shape accuracy on seed 1 from 82% to 88% at 1200 steps, and with sizes and positions
+    // from a continuum to 93.5% and 92.4% on seeds 0 and 1 at 1800 steps (87.5% and 97.0%
+    // at 0.1): the decay favours a shape feature shared across colours over per-pair ones.
+    c.weight_decay = 0.5;
     return c;
   }
   if (name == "mnist" || name == "emoji") {

@@ -97,6 +97,41 @@ TEST(Shapes, CaptionsVary) {
   EXPECT_GE(first_words.size(), 3u);  // "a", "the", "there", ...
 }
 
+TEST(Shapes, SizesAndPositionsComeFromAContinuumAndObjectsStayApart) {
+  // Sizes within +-10% of their class, the classes far apart; positions jittered; every
+  // object inside the image; two objects never overlap along the line that joins them.
+  const float S = 32;
+  ShapesDataset ds(Split::Train, 600, 5, 32);
+  std::set<int> radii[2], centres;
+  float small_max = 0, large_min = S;
+  for (int64_t i = 0; i < ds.size(); ++i) {
+    const ShapesSample s = ds.get(i, false);
+    const float shrink = s.objects.size() == 2 ? 0.8f : 1.0f;
+    for (const ShapeObject& o : s.objects) {
+      const float nominal = S * (o.large ? 0.26f : 0.17f) * shrink;
+      EXPECT_GE(o.r, nominal * 0.9f - 1e-4f) << "sample " << i;
+      EXPECT_LE(o.r, nominal * 1.1f + 1e-4f) << "sample " << i;
+      (o.large ? large_min : small_max) = o.large ? std::min(large_min, o.r / shrink) : std::max(small_max, o.r / shrink);
+      radii[o.large].insert(static_cast<int>(std::lround(o.r / shrink * 100)));
+      centres.insert(static_cast<int>(std::lround(o.cx * 10)) * 1000 + static_cast<int>(std::lround(o.cy * 10)));
+      EXPECT_GE(o.cx - o.r, 0) << "sample " << i;
+      EXPECT_LE(o.cx + o.r, S) << "sample " << i;
+      EXPECT_GE(o.cy - o.r, 0) << "sample " << i;
+      EXPECT_LE(o.cy + o.r, S) << "sample " << i;
+    }
+    if (s.objects.size() == 2) {
+      const ShapeObject &a = s.objects[0], &b = s.objects[1];
+      const bool horizontal = s.relation == ShapesSample::Relation::LeftOf || s.relation == ShapesSample::Relation::RightOf;
+      const float gap = horizontal ? std::abs(a.cx - b.cx) : std::abs(a.cy - b.cy);
+      EXPECT_GT(gap, a.r + b.r) << "sample " << i << ": the objects touch";
+    }
+  }
+  EXPECT_GT(radii[0].size(), 50u);
+  EXPECT_GT(radii[1].size(), 50u);
+  EXPECT_GT(large_min, small_max * 1.2f) << "small and large overlap";
+  EXPECT_GT(centres.size(), 400u);
+}
+
 // Hue in degrees, saturation and value of an RGB colour.
 std::array<double, 3> hsv(const float* rgb) {
   const double r = rgb[0], g = rgb[1], b = rgb[2], mx = std::max({r, g, b}), d = mx - std::min({r, g, b});

@@ -36,4 +36,28 @@ bool recompute_in_backward();
 void set_fused_attention(bool on);
 bool fused_attention();
 
+// Sets one of the switches above for a scope and restores it however the scope ends
+// (tests and benchmarks that compare both ways).
+class RecomputeGuard {
+ public:
+  explicit RecomputeGuard(bool on) : previous_(recompute_in_backward()) { set_recompute_in_backward(on); }
+  ~RecomputeGuard() { set_recompute_in_backward(previous_); }
+  RecomputeGuard(const RecomputeGuard&) = delete;
+  RecomputeGuard& operator=(const RecomputeGuard&) = delete;
+
+ private:
+  bool previous_;
+};
+
+class FusedAttentionGuard {
+ public:
+  explicit FusedAttentionGuard(bool on) : previous_(fused_attention()) { set_fused_attention(on); }
+  ~FusedAttentionGuard() { set_fused_attention(previous_); }
+  FusedAttentionGuard(const FusedAttentionGuard&) = delete;
+  FusedAttentionGuard& operator=(const FusedAttentionGuard&) = delete;
+
+ private:
+  bool previous_;
+};
+
 }  // namespace mmgrad

@@ -16,26 +16,11 @@
 #include "backends/cpu/dispatch.h"
 #include "backends/cpu/gemm.h"
 #include "backends/cpu/kernels.h"
+#include "backends/cpu/strided_loop.h"
 #include "backends/cpu/vec_math.h"
 
 namespace mmgrad::cpu {
 namespace {
-
-// Element offsets of each batch slice of t (all dims but the last two), row-major order.
-std::vector<int64_t> slice_offsets(const Tensor& t, int64_t count) {
-  std::vector<int64_t> out(static_cast<size_t>(count));
-  const int nb = t.dim() - 2;
-  for (int64_t n = 0; n < count; ++n) {
-    int64_t rest = n, off = t.offset();
-    for (int d = nb - 1; d >= 0; --d) {
-      const int64_t size = t.shape()[d];
-      off += (rest % size) * t.strides()[d];
-      rest /= size;
-    }
-    out[static_cast<size_t>(n)] = off;
-  }
-  return out;
-}
 
 // One slice's operands: row r of q at q + r * q_row, and so on; every operand's last dim is
 // contiguous. The mask, if any, is an additive [T, S] view with any strides (0 where
@@ -51,11 +36,12 @@ struct Slice {
 };
 
 // The slice's scores, scale Q K^T + mask, into s [T, S] (row stride S), with the causal
-// mask's hidden entries set to -inf. The products go through the GEMM micro-kernels (a
-// slice is small enough that one task runs them serially, in cache).
+// mask's hidden entries set to -inf. The products go through the built-in GEMM (a slice is
+// small enough that one task runs it serially, in cache; as in the batched matmul, tasks on
+// several threads never call into OpenBLAS at once).
 template <typename T>
 void scores(const Slice<T>& a, T* s) {
-  gemm(a.T_, a.S, a.D, a.scale, a.q, a.q_row, 1, a.k, 1, a.k_row, T(0), s, a.S, 1);
+  builtin_gemm(a.T_, a.S, a.D, a.scale, a.q, a.q_row, 1, a.k, 1, a.k_row, T(0), s, a.S, 1);
   for (int64_t i = 0; i < a.T_; ++i) {
     T* si = s + i * a.S;
     if (a.mask) {
@@ -118,7 +104,7 @@ void attention_slice(const Slice<T>& a, T* lse, std::vector<T>& buf) {
   T* p = buf.data();
   scores(a, p);
   softmax_rows_keep_lse(p, a.T_, a.S, lse);
-  gemm(a.T_, a.Dv, a.S, T(1), p, a.S, 1, a.v, a.v_row, 1, T(0), a.out, a.out_row, 1);
+  builtin_gemm(a.T_, a.Dv, a.S, T(1), p, a.S, 1, a.v, a.v_row, 1, T(0), a.out, a.out_row, 1);
 }
 
 template <typename T>
@@ -129,11 +115,11 @@ void attention_backward_slice(const Slice<T>& a, const T* lse, std::vector<T>& b
   scores(a, p);
   probabilities_from_lse(p, a.T_, a.S, lse);
   // dP = dO V^T, then dS in place; dQ = dS K, dK = dS^T Q, dV = P^T dO.
-  gemm(a.T_, a.S, a.Dv, T(1), a.g, a.g_row, 1, a.v, 1, a.v_row, T(0), ds, a.S, 1);
+  builtin_gemm(a.T_, a.S, a.Dv, T(1), a.g, a.g_row, 1, a.v, 1, a.v_row, T(0), ds, a.S, 1);
   softmax_backward_in_place(p, ds, a.T_, a.S, a.scale);
-  gemm(a.T_, a.D, a.S, T(1), ds, a.S, 1, a.k, a.k_row, 1, T(0), a.dq, a.dq_row, 1);
-  gemm(a.S, a.D, a.T_, T(1), ds, 1, a.S, a.q, a.q_row, 1, T(0), a.dk, a.dk_row, 1);
-  gemm(a.S, a.Dv, a.T_, T(1), p, 1, a.S, a.g, a.g_row, 1, T(0), a.dv, a.dv_row, 1);
+  builtin_gemm(a.T_, a.D, a.S, T(1), ds, a.S, 1, a.k, a.k_row, 1, T(0), a.dq, a.dq_row, 1);
+  builtin_gemm(a.S, a.D, a.T_, T(1), ds, 1, a.S, a.q, a.q_row, 1, T(0), a.dk, a.dk_row, 1);
+  builtin_gemm(a.S, a.Dv, a.T_, T(1), p, 1, a.S, a.g, a.g_row, 1, T(0), a.dv, a.dv_row, 1);
 }
 
 struct Layout {
@@ -147,18 +133,16 @@ Layout layout_of(const Tensor& q, const Tensor& k, const Tensor& v) {
   return l;
 }
 
-// Where slice n of a strided [..., rows, cols] operand starts, and its row stride.
+// Where slice n of a strided [..., rows, cols] operand starts, and its strides.
 template <typename T>
 struct Operand {
-  T* base = nullptr;  // the storage's first element: slice offsets count the view's offset
-  std::vector<int64_t> offsets;
+  const Tensor* t = nullptr;
   int64_t row = 0, col = 0;
 
   Operand() = default;
-  Operand(const Tensor& t, int64_t slices)
-      : base(t.data_ptr<T>() - t.offset()), offsets(slice_offsets(t, slices)),
-        row(t.strides()[t.dim() - 2]), col(t.strides()[t.dim() - 1]) {}
-  T* at(int64_t n) const { return base ? base + offsets[static_cast<size_t>(n)] : nullptr; }
+  explicit Operand(const Tensor& tensor)
+      : t(&tensor), row(tensor.strides()[tensor.dim() - 2]), col(tensor.strides()[tensor.dim() - 1]) {}
+  T* at(int64_t n) const { return t ? t->data_ptr<T>() + batch_offset(*t, n) : nullptr; }
 };
 
 template <typename T>
@@ -169,9 +153,8 @@ struct SliceMaker {
   Operand<T> q, k, v, mask, g, out, dq, dk, dv;
 
   SliceMaker(const Tensor& q_, const Tensor& k_, const Tensor& v_, const Tensor& mask_, double scale_, bool causal_)
-      : l(layout_of(q_, k_, v_)), scale(scale_), causal(causal_), q(q_, l.slices), k(k_, l.slices),
-        v(v_, l.slices) {
-    if (mask_.defined()) mask = Operand<T>(mask_, l.slices);
+      : l(layout_of(q_, k_, v_)), scale(scale_), causal(causal_), q(q_), k(k_), v(v_) {
+    if (mask_.defined()) mask = Operand<T>(mask_);
   }
 
   Slice<T> operator()(int64_t n) const {
@@ -189,7 +172,7 @@ void attention(const Tensor& out, const Tensor& lse, const Tensor& q, const Tens
   dispatch_float(q.dtype(), "attention", [&](auto tag) {
     using T = decltype(tag);
     SliceMaker<T> make(q, k, v, mask, scale, causal);
-    make.out = Operand<T>(out, make.l.slices);
+    make.out = Operand<T>(out);
     const int64_t rows = make.l.T;
     T* ls = lse.data_ptr<T>();
     parallel_for(0, make.l.slices, 1, [&](int64_t lo, int64_t hi) {
@@ -205,10 +188,10 @@ void attention_backward(const Tensor& dq, const Tensor& dk, const Tensor& dv, co
   dispatch_float(q.dtype(), "attention_backward", [&](auto tag) {
     using T = decltype(tag);
     SliceMaker<T> make(q, k, v, mask, scale, causal);
-    make.g = Operand<T>(grad_out, make.l.slices);
-    make.dq = Operand<T>(dq, make.l.slices);
-    make.dk = Operand<T>(dk, make.l.slices);
-    make.dv = Operand<T>(dv, make.l.slices);
+    make.g = Operand<T>(grad_out);
+    make.dq = Operand<T>(dq);
+    make.dk = Operand<T>(dk);
+    make.dv = Operand<T>(dv);
     const int64_t rows = make.l.T;
     const T* ls = lse.data_ptr<T>();
     parallel_for(0, make.l.slices, 1, [&](int64_t lo, int64_t hi) {

@@ -3,6 +3,7 @@
 #include "backends/cpu/dispatch.h"
 #include "backends/cpu/gemm.h"
 #include "backends/cpu/kernels.h"
+#include "backends/cpu/strided_loop.h"
 
 namespace mmgrad::cpu {
 namespace {
@@ -34,14 +35,7 @@ void matmul(const Tensor& out, const Tensor& a, const Tensor& b, bool accumulate
     // (calling into OpenBLAS from several threads at once is not something we rely on).
     const bool batch_parallel = n_batch > 1 && M * N * K < (1 << 21);
     auto one = [&](int64_t i) {
-      int64_t oa = 0, ob = 0, oc = 0, rest = i;
-      for (int d = nd - 3; d >= 0; --d) {
-        int64_t k = rest % out.shape()[d];
-        rest /= out.shape()[d];
-        oa += k * a.strides()[d];
-        ob += k * b.strides()[d];
-        oc += k * out.strides()[d];
-      }
+      const int64_t oa = batch_offset(a, i), ob = batch_offset(b, i), oc = batch_offset(out, i);
       auto run = batch_parallel ? &builtin_gemm_t<T> : &gemm_t<T>;
       run(M, N, K, T(1), A + oa, a.strides()[nd - 2], a.strides()[nd - 1], B + ob,
           b.strides()[nd - 2], b.strides()[nd - 1], accumulate ? T(1) : T(0), C + oc,

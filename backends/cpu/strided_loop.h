@@ -13,6 +13,18 @@
 
 namespace mmgrad::cpu {
 
+// Where batch element i of t starts, in elements from t's first element: its batch is every
+// dim but the last two (the matrices of a batched matmul or attention), counted row-major.
+inline int64_t batch_offset(const Tensor& t, int64_t i) {
+  int64_t offset = 0;
+  for (int d = t.dim() - 3; d >= 0; --d) {
+    const int64_t size = t.shape()[d];
+    offset += (i % size) * t.strides()[d];
+    i /= size;
+  }
+  return offset;
+}
+
 template <size_t N>
 class StridedLoop {
  public:

@@ -17,23 +17,11 @@ using namespace mmgrad;
 
 namespace {
 
-struct FusedSetting {
-  bool previous = fused_attention();
-  explicit FusedSetting(bool on) { set_fused_attention(on); }
-  ~FusedSetting() { set_fused_attention(previous); }
-};
-
 struct Case {
   const char* name;
   int64_t B, H, T, S, D, Dv;
   bool causal;
   enum class Mask { None, Bool, Additive } mask;
-};
-
-struct RecomputeSetting {
-  bool previous = recompute_in_backward();
-  explicit RecomputeSetting(bool on) { set_recompute_in_backward(on); }
-  ~RecomputeSetting() { set_recompute_in_backward(previous); }
 };
 
 struct Result {
@@ -42,7 +30,7 @@ struct Result {
 
 // x [B, T, H*D] and kv [B, S, H*(D+Dv)] projections split into heads as the models do.
 Result run(const Case& c, bool fused, DType dtype) {
-  FusedSetting setting(fused);
+  FusedAttentionGuard setting(fused);
   Generator gen(11);
   Tensor x = randn({c.B, c.T, c.H * c.D}, dtype, Device::cpu(), &gen).set_requires_grad();
   Tensor kv = randn({c.B, c.S, c.H * (c.D + c.Dv)}, dtype, Device::cpu(), &gen).set_requires_grad();
@@ -133,8 +121,8 @@ TEST(FusedAttention, OutputAndGradientsKeepTheProjectionLayout) {
 
 // Bytes held between forward and backward by one attention over [16, 4, 48, 48] scores.
 size_t held_after_forward(bool fused) {
-  FusedSetting setting(fused);
-  RecomputeSetting keep_probs(false);
+  FusedAttentionGuard setting(fused);
+  RecomputeGuard keep_probs(false);
   Generator gen(4);
   Tensor x = randn({16, 48, 4 * 16}, DType::F32, Device::cpu(), &gen).set_requires_grad();
   const size_t before = host_memory_stats().in_use;
@@ -156,8 +144,8 @@ TEST(FusedAttention, KeepsRowStatisticsNotProbabilities) {
 }
 
 uint64_t flops_of_forward_and_backward(bool fused) {
-  FusedSetting setting(fused);
-  RecomputeSetting recompute(true);
+  FusedAttentionGuard setting(fused);
+  RecomputeGuard recompute(true);
   Generator gen(6);
   Tensor q = randn({2, 3, 7, 4}, DType::F32, Device::cpu(), &gen).set_requires_grad();
   Tensor k = randn({2, 3, 5, 4}, DType::F32, Device::cpu(), &gen).set_requires_grad();

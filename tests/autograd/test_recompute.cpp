@@ -12,15 +12,8 @@ using namespace mmgrad;
 
 namespace {
 
-// Restores the process-wide setting however the test ends.
-struct RecomputeSetting {
-  bool previous = recompute_in_backward();
-  explicit RecomputeSetting(bool on) { set_recompute_in_backward(on); }
-  ~RecomputeSetting() { set_recompute_in_backward(previous); }
-};
-
 std::vector<std::vector<double>> grads_of(bool recompute, DType dtype) {
-  RecomputeSetting setting(recompute);
+  RecomputeGuard setting(recompute);
   Generator gen(3);
   Tensor x = randn({2, 5, 8}, dtype, Device::cpu(), &gen).set_requires_grad();
   Tensor lw = add(randn({8}, dtype, Device::cpu(), &gen), 1.0).set_requires_grad();
@@ -51,14 +44,9 @@ TEST(Recompute, GradientsEqualKeepingTheIntermediates) {
 
 // Bytes of tensors alive after the forward of two transformer layers (what backward keeps).
 size_t held_after_forward(bool recompute) {
-  RecomputeSetting setting(recompute);
+  RecomputeGuard setting(recompute);
   // The composed attention: the fused kernel never keeps the probabilities either way.
-  const bool fused_before = fused_attention();
-  set_fused_attention(false);
-  struct Restore {
-    bool on;
-    ~Restore() { set_fused_attention(on); }
-  } restore{fused_before};
+  FusedAttentionGuard composed(false);
   Generator gen(4);
   nn::LayerStack<nn::EncoderLayer> layers(2, 64, 4, nn::Activation::Gelu, gen);
   Tensor x = randn({16, 48, 64}, DType::F32, Device::cpu(), &gen);

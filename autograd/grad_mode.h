@@ -38,26 +38,18 @@ bool fused_attention();
 
 // Sets one of the switches above for a scope and restores it however the scope ends
 // (tests and benchmarks that compare both ways).
-class RecomputeGuard {
+template <bool (*Get)(), void (*Set)(bool)>
+class ScopedSwitch {
  public:
-  explicit RecomputeGuard(bool on) : previous_(recompute_in_backward()) { set_recompute_in_backward(on); }
-  ~RecomputeGuard() { set_recompute_in_backward(previous_); }
-  RecomputeGuard(const RecomputeGuard&) = delete;
-  RecomputeGuard& operator=(const RecomputeGuard&) = delete;
+  explicit ScopedSwitch(bool on) : previous_(Get()) { Set(on); }
+  ~ScopedSwitch() { Set(previous_); }
+  ScopedSwitch(const ScopedSwitch&) = delete;
+  ScopedSwitch& operator=(const ScopedSwitch&) = delete;
 
  private:
   bool previous_;
 };
-
-class FusedAttentionGuard {
- public:
-  explicit FusedAttentionGuard(bool on) : previous_(fused_attention()) { set_fused_attention(on); }
-  ~FusedAttentionGuard() { set_fused_attention(previous_); }
-  FusedAttentionGuard(const FusedAttentionGuard&) = delete;
-  FusedAttentionGuard& operator=(const FusedAttentionGuard&) = delete;
-
- private:
-  bool previous_;
-};
+using RecomputeGuard = ScopedSwitch<recompute_in_backward, set_recompute_in_backward>;
+using FusedAttentionGuard = ScopedSwitch<fused_attention, set_fused_attention>;
 
 }  // namespace mmgrad

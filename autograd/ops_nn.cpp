@@ -214,18 +214,15 @@ Tensor fused_attention_node(const Tensor& q_in, const Tensor& k_in, const Tensor
          [qs = SavedTensor(q), ks = SavedTensor(k), vs = SavedTensor(v), ms = SavedTensor(mask),
           lses = SavedTensor(lse), sc, causal, backward_flops](const Tensor& g) {
            const Tensor &q = qs.get(), &k = ks.get(), &v = vs.get();
+           if (g.numel() == 0) {  // no output elements: nothing flows back
+             NoGradGuard no_grad;
+             return G{zeros_like(q), zeros_like(k), zeros_like(v)};
+           }
            Tensor dq = empty_in_layout_of(q.shape(), q), dk = empty_in_layout_of(k.shape(), k),
                   dv = empty_in_layout_of(v.shape(), v);
-           if (g.numel() > 0) {
-             MMGRAD_DISPATCH(attention_backward, q.device(), dq, dk, dv, rows_contiguous(g), q, k, v, lses.get(),
-                             ms.get(), sc, causal);
-             detail::add_matmul_flops(backward_flops);
-           } else {  // no output elements: nothing flows back
-             NoGradGuard no_grad;
-             dq = zeros_like(q);
-             dk = zeros_like(k);
-             dv = zeros_like(v);
-           }
+           MMGRAD_DISPATCH(attention_backward, q.device(), dq, dk, dv, rows_contiguous(g), q, k, v, lses.get(),
+                           ms.get(), sc, causal);
+           detail::add_matmul_flops(backward_flops);
            return G{dq, dk, dv};
          });
   return out;

@@ -63,6 +63,7 @@ T apply_binary(BinaryOp op, T a, T b) {
     switch (op) {
       case BinaryOp::ReluBackward: return b > T(0) ? a : T(0);
       case BinaryOp::GeluBackward: {
+        if constexpr (std::is_same_v<T, float>) return a * gelu_derivative_f32(b);
         T cdf = normal_cdf_fast(b);
         T pdf = T(kInvSqrt2Pi) * exp_fast(T(-0.5) * b * b);
         return a * (cdf + b * pdf);

@@ -9,11 +9,11 @@
 //         for jr in nc step NR     B micro-panel stays in L1
 //           for ir in mc step MR   micro-kernel: MR x NR tile of C in registers
 // Packing copes with any strides (transposed and sliced views), so the packed micro-kernels
-// only see unit-stride panels. The AVX-512 f32 kernel (the one this project's CPUs run) has a
-// "direct" variant instead: it broadcasts A(i,k) straight from the source with any strides,
-// handles edge tiles with masks instead of a scratch tile, and reads small B blocks with
-// contiguous rows in place, so nothing but B is ever packed; it reaches ~95% of FMA peak at
-// the clip-tiny shapes and is much faster on small (attention-sized) products.
+// only see unit-stride panels. The AVX-512 and AVX2 f32 kernels have a "direct" variant
+// instead: it broadcasts A(i,k) straight from the source with any strides, handles edge tiles
+// with masks instead of a scratch tile, and reads small B blocks with contiguous rows in
+// place, so nothing but B is ever packed; the AVX-512 one reaches ~95% of FMA peak at the
+// clip-tiny shapes and both are much faster on small (attention-sized) products.
 // Micro-kernels exist for AVX-512, AVX2+FMA and portable C++ (GCC vector extensions); the one
 // to use is chosen at run time from the CPU's features (__builtin_cpu_supports), so the binary
 // needs no -march flags. Threads split C into a grid of sub-blocks, each computed by the
@@ -313,9 +313,63 @@ MMGRAD_TARGET_AVX2 void pack_a_avx2_f32(int64_t mc, int64_t kc, const float* A, 
                                         int64_t csa, float* Ap) {
   pack_a_portable<float, 6>(mc, kc, A, rsa, csa, Ap);
 }
+// Transposes an 8x8 float block (AVX only, so the AVX-512 packers inline it too): src row r (8 floats at src + r*ld) becomes column r of dst,
+// dst[k*8 + r] = src[r*ld + k].
+MMGRAD_TARGET_AVX2 inline void transpose8x8(const float* src, int64_t ld, float* dst) {
+  const __m256 r0 = _mm256_loadu_ps(src), r1 = _mm256_loadu_ps(src + ld),
+               r2 = _mm256_loadu_ps(src + 2 * ld), r3 = _mm256_loadu_ps(src + 3 * ld),
+               r4 = _mm256_loadu_ps(src + 4 * ld), r5 = _mm256_loadu_ps(src + 5 * ld),
+               r6 = _mm256_loadu_ps(src + 6 * ld), r7 = _mm256_loadu_ps(src + 7 * ld);
+  const __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1),
+               t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3),
+               t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5),
+               t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+  const __m256 u0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0)),
+               u1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2)),
+               u2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0)),
+               u3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2)),
+               u4 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(1, 0, 1, 0)),
+               u5 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(3, 2, 3, 2)),
+               u6 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(1, 0, 1, 0)),
+               u7 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(3, 2, 3, 2));
+  _mm256_store_ps(dst + 0, _mm256_permute2f128_ps(u0, u4, 0x20));
+  _mm256_store_ps(dst + 8, _mm256_permute2f128_ps(u1, u5, 0x20));
+  _mm256_store_ps(dst + 16, _mm256_permute2f128_ps(u2, u6, 0x20));
+  _mm256_store_ps(dst + 24, _mm256_permute2f128_ps(u3, u7, 0x20));
+  _mm256_store_ps(dst + 32, _mm256_permute2f128_ps(u0, u4, 0x31));
+  _mm256_store_ps(dst + 40, _mm256_permute2f128_ps(u1, u5, 0x31));
+  _mm256_store_ps(dst + 48, _mm256_permute2f128_ps(u2, u6, 0x31));
+  _mm256_store_ps(dst + 56, _mm256_permute2f128_ps(u3, u7, 0x31));
+}
+
+// Column-major B (W^T of a Linear layer, the forward X @ W^T) is packed by 8x8 transposes;
+// the scalar gather it replaces cost a third of the micro-kernel's time at width 96.
 MMGRAD_TARGET_AVX2 void pack_b_avx2_f32(int64_t kc, int64_t nc, const float* B, int64_t rsb,
                                         int64_t csb, float* Bp) {
-  pack_b_portable<float, 16>(kc, nc, B, rsb, csb, Bp);
+  constexpr int NR = 16;
+  if (rsb != 1) {
+    pack_b_portable<float, NR>(kc, nc, B, rsb, csb, Bp);
+    return;
+  }
+  for (int64_t j0 = 0; j0 < nc; j0 += NR, Bp += NR * kc) {
+    const int64_t n = std::min<int64_t>(NR, nc - j0);
+    const float* b = B + j0 * csb;
+    if (n < NR) {
+      pack_b_portable<float, NR>(kc, n, b, rsb, csb, Bp);
+      continue;
+    }
+    int64_t k = 0;
+    for (; k + 8 <= kc; k += 8) {
+      alignas(32) float blk[64];
+      for (int jb = 0; jb < NR; jb += 8) {
+        transpose8x8(b + jb * csb + k, csb, blk);
+        for (int kk = 0; kk < 8; ++kk)
+          _mm256_storeu_ps(Bp + (k + kk) * NR + jb, _mm256_load_ps(blk + kk * 8));
+      }
+    }
+    for (; k < kc; ++k)
+      for (int j = 0; j < NR; ++j) Bp[k * NR + j] = b[j * csb + k];
+  }
 }
 MMGRAD_TARGET_AVX2 void pack_a_avx2_f64(int64_t mc, int64_t kc, const double* A, int64_t rsa,
                                         int64_t csa, double* Ap) {
@@ -326,8 +380,102 @@ MMGRAD_TARGET_AVX2 void pack_b_avx2_f64(int64_t kc, int64_t nc, const double* B,
   pack_b_portable<double, 8>(kc, nc, B, rsb, csb, Bp);
 }
 
+// Where A is read in place (the direct kernels below and the AVX-512 ones): a row-major A
+// (csa == 1) is broadcast from each row, a column-major one (rsa == 1, full tiles) from one
+// contiguous column, anything else element by element.
+enum AMode { kAGeneral, kARowMajor, kAColMajor };
+
+// 6 x (8*NV) tile with A read in place, the AVX2 counterpart of the AVX-512 direct kernel:
+// packing A (a scalar gather into 6-row panels) cost 10% of the main preset's step on an AVX2
+// CPU. Rows past m reuse row m-1 (stays in bounds) and are not stored; columns past n are
+// masked (FULL: n == 8*NV, no masks).
+template <int NV, bool FULL, int AMODE>
+MMGRAD_TARGET_AVX2 __attribute__((always_inline)) inline void direct_avx2_f32_body(
+    int64_t kc, const float* a, int64_t rsa, int64_t csa, int64_t m, const float* b,
+    int64_t rsb, int64_t n, float* c, int64_t rsc, float alpha, float beta) {
+  constexpr int MRT = 6;
+  __m256i km[NV];
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+#pragma GCC unroll 2
+  for (int v = 0; v < NV; ++v)
+    km[v] = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n - 8 * v)), lane);
+  const float* ar[MRT];
+  __m256 acc[MRT][NV];
+#pragma GCC unroll 6
+  for (int r = 0; r < MRT; ++r) {
+    const int64_t rr = std::min<int64_t>(r, m - 1);
+    ar[r] = a + rr * rsa;
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) acc[r][v] = _mm256_setzero_ps();
+    const float* cr = c + rr * rsc;
+    _mm_prefetch(reinterpret_cast<const char*>(cr), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(cr + n - 1), _MM_HINT_T0);
+  }
+#pragma GCC unroll 4
+  for (int64_t k = 0; k < kc; ++k) {
+    __m256 bv[NV];
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v)
+      bv[v] = FULL ? _mm256_loadu_ps(b + 8 * v) : _mm256_maskload_ps(b + 8 * v, km[v]);
+#pragma GCC unroll 6
+    for (int r = 0; r < MRT; ++r) {
+      const float* x;
+      if constexpr (AMODE == kARowMajor) x = ar[r] + k;
+      else if constexpr (AMODE == kAColMajor) x = a + k * csa + r;
+      else x = ar[r] + k * csa;
+      const __m256 av = _mm256_broadcast_ss(x);
+#pragma GCC unroll 2
+      for (int v = 0; v < NV; ++v) acc[r][v] = _mm256_fmadd_ps(av, bv[v], acc[r][v]);
+    }
+    b += rsb;
+  }
+  const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
+#pragma GCC unroll 6
+  for (int r = 0; r < MRT; ++r) {
+    if (r >= m) break;
+    float* cr = c + r * rsc;
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) {
+      __m256 x = _mm256_mul_ps(va, acc[r][v]);
+      if (FULL) {
+        if (beta != 0.0f) x = _mm256_fmadd_ps(vb, _mm256_loadu_ps(cr + 8 * v), x);
+        _mm256_storeu_ps(cr + 8 * v, x);
+      } else {
+        if (beta != 0.0f) x = _mm256_fmadd_ps(vb, _mm256_maskload_ps(cr + 8 * v, km[v]), x);
+        _mm256_maskstore_ps(cr + 8 * v, km[v], x);
+      }
+    }
+  }
+}
+
+template <int NV, bool FULL>
+MMGRAD_TARGET_AVX2 void direct_avx2_f32_v(int64_t kc, const float* a, int64_t rsa, int64_t csa,
+                                          int64_t m, const float* b, int64_t rsb, int64_t n,
+                                          float* c, int64_t rsc, float alpha, float beta) {
+  if (csa == 1)
+    direct_avx2_f32_body<NV, FULL, kARowMajor>(kc, a, rsa, csa, m, b, rsb, n, c, rsc, alpha, beta);
+  else if (rsa == 1 && m == 6)
+    direct_avx2_f32_body<NV, FULL, kAColMajor>(kc, a, rsa, csa, m, b, rsb, n, c, rsc, alpha, beta);
+  else
+    direct_avx2_f32_body<NV, FULL, kAGeneral>(kc, a, rsa, csa, m, b, rsb, n, c, rsc, alpha, beta);
+}
+
+// Up to 6 x 16; tiles at most 8 columns wide use the one-vector variant.
+void direct_avx2_f32(int64_t kc, const float* a, int64_t rsa, int64_t csa, int64_t m,
+                     const float* b, int64_t rsb, int64_t n, float* c, int64_t rsc, float alpha,
+                     float beta) {
+  using Fn = void (*)(int64_t, const float*, int64_t, int64_t, int64_t, const float*, int64_t,
+                      int64_t, float*, int64_t, float, float);
+  static constexpr Fn table[2][2] = {{direct_avx2_f32_v<1, false>, direct_avx2_f32_v<1, true>},
+                                     {direct_avx2_f32_v<2, false>, direct_avx2_f32_v<2, true>}};
+  const int wide = n > 8 ? 1 : 0;
+  const int full = n == 8 * (wide + 1) ? 1 : 0;
+  table[wide][full](kc, a, rsa, csa, m, b, rsb, n, c, rsc, alpha, beta);
+}
+
 const Kernels<float> kAvx2F32{"avx2", 6, 16, 144, 256, 4096,
-                              ukernel_avx2_f32, pack_a_avx2_f32, pack_b_avx2_f32};
+                              ukernel_avx2_f32, pack_a_avx2_f32, pack_b_avx2_f32,
+                              direct_avx2_f32};
 const Kernels<double> kAvx2F64{"avx2", 6, 8, 96, 256, 4096,
                                ukernel_avx2_f64, pack_a_avx2_f64, pack_b_avx2_f64};
 
@@ -416,35 +564,6 @@ MMGRAD_TARGET_AVX512 void ukernel_avx512_f64(int64_t kc, const double* __restric
   }
 }
 
-// Transposes an 8x8 float block: src row r (8 floats at src + r*ld) becomes column r of dst,
-// dst[k*8 + r] = src[r*ld + k].
-MMGRAD_TARGET_AVX512 inline void transpose8x8(const float* src, int64_t ld, float* dst) {
-  const __m256 r0 = _mm256_loadu_ps(src), r1 = _mm256_loadu_ps(src + ld),
-               r2 = _mm256_loadu_ps(src + 2 * ld), r3 = _mm256_loadu_ps(src + 3 * ld),
-               r4 = _mm256_loadu_ps(src + 4 * ld), r5 = _mm256_loadu_ps(src + 5 * ld),
-               r6 = _mm256_loadu_ps(src + 6 * ld), r7 = _mm256_loadu_ps(src + 7 * ld);
-  const __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1),
-               t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3),
-               t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5),
-               t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
-  const __m256 u0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0)),
-               u1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2)),
-               u2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0)),
-               u3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2)),
-               u4 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(1, 0, 1, 0)),
-               u5 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(3, 2, 3, 2)),
-               u6 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(1, 0, 1, 0)),
-               u7 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(3, 2, 3, 2));
-  _mm256_store_ps(dst + 0, _mm256_permute2f128_ps(u0, u4, 0x20));
-  _mm256_store_ps(dst + 8, _mm256_permute2f128_ps(u1, u5, 0x20));
-  _mm256_store_ps(dst + 16, _mm256_permute2f128_ps(u2, u6, 0x20));
-  _mm256_store_ps(dst + 24, _mm256_permute2f128_ps(u3, u7, 0x20));
-  _mm256_store_ps(dst + 32, _mm256_permute2f128_ps(u0, u4, 0x31));
-  _mm256_store_ps(dst + 40, _mm256_permute2f128_ps(u1, u5, 0x31));
-  _mm256_store_ps(dst + 48, _mm256_permute2f128_ps(u2, u6, 0x31));
-  _mm256_store_ps(dst + 56, _mm256_permute2f128_ps(u3, u7, 0x31));
-}
-
 MMGRAD_TARGET_AVX512 void pack_a_avx512_f32(int64_t mc, int64_t kc, const float* A,
                                             int64_t rsa, int64_t csa, float* Ap) {
   constexpr int MR = 8;
@@ -495,8 +614,6 @@ MMGRAD_TARGET_AVX512 void pack_b_avx512_f32(int64_t kc, int64_t nc, const float*
       for (int j = 0; j < NR; ++j) Bp[k * NR + j] = b[j * csb + k];
   }
 }
-
-enum AMode { kAGeneral, kARowMajor, kAColMajor };
 
 // MRT x (16*NV) tile with A read in place: kARowMajor needs csa == 1, kAColMajor rsa == 1
 // and m == MRT. Rows past m reuse row m-1 (stays in bounds) and are not stored; columns past
@@ -814,7 +931,8 @@ template <class T>
 void gemm_block(const Kernels<T>& kr, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
                 int64_t rsa, int64_t csa, const T* B, int64_t rsb, int64_t csb, T beta, T* C,
                 int64_t rsc, int64_t csc) {
-  if (kr.direct)
+  static const bool nodirect = std::getenv("NODIRECT") != nullptr;
+  if (kr.direct && !nodirect)
     gemm_serial_direct(kr, M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc);
   else
     gemm_serial(kr, M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc);

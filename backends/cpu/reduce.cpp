@@ -8,6 +8,7 @@
 //  - full reduction: the input is cut into fixed-size chunks whose partial results are
 //    combined in order, so the result does not depend on the number of threads.
 // f32 sums accumulate in f64, so long reductions do not drift.
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -164,20 +165,31 @@ void reduce(ReduceOp op, const Tensor& out, const Tensor& indices, const Tensor&
 
     const Dim& inner = kept.back();
     if (!idx && !red.empty() && inner.in_stride == 1) {
-      // Column accumulation: add whole input rows into an accumulator row.
+      // Column accumulation: add whole input rows into an accumulator row. Tasks are
+      // (outer index, block of kBlock columns, chunk of kRows rows); a bias gradient has one
+      // column block, so without the row chunks it ran on one thread. Sums over several
+      // chunks combine the chunks' partial rows in order afterwards: the chunking is fixed,
+      // so the result does not depend on the number of threads.
       constexpr int64_t kBlock = 256;
+      constexpr int64_t kRows = 512;
       std::vector<Dim> outer(kept.begin(), kept.end() - 1);
       int64_t n_outer = 1;
       for (auto& d : outer) n_outer *= d.size;
-      int64_t blocks = (inner.size + kBlock - 1) / kBlock;
-      parallel_for(0, n_outer * blocks, 1, [&](int64_t lo, int64_t hi) {
-        Acc acc[kBlock];
+      const int64_t blocks = (inner.size + kBlock - 1) / kBlock;
+      const int64_t chunks = op == ReduceOp::Sum ? (n_red + kRows - 1) / kRows : 1;
+      const int64_t rows_per_chunk = chunks == 1 ? n_red : kRows;
+      std::vector<Acc> partial(chunks > 1 ? static_cast<size_t>(n_outer * blocks * chunks * kBlock) : 0);
+      parallel_for(0, n_outer * blocks * chunks, 1, [&](int64_t lo, int64_t hi) {
+        Acc local[kBlock];
         for (int64_t task = lo; task < hi; ++task) {
-          Offsets o = offsets_of(task / blocks, outer);
-          int64_t c0 = (task % blocks) * kBlock, width = std::min(kBlock, inner.size - c0);
-          for (int64_t r = 0; r < n_red; ++r) {
+          const int64_t chunk = task % chunks, ob = task / chunks;
+          Offsets o = offsets_of(ob / blocks, outer);
+          int64_t c0 = (ob % blocks) * kBlock, width = std::min(kBlock, inner.size - c0);
+          Acc* acc = local;
+          const int64_t r0 = chunk * rows_per_chunk, r1 = std::min(n_red, r0 + rows_per_chunk);
+          for (int64_t r = r0; r < r1; ++r) {
             const T* row = src + o.in + offsets_of(r, red).in + c0;
-            if (r == 0) {
+            if (r == r0) {
               for (int64_t c = 0; c < width; ++c) acc[c] = static_cast<Acc>(row[c]);
             } else if (op == ReduceOp::Sum) {
               for (int64_t c = 0; c < width; ++c) acc[c] += static_cast<Acc>(row[c]);
@@ -189,10 +201,29 @@ void reduce(ReduceOp op, const Tensor& out, const Tensor& indices, const Tensor&
               }
             }
           }
+          if (chunks > 1) {
+            std::copy(acc, acc + width, partial.data() + task * kBlock);
+            continue;
+          }
           T* drow = dst + o.out + c0 * inner.out_stride;
           for (int64_t c = 0; c < width; ++c) drow[c * inner.out_stride] = static_cast<T>(acc[c]);
         }
       });
+      if (chunks > 1) {
+        parallel_for(0, n_outer * blocks, 1, [&](int64_t lo, int64_t hi) {
+          for (int64_t ob = lo; ob < hi; ++ob) {
+            Offsets o = offsets_of(ob / blocks, outer);
+            int64_t c0 = (ob % blocks) * kBlock, width = std::min(kBlock, inner.size - c0);
+            const Acc* first = partial.data() + ob * chunks * kBlock;
+            T* drow = dst + o.out + c0 * inner.out_stride;
+            for (int64_t c = 0; c < width; ++c) {
+              Acc sum = first[c];
+              for (int64_t k = 1; k < chunks; ++k) sum += first[k * kBlock + c];
+              drow[c * inner.out_stride] = static_cast<T>(sum);
+            }
+          }
+        });
+      }
       return;
     }
 

@@ -56,9 +56,7 @@ inline float exp_f32(float x) {
 // 0 from z = 9.2 on). Two pieces, selected without branches:
 //  - z < 1: 1 - z P(z^2), P of degree 7 fitted (relative least squares) to erf(z)/z;
 //  - z >= 1: exp(-z^2) Q(1 / (1 + z)), Q of degree 12 fitted to erfc(z) exp(z^2) on [1, 9.2].
-// exp(-z^2) is taken as exp(-zh^2) exp((zh - z)(zh + z)) with zh = z cut to 12 significant
-// bits, so zh^2 is exact and z^2's rounding error (up to 5e-6 relative at z = 9) never
-// reaches the result. The coefficients were fitted for mmgrad with numpy (float64).
+// The coefficients were fitted for mmgrad with numpy (float64).
 inline float erf_over_x_f32(float w) {  // erf(x) / x as a polynomial in w = x^2, |x| <= 1
   float p = -9.6417129524656309e-06f;
   p = p * w + 1.1257022178498555e-04f;
@@ -71,7 +69,25 @@ inline float erf_over_x_f32(float w) {  // erf(x) / x as a polynomial in w = x^2
   return p;
 }
 
-inline float erfc_nonneg_f32(float z) {
+// exp(-z^2) for 0 <= z <= 9.2 without z^2's rounding error (up to 5e-6 relative at z = 9,
+// which would reach erfc's result): exp(-zh^2) exp((zh - z)(zh + z)) with zh = z cut to 12
+// significant bits, so zh^2 is exact. The second factor's argument d is tiny (|d| < z^2 /
+// 1024 <= 0.083), so a degree-5 Taylor polynomial gives it to 4e-10 where a second exp cost
+// three times as much (this is most of gelu's cost).
+inline float exp_neg_square_f32(float z) {
+  const float zh = std::bit_cast<float>(std::bit_cast<int32_t>(z) & int32_t(0xfffff000));
+  const float d = (zh - z) * (zh + z);
+  float p = 1.0f / 120;
+  p = p * d + 1.0f / 24;
+  p = p * d + 1.0f / 6;
+  p = p * d + 0.5f;
+  p = p * d + 1.0f;
+  p = p * d + 1.0f;
+  return exp_f32(-zh * zh) * p;
+}
+
+// erfc(z) for z >= 0 given e = exp(-z^2) for min(z, 9.2) (gelu's derivative shares it).
+inline float erfc_nonneg_from_exp_f32(float z, float e) {
   const float small = 1.0f - z * erf_over_x_f32(z * z);
 
   const float t = 1.0f / (1.0f + z);
@@ -88,13 +104,16 @@ inline float erfc_nonneg_f32(float z) {
   q = q * t + 5.6362200591212930e-01f;
   q = q * t + 5.6421147789942128e-01f;
   q = q * t - 3.7528254388553226e-07f;
-  const float zc = z < 9.2f ? z : 9.2f;  // keeps the products below finite for huge z
-  const float zh = std::bit_cast<float>(std::bit_cast<int32_t>(zc) & int32_t(0xfffff000));
-  const float large = exp_f32(-zh * zh) * exp_f32((zh - zc) * (zh + zc)) * q;
+  const float large = e * q;
 
   float y = z < 1.0f ? small : large;
   y = z >= 9.2f ? 0.0f : y;
   return z != z ? z : y;
+}
+
+inline float erfc_nonneg_f32(float z) {
+  const float zc = z < 9.2f ? z : 9.2f;  // keeps the products finite for huge z
+  return erfc_nonneg_from_exp_f32(z, exp_neg_square_f32(zc));
 }
 
 // erf(x): x P(x^2) near 0 (relative accuracy for tiny x), 1 - erfc(|x|) with x's sign beyond.
@@ -110,6 +129,19 @@ inline float erf_f32(float x) {
 inline float normal_cdf_f32(float x) {
   const float half_tail = 0.5f * erfc_nonneg_f32(std::abs(x) * 0.70710678118654752f);
   return x < 0.0f ? half_tail : 1.0f - half_tail;
+}
+
+// gelu'(x) = Phi(x) + x phi(x). phi(x) = exp(-x^2 / 2) / sqrt(2 pi) is the exp(-z^2),
+// z = |x| / sqrt 2, that Phi's erfc needs too: one exp serves both (gelu's backward used to
+// take three). phi is taken as 0 from |x| = 13 on (it is below 1e-37 there).
+inline float gelu_derivative_f32(float x) {
+  const float z = std::abs(x) * 0.70710678118654752f;
+  const float zc = z < 9.2f ? z : 9.2f;
+  const float e = exp_neg_square_f32(zc);
+  const float half_tail = 0.5f * erfc_nonneg_from_exp_f32(z, e);
+  const float cdf = x < 0.0f ? half_tail : 1.0f - half_tail;
+  const float pdf = z < 9.2f ? 0.39894228040143267794f * e : 0.0f;
+  return cdf + x * pdf;
 }
 
 template <typename T>
@@ -154,6 +186,18 @@ inline Acc sum_lanes(const T* p, int64_t n) {
     for (int k = 0; k < 8; ++k) lane[k] += static_cast<Acc>(p[i + k]);
   Acc total = ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
   for (; i < n; ++i) total += static_cast<Acc>(p[i]);
+  return total;
+}
+
+// sum over i < n of f(i), in the same eight lanes (for sums of products and squares).
+template <typename Acc, typename F>
+inline Acc sum_lanes_of(int64_t n, F f) {
+  Acc lane[8] = {};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int k = 0; k < 8; ++k) lane[k] += f(i + k);
+  Acc total = ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
+  for (; i < n; ++i) total += f(i);
   return total;
 }
 

@@ -107,3 +107,29 @@ TEST(VecMath, NormalCdfKeepsRelativeAccuracyInTheLowerTail) {
   EXPECT_LT(worst_core, 2e-6) << "worst relative error for x >= -5: " << worst_core;
   EXPECT_LT(worst_tail, 2e-5) << "worst relative error for x < -5: " << worst_tail;
 }
+
+using mmgrad::cpu::gelu_derivative_f32;
+
+TEST(VecMath, GeluDerivativeMatchesDoubleAndItsLimits) {
+  // gelu'(x) = Phi(x) + x phi(x), both from one exp. Against double: absolute error below
+  // 1e-6 everywhere (the derivative lies in [-0.13, 1.13]) and relative 2e-6 where it is
+  // away from its zero near x = -0.75 (|gelu'| > 0.05).
+  double worst_abs = 0, worst_rel = 0;
+  for (int i = 0; i <= 400000; ++i) {
+    const float x = static_cast<float>(-14.0 + 28.0 * i / 400000.0);
+    const double xd = x;
+    const double want = 0.5 * std::erfc(-xd / std::sqrt(2.0)) +
+                        xd * std::exp(-0.5 * xd * xd) / std::sqrt(2.0 * M_PI);
+    const double err = std::abs(gelu_derivative_f32(x) - want);
+    worst_abs = std::max(worst_abs, err);
+    if (std::abs(want) > 0.05) worst_rel = std::max(worst_rel, err / std::abs(want));
+  }
+  EXPECT_LT(worst_abs, 1e-6);
+  EXPECT_LT(worst_rel, 2e-6);
+  const float inf = std::numeric_limits<float>::infinity();
+  EXPECT_EQ(gelu_derivative_f32(0.0f), 0.5f);
+  EXPECT_EQ(gelu_derivative_f32(30.0f), 1.0f);
+  EXPECT_EQ(gelu_derivative_f32(-30.0f), 0.0f);
+  EXPECT_TRUE(std::isnan(gelu_derivative_f32(std::nanf(""))));
+  EXPECT_TRUE(std::isnan(gelu_derivative_f32(inf)));  // inf * phi = inf * 0, as the libm path
+}

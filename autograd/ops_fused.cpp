@@ -2,6 +2,10 @@
 // intermediates instead of keeping them alive between forward and backward.
 #include <fmt/format.h>
 
+#include <tuple>
+#include <utility>
+
+#include "autograd/flops.h"
 #include "autograd/op_helpers.h"
 
 namespace mmgrad {
@@ -24,6 +28,29 @@ Normalised normalise(const Tensor& x, const Tensor& w, const Tensor& b, double e
 }
 
 Tensor activation(const Tensor& h, bool quick) { return quick ? quick_gelu(h) : gelu(h); }
+
+// dW2 = g2^T act(h) and dH = (g2 W2) * act'(h) for g2 [N, O], W2 [O, H], h [N, H], where the
+// backend has the fused activation_and_backward kernel: dA = g2 W2 first, then fixed chunks
+// of rows, each one pass that writes act(h) into a chunk-sized buffer and turns dA into dH
+// in place (the value and the derivative share their erfc and exp), and dW2 accumulated
+// from the chunk while it is in cache. The full [N, H] activation never exists, and the
+// activation is evaluated once in backward instead of twice.
+std::pair<Tensor, Tensor> mlp_activation_backward(const Tensor& g2, const Tensor& w2, const Tensor& h, bool quick) {
+  constexpr int64_t kRows = 256;
+  const int64_t N = h.shape()[0], H = h.shape()[1], O = g2.shape()[1];
+  Tensor dh = matmul(g2, w2);  // dA
+  Tensor dw2 = Tensor::empty({O, H}, h.dtype(), h.device());
+  if (N == 0) fill_(dw2, 0);
+  Tensor a_buf = Tensor::empty({std::min(N, kRows), H}, h.dtype(), h.device());
+  for (int64_t r0 = 0; r0 < N; r0 += kRows) {
+    const int64_t n = std::min(kRows, N - r0);
+    const Tensor a = narrow(a_buf, 0, 0, n);
+    MMGRAD_DISPATCH(activation_and_backward, h.device(), a, narrow(dh, 0, r0, n), narrow(h, 0, r0, n), quick);
+    MMGRAD_DISPATCH(matmul, h.device(), dw2, transpose(narrow(g2, 0, r0, n), 0, 1), a, /*accumulate=*/r0 > 0);
+    detail::add_matmul_flops(2 * static_cast<uint64_t>(O) * static_cast<uint64_t>(H) * static_cast<uint64_t>(n));
+  }
+  return {dw2, dh};
+}
 
 }  // namespace
 
@@ -69,17 +96,22 @@ Tensor layer_norm_mlp(const Tensor& x, const Tensor& ln_weight, const Tensor& ln
            const Tensor& hv = hs.get();
            Tensor g2 = reshape(contiguous(g), {N, O});
            Tensor lwc = contiguous(lw.get());
-           // Ordered so that at most one [N, H] temporary is alive at a time (backward's peak
-           // memory is set in the widest layers): the activation for dW2, then dA, turned
-           // into dH in place.
-           Tensor dw2, db2 = sum(g2, {0});
-           {
-             Tensor a = activation(hv, quick_gelu_act);
-             dw2 = matmul(transpose(g2, 0, 1), a);
+           Tensor db2 = sum(g2, {0});
+           Tensor dw2, dh;
+           if (backend_for(hv.device()).activation_and_backward) {
+             std::tie(dw2, dh) = mlp_activation_backward(g2, w2s.get(), hv, quick_gelu_act);
+           } else {
+             // Ordered so that at most one [N, H] temporary is alive at a time (backward's
+             // peak memory is set in the widest layers): the activation for dW2, then dA,
+             // turned into dH in place.
+             {
+               Tensor a = activation(hv, quick_gelu_act);
+               dw2 = matmul(transpose(g2, 0, 1), a);
+             }
+             dh = matmul(g2, w2s.get());  // dA
+             MMGRAD_DISPATCH(binary, hv.device(), quick_gelu_act ? BinaryOp::QuickGeluBackward : BinaryOp::GeluBackward,
+                             dh, dh, hv);  // elementwise, so in place is safe
            }
-           Tensor dh = matmul(g2, w2s.get());  // dA
-           MMGRAD_DISPATCH(binary, hv.device(), quick_gelu_act ? BinaryOp::QuickGeluBackward : BinaryOp::GeluBackward,
-                           dh, dh, hv);  // elementwise, so in place is safe
            Tensor db1 = sum(dh, {0});
            Tensor dw1 = matmul(transpose(dh, 0, 1), normalise(xv, lwc, contiguous(lb.get()), eps).xn);
            Tensor dxn = matmul(dh, w1s.get());

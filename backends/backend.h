@@ -104,7 +104,12 @@ const char* reduce_op_name(ReduceOp op);
   X(attention_backward,                                                                        \
     (const Tensor& dq, const Tensor& dk, const Tensor& dv, const Tensor& grad_out,             \
      const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& lse, const Tensor& mask,  \
-     double scale, bool causal))
+     double scale, bool causal))                                                               \
+  /* One pass of an MLP's backward: act_out = act(h) (gelu, or quick_gelu when quick) and    */ \
+  /* grad *= act'(h) in place; all three contiguous and of one shape. The value and the      */ \
+  /* derivative share their erfc and exp (or sigmoid)                                       */ \
+  X(activation_and_backward,                                                                   \
+    (const Tensor& act_out, const Tensor& grad, const Tensor& h, bool quick))
 
 struct Backend {
   const char* name = "";

@@ -201,6 +201,50 @@ void binary(BinaryOp op, const Tensor& out, const Tensor& a, const Tensor& b) {
     dispatch_numeric(a.dtype(), binary_op_name(op), run);
 }
 
+namespace {
+
+// act(h) into a, and g *= act'(h), over n dense elements.
+template <typename T, bool kQuick>
+MMGRAD_MULTIVERSION void activation_and_backward_dense(T* a, T* g, const T* h, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const T x = h[i];
+    if constexpr (kQuick) {
+      const T s = sigmoid_fast(T(1.702) * x);
+      a[i] = x * s;
+      g[i] *= s + T(1.702) * x * s * (T(1) - s);
+    } else if constexpr (std::is_same_v<T, float>) {
+      float value, derivative;
+      gelu_and_derivative_f32(x, &value, &derivative);
+      a[i] = value;
+      g[i] *= derivative;
+    } else {
+      a[i] = apply_unary<T>(UnaryOp::Gelu, x, T(0));
+      g[i] = apply_binary<T>(BinaryOp::GeluBackward, g[i], x);
+    }
+  }
+}
+
+}  // namespace
+
+void activation_and_backward(const Tensor& act_out, const Tensor& grad, const Tensor& h, bool quick) {
+  if (!act_out.is_contiguous() || !grad.is_contiguous() || !h.is_contiguous() ||
+      act_out.shape() != h.shape() || grad.shape() != h.shape())
+    fail("activation_and_backward", "expects contiguous tensors of one shape");
+  const int64_t n = h.numel();
+  dispatch_float(h.dtype(), "activation_and_backward", [&](auto tag) {
+    using T = decltype(tag);
+    T* a = act_out.data_ptr<T>();
+    T* g = grad.data_ptr<T>();
+    const T* x = h.data_ptr<T>();
+    parallel_for(0, n, 4096, [&](int64_t lo, int64_t hi) {
+      if (quick)
+        activation_and_backward_dense<T, true>(a + lo, g + lo, x + lo, hi - lo);
+      else
+        activation_and_backward_dense<T, false>(a + lo, g + lo, x + lo, hi - lo);
+    });
+  });
+}
+
 void compare(CompareOp op, const Tensor& out, const Tensor& a, const Tensor& b) {
   StridedLoop<3> loop(out.shape(), {&out, &a, &b});
   dispatch_numeric(a.dtype(), compare_op_name(op), [&](auto tag) {

@@ -5,6 +5,7 @@
 
 #include "autograd/grad_mode.h"
 #include "autograd/ops.h"
+#include "backends/backend.h"
 #include "core/host_allocator.h"
 #include "models/layers.h"
 
@@ -40,6 +41,43 @@ TEST(Recompute, GradientsEqualKeepingTheIntermediates) {
     for (size_t j = 0; j < kept[i].size(); ++j)
       EXPECT_NEAR(recomputed[i][j], kept[i][j], 1e-12 * (1 + std::abs(kept[i][j]))) << "input " << i << " element " << j;
   }
+}
+
+// The fused MLP's backward on the CPU runs its activation in fixed chunks of 256 rows (one
+// pass for the activation and its derivative, dW2 accumulated chunk by chunk): 600 rows are
+// three chunks, the last ragged. Gradients must equal the plain composition's.
+std::vector<std::vector<double>> mlp_grads(bool recompute, DType dtype, bool quick) {
+  RecomputeGuard setting(recompute);
+  Generator gen(9);
+  Tensor x = randn({3, 200, 8}, dtype, Device::cpu(), &gen).set_requires_grad();
+  Tensor lw = add(randn({8}, dtype, Device::cpu(), &gen), 1.0).set_requires_grad();
+  Tensor lb = randn({8}, dtype, Device::cpu(), &gen).set_requires_grad();
+  Tensor w1 = randn({24, 8}, dtype, Device::cpu(), &gen).set_requires_grad();
+  Tensor b1 = randn({24}, dtype, Device::cpu(), &gen).set_requires_grad();
+  Tensor w2 = randn({8, 24}, dtype, Device::cpu(), &gen).set_requires_grad();
+  Tensor b2 = randn({8}, dtype, Device::cpu(), &gen).set_requires_grad();
+  Tensor y = layer_norm_mlp(x, lw, lb, 1e-5, w1, b1, w2, b2, quick);
+  sum(mul(y, y)).backward();
+  std::vector<std::vector<double>> out;
+  for (const Tensor& t : {x, lw, lb, w1, b1, w2, b2}) out.push_back(to_vector<double>(t.grad()));
+  return out;
+}
+
+TEST(Recompute, MlpBackwardInRowChunksEqualsTheComposition) {
+  ASSERT_NE(backend_for(Device::cpu()).activation_and_backward, nullptr);
+  for (bool quick : {false, true})
+    for (DType dtype : {DType::F64, DType::F32}) {
+      SCOPED_TRACE(::testing::Message() << (quick ? "quick_gelu " : "gelu ") << dtype_name(dtype));
+      const double tol = dtype == DType::F64 ? 1e-12 : 2e-5;
+      const auto kept = mlp_grads(false, dtype, quick), fused = mlp_grads(true, dtype, quick);
+      for (size_t i = 0; i < kept.size(); ++i) {
+        ASSERT_EQ(kept[i].size(), fused[i].size());
+        double scale = 0;
+        for (double v : kept[i]) scale = std::max(scale, std::abs(v));
+        for (size_t j = 0; j < kept[i].size(); ++j)
+          ASSERT_NEAR(fused[i][j], kept[i][j], tol * (1 + scale)) << "input " << i << " element " << j;
+      }
+    }
 }
 
 // Bytes of tensors alive after the forward of two transformer layers (what backward keeps).

@@ -342,11 +342,12 @@ MMGRAD_TARGET_AVX2 inline void transpose8x8(const float* src, int64_t ld, float*
   _mm256_store_ps(dst + 56, _mm256_permute2f128_ps(u3, u7, 0x31));
 }
 
-// Column-major B (W^T of a Linear layer, the forward X @ W^T) is packed by 8x8 transposes;
-// the scalar gather it replaces cost a third of the micro-kernel's time at width 96.
-MMGRAD_TARGET_AVX2 void pack_b_avx2_f32(int64_t kc, int64_t nc, const float* B, int64_t rsb,
-                                        int64_t csb, float* Bp) {
-  constexpr int NR = 16;
+// Column-major B (W^T of a Linear layer, the forward X @ W^T) packed into NR-wide panels by
+// 8x8 transposes (AVX only, so the AVX2 and AVX-512 packers share it); the scalar gather it
+// replaces cost a third of the AVX2 micro-kernel's time at width 96.
+template <int NR>
+MMGRAD_TARGET_AVX2 __attribute__((always_inline)) inline void pack_b_transposing_f32(
+    int64_t kc, int64_t nc, const float* B, int64_t rsb, int64_t csb, float* Bp) {
   if (rsb != 1) {
     pack_b_portable<float, NR>(kc, nc, B, rsb, csb, Bp);
     return;
@@ -370,6 +371,11 @@ MMGRAD_TARGET_AVX2 void pack_b_avx2_f32(int64_t kc, int64_t nc, const float* B, 
     for (; k < kc; ++k)
       for (int j = 0; j < NR; ++j) Bp[k * NR + j] = b[j * csb + k];
   }
+}
+
+MMGRAD_TARGET_AVX2 void pack_b_avx2_f32(int64_t kc, int64_t nc, const float* B, int64_t rsb,
+                                        int64_t csb, float* Bp) {
+  pack_b_transposing_f32<16>(kc, nc, B, rsb, csb, Bp);
 }
 MMGRAD_TARGET_AVX2 void pack_a_avx2_f64(int64_t mc, int64_t kc, const double* A, int64_t rsa,
                                         int64_t csa, double* Ap) {
@@ -588,31 +594,7 @@ MMGRAD_TARGET_AVX512 void pack_a_avx512_f32(int64_t mc, int64_t kc, const float*
 
 MMGRAD_TARGET_AVX512 void pack_b_avx512_f32(int64_t kc, int64_t nc, const float* B, int64_t rsb,
                                             int64_t csb, float* Bp) {
-  constexpr int NR = 32;
-  if (rsb != 1) {
-    pack_b_portable<float, NR>(kc, nc, B, rsb, csb, Bp);
-    return;
-  }
-  // Column-major B (W^T of a Linear layer): transposes of 8 columns x 8 steps.
-  for (int64_t j0 = 0; j0 < nc; j0 += NR, Bp += NR * kc) {
-    const int64_t n = std::min<int64_t>(NR, nc - j0);
-    const float* b = B + j0 * csb;
-    if (n < NR) {
-      pack_b_portable<float, NR>(kc, n, b, rsb, csb, Bp);
-      continue;
-    }
-    int64_t k = 0;
-    for (; k + 8 <= kc; k += 8) {
-      alignas(64) float blk[64];
-      for (int jb = 0; jb < NR; jb += 8) {
-        transpose8x8(b + jb * csb + k, csb, blk);
-        for (int kk = 0; kk < 8; ++kk)
-          _mm256_storeu_ps(Bp + (k + kk) * NR + jb, _mm256_load_ps(blk + kk * 8));
-      }
-    }
-    for (; k < kc; ++k)
-      for (int j = 0; j < NR; ++j) Bp[k * NR + j] = b[j * csb + k];
-  }
+  pack_b_transposing_f32<32>(kc, nc, B, rsb, csb, Bp);
 }
 
 // MRT x (16*NV) tile with A read in place: kARowMajor needs csa == 1, kAColMajor rsa == 1

@@ -13,23 +13,38 @@ using namespace mmgrad;
 
 namespace {
 
+// A pre-LayerNorm MLP's input x [..., W] and parameters (hidden width H), drawn from gen.
+struct MlpInputs {
+  Tensor x, lw, lb, w1, b1, w2, b2;
+  std::vector<Tensor> all() const { return {x, lw, lb, w1, b1, w2, b2}; }
+};
+MlpInputs mlp_inputs(Generator& gen, DType dtype, const Shape& x_shape, int64_t H) {
+  const int64_t W = x_shape.back();
+  auto draw = [&](const Shape& s) { return randn(s, dtype, Device::cpu(), &gen).set_requires_grad(); };
+  MlpInputs m;
+  m.x = draw(x_shape);
+  m.lw = add(randn({W}, dtype, Device::cpu(), &gen), 1.0).set_requires_grad();
+  m.lb = draw({W});
+  m.w1 = draw({H, W});
+  m.b1 = draw({H});
+  m.w2 = draw({W, H});
+  m.b2 = draw({W});
+  return m;
+}
+
 std::vector<std::vector<double>> grads_of(bool recompute, DType dtype) {
   RecomputeGuard setting(recompute);
   Generator gen(3);
-  Tensor x = randn({2, 5, 8}, dtype, Device::cpu(), &gen).set_requires_grad();
-  Tensor lw = add(randn({8}, dtype, Device::cpu(), &gen), 1.0).set_requires_grad();
-  Tensor lb = randn({8}, dtype, Device::cpu(), &gen).set_requires_grad();
-  Tensor w1 = randn({12, 8}, dtype, Device::cpu(), &gen).set_requires_grad();
-  Tensor b1 = randn({12}, dtype, Device::cpu(), &gen).set_requires_grad();
-  Tensor w2 = randn({8, 12}, dtype, Device::cpu(), &gen).set_requires_grad();
-  Tensor b2 = randn({8}, dtype, Device::cpu(), &gen).set_requires_grad();
+  const MlpInputs m = mlp_inputs(gen, dtype, {2, 5, 8}, 12);
   Tensor mask = randn({5, 5}, dtype, Device::cpu(), &gen).set_requires_grad();
-  Tensor h = layer_norm_mlp(x, lw, lb, 1e-5, w1, b1, w2, b2);
+  Tensor h = layer_norm_mlp(m.x, m.lw, m.lb, 1e-5, m.w1, m.b1, m.w2, m.b2);
   Tensor q = reshape(h, {2, 5, 2, 4}).transpose(1, 2);
   Tensor a = scaled_dot_product_attention(q, mul(q, 0.5), q, /*causal=*/true, mask);
   sum(mul(a, a)).backward();
   std::vector<std::vector<double>> out;
-  for (const Tensor& t : {x, lw, lb, w1, b1, w2, b2, mask}) out.push_back(to_vector<double>(t.grad()));
+  std::vector<Tensor> inputs = m.all();
+  inputs.push_back(mask);
+  for (const Tensor& t : inputs) out.push_back(to_vector<double>(t.grad()));
   return out;
 }
 
@@ -49,17 +64,11 @@ TEST(Recompute, GradientsEqualKeepingTheIntermediates) {
 std::vector<std::vector<double>> mlp_grads(bool recompute, DType dtype, bool quick) {
   RecomputeGuard setting(recompute);
   Generator gen(9);
-  Tensor x = randn({3, 200, 8}, dtype, Device::cpu(), &gen).set_requires_grad();
-  Tensor lw = add(randn({8}, dtype, Device::cpu(), &gen), 1.0).set_requires_grad();
-  Tensor lb = randn({8}, dtype, Device::cpu(), &gen).set_requires_grad();
-  Tensor w1 = randn({24, 8}, dtype, Device::cpu(), &gen).set_requires_grad();
-  Tensor b1 = randn({24}, dtype, Device::cpu(), &gen).set_requires_grad();
-  Tensor w2 = randn({8, 24}, dtype, Device::cpu(), &gen).set_requires_grad();
-  Tensor b2 = randn({8}, dtype, Device::cpu(), &gen).set_requires_grad();
-  Tensor y = layer_norm_mlp(x, lw, lb, 1e-5, w1, b1, w2, b2, quick);
+  const MlpInputs m = mlp_inputs(gen, dtype, {3, 200, 8}, 24);
+  Tensor y = layer_norm_mlp(m.x, m.lw, m.lb, 1e-5, m.w1, m.b1, m.w2, m.b2, quick);
   sum(mul(y, y)).backward();
   std::vector<std::vector<double>> out;
-  for (const Tensor& t : {x, lw, lb, w1, b1, w2, b2}) out.push_back(to_vector<double>(t.grad()));
+  for (const Tensor& t : m.all()) out.push_back(to_vector<double>(t.grad()));
   return out;
 }
 

@@ -62,4 +62,8 @@ inline Tensor empty_like_shape(const Tensor& t, const Shape& shape) {
   return Tensor::empty(shape, t.dtype(), t.device());
 }
 
+// x [rows, K] @ weight^T + bias with no autograd record: one kernel with the bias added as
+// the product is stored where the backend has matmul_bias, else matmul then add.
+Tensor affine_rows(const Tensor& x, const Tensor& weight, const Tensor& bias);
+
 }  // namespace mmgrad::detail

@@ -85,8 +85,8 @@ Tensor layer_norm_mlp(const Tensor& x, const Tensor& ln_weight, const Tensor& ln
     Normalised n = normalise(x2, contiguous(ln_weight), contiguous(ln_bias), eps);
     mean = n.mean;
     rstd = n.rstd;
-    h = add(matmul(n.xn, transpose(w1, 0, 1)), b1);                             // [N, H]
-    y = reshape(add(matmul(activation(h, quick_gelu_act), transpose(w2, 0, 1)), b2), out_shape);
+    h = detail::affine_rows(n.xn, w1, b1);                                      // [N, H]
+    y = reshape(detail::affine_rows(activation(h, quick_gelu_act), w2, b2), out_shape);
   }  // the normalised input and the activation are freed here: backward recomputes them
   record(op, y, {x, ln_weight, ln_bias, w1, b1, w2, b2},
          [xs = SavedTensor(x2), hs = SavedTensor(h), ms = SavedTensor(mean), rs = SavedTensor(rstd),

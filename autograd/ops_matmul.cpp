@@ -80,6 +80,16 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   return matmul_nd(a, b);
 }
 
+Tensor detail::affine_rows(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  NoGradGuard no_grad;
+  if (!backend_for(x.device()).matmul_bias) return add(matmul(x, transpose(weight, 0, 1)), bias);
+  const int64_t rows = x.shape()[0], K = x.shape()[1], O = weight.shape()[0];
+  Tensor y = Tensor::empty({rows, O}, x.dtype(), x.device());
+  MMGRAD_DISPATCH(matmul_bias, x.device(), y, x, transpose(weight, 0, 1), contiguous(bias));
+  detail::add_matmul_flops(2 * static_cast<uint64_t>(rows) * static_cast<uint64_t>(O) * static_cast<uint64_t>(K));
+  return y;
+}
+
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   detail::check_defined(x, "linear", "x");
   detail::check_defined(weight, "linear", "weight");
@@ -89,11 +99,36 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
     fail("linear", fmt::format("input features ({}) do not match weight's in-features ({})",
                                x.dim() ? x.shape().back() : 0, weight.shape()[1]),
          {describe("x", x), describe("weight", weight)});
-  Tensor y = matmul(x, transpose(weight, 0, 1));
-  if (!bias.defined()) return y;
+  if (!bias.defined()) return matmul(x, transpose(weight, 0, 1));
   if (bias.dim() != 1 || bias.shape()[0] != weight.shape()[0])
     fail("linear", "bias must be 1-D [out]", {describe("weight", weight), describe("bias", bias)});
-  return add(y, bias);
+  if (!backend_for(x.device()).matmul_bias) return add(matmul(x, transpose(weight, 0, 1)), bias);
+  // One node instead of matmul + add, and the bias added as the GEMM stores its output (no
+  // second pass over it).
+  detail::check_compatible(x, weight, "linear");
+  detail::check_compatible(x, bias, "linear");
+  detail::check_floating(x, "linear");
+  const int64_t K = weight.shape()[1], O = weight.shape()[0];
+  const int64_t rows = numel_of(Shape(x.shape().begin(), x.shape().end() - 1));
+  Shape out_shape = x.shape();
+  out_shape.back() = O;
+  Tensor x2, y;
+  {
+    NoGradGuard no_grad;
+    x2 = reshape(x, {rows, K});
+    y = reshape(detail::affine_rows(x2, weight, bias), out_shape);
+  }
+  const bool gx = x.requires_grad(), gw = weight.requires_grad(), gb = bias.requires_grad();
+  record("linear", y, {x, weight, bias},
+         [xs = SavedTensor(gw ? x2 : Tensor()), ws = SavedTensor(gx ? weight : Tensor()), x_shape = x.shape(), rows, O,
+          gx, gw, gb](const Tensor& g) {
+           Tensor g2 = reshape(g, {rows, O});
+           Tensor grad_x, grad_w;
+           if (gx) grad_x = reshape(matmul(g2, ws.get()), x_shape);
+           if (gw) grad_w = matmul(transpose(g2, 0, 1), xs.get());
+           return G{grad_x, grad_w, gb ? sum(g2, {0}) : Tensor()};
+         });
+  return y;
 }
 
 }  // namespace mmgrad

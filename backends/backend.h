@@ -109,7 +109,10 @@ const char* reduce_op_name(ReduceOp op);
   /* grad *= act'(h) in place; all three contiguous and of one shape. The value and the      */ \
   /* derivative share their erfc and exp (or sigmoid)                                       */ \
   X(activation_and_backward,                                                                   \
-    (const Tensor& act_out, const Tensor& grad, const Tensor& h, bool quick))
+    (const Tensor& act_out, const Tensor& grad, const Tensor& h, bool quick))                   \
+  /* A linear layer's forward: out [M, N] = a [M, K] @ b [K, N] + bias [N] (contiguous) on   */ \
+  /* every row, any strides in a, b and out; the bias is added as each tile is stored        */ \
+  X(matmul_bias, (const Tensor& out, const Tensor& a, const Tensor& b, const Tensor& bias))
 
 struct Backend {
   const char* name = "";

@@ -1,6 +1,7 @@
 // Throughput of elementwise, reduction and fused row ops at clip-tiny's activation sizes
 // (../shared/spec/MODELS.md: vision 128 images x 65 tokens = 8320 rows, width 128, MLP 512).
-// GB/s counts each input read once and each output written once.
+// GB/s counts each input read once and each output written once. A last table times a
+// linear layer with its bias fused into the GEMM against matmul followed by the bias add.
 #include "autograd/grad_mode.h"
 #include "autograd/ops.h"
 #include "bench/bench_common.h"
@@ -43,6 +44,23 @@ int main(int argc, char** argv) {
   for (auto& r : table) {
     double ms = bench::median_ms(r.fn);
     fmt::print("{:<28} {:>10.3f} {:>10.2f}\n", r.name, ms, r.bytes / ms / 1e6);
+  }
+
+  // A linear layer's bias added by the GEMM as it stores each tile (linear) against a second
+  // pass over the output (matmul, then add), at clip-tiny's and shapes-small's MLP shapes.
+  // Rounds alternate the two so that drift on a shared machine hits both alike.
+  fmt::print("\n{:<34} {:>10} {:>12} {:>7}\n", "linear with bias [rows, in -> out]", "fused ms", "mm + add ms",
+             "ratio");
+  const int64_t shapes[][3] = {{8320, 128, 512}, {8320, 512, 128}, {4160, 96, 384}, {4160, 384, 96}};
+  for (const auto& s : shapes) {
+    Tensor in = randn({s[0], s[1]}), weight = randn({s[2], s[1]}), bvec = randn({s[2]});
+    double fused = 1e30, composed = 1e30;
+    for (int round = 0; round < 3; ++round) {
+      fused = std::min(fused, bench::median_ms([&] { linear(in, weight, bvec); }));
+      composed = std::min(composed, bench::median_ms([&] { add(matmul(in, transpose(weight, 0, 1)), bvec); }));
+    }
+    fmt::print("{:<34} {:>10.3f} {:>12.3f} {:>7.2f}\n", fmt::format("[{}, {} -> {}]", s[0], s[1], s[2]), fused,
+               composed, composed / fused);
   }
   return 0;
 }

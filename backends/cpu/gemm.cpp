@@ -112,11 +112,13 @@ using PackB = void (*)(int64_t kc, int64_t nc, const T* B, int64_t rsb, int64_t 
 
 // Micro-kernel that reads A straight from the source (any strides, m <= MR rows) and B with
 // row stride rsb (a packed panel, rsb = NR, or the source when its columns are contiguous),
-// n <= NR columns; C tile with unit column stride.
+// n <= NR columns; C tile with unit column stride. `bias` (nullable, n contiguous values) is
+// added to every row of the tile as it is stored: a linear layer's bias costs no extra pass
+// over its output.
 template <class T>
 using DirectKernel = void (*)(int64_t kc, const T* a, int64_t rsa, int64_t csa, int64_t m,
                               const T* b, int64_t rsb, int64_t n, T* c, int64_t rsc, T alpha,
-                              T beta);
+                              T beta, const T* bias);
 
 template <class T>
 struct Kernels {
@@ -398,7 +400,7 @@ enum AMode { kAGeneral, kARowMajor, kAColMajor };
 template <int NV, bool FULL, int AMODE>
 MMGRAD_TARGET_AVX2 __attribute__((always_inline)) inline void direct_avx2_f32_body(
     int64_t kc, const float* a, int64_t rsa, int64_t csa, int64_t m, const float* b,
-    int64_t rsb, int64_t n, float* c, int64_t rsc, float alpha, float beta) {
+    int64_t rsb, int64_t n, float* c, int64_t rsc, float alpha, float beta, const float* bias) {
   constexpr int MRT = 6;
   __m256i km[NV];
   const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
@@ -436,13 +438,18 @@ MMGRAD_TARGET_AVX2 __attribute__((always_inline)) inline void direct_avx2_f32_bo
     b += rsb;
   }
   const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
+  __m256 bias_v[NV];
+#pragma GCC unroll 2
+  for (int v = 0; v < NV; ++v)
+    bias_v[v] = !bias ? _mm256_setzero_ps()
+                      : FULL ? _mm256_loadu_ps(bias + 8 * v) : _mm256_maskload_ps(bias + 8 * v, km[v]);
 #pragma GCC unroll 6
   for (int r = 0; r < MRT; ++r) {
     if (r >= m) break;
     float* cr = c + r * rsc;
 #pragma GCC unroll 2
     for (int v = 0; v < NV; ++v) {
-      __m256 x = _mm256_mul_ps(va, acc[r][v]);
+      __m256 x = _mm256_fmadd_ps(va, acc[r][v], bias_v[v]);
       if (FULL) {
         if (beta != 0.0f) x = _mm256_fmadd_ps(vb, _mm256_loadu_ps(cr + 8 * v), x);
         _mm256_storeu_ps(cr + 8 * v, x);
@@ -457,26 +464,26 @@ MMGRAD_TARGET_AVX2 __attribute__((always_inline)) inline void direct_avx2_f32_bo
 template <int NV, bool FULL>
 MMGRAD_TARGET_AVX2 void direct_avx2_f32_v(int64_t kc, const float* a, int64_t rsa, int64_t csa,
                                           int64_t m, const float* b, int64_t rsb, int64_t n,
-                                          float* c, int64_t rsc, float alpha, float beta) {
+                                          float* c, int64_t rsc, float alpha, float beta,
+                                          const float* bias) {
   if (csa == 1)
-    direct_avx2_f32_body<NV, FULL, kARowMajor>(kc, a, rsa, csa, m, b, rsb, n, c, rsc, alpha, beta);
+    direct_avx2_f32_body<NV, FULL, kARowMajor>(kc, a, rsa, csa, m, b, rsb, n, c, rsc, alpha, beta, bias);
   else if (rsa == 1 && m == 6)
-    direct_avx2_f32_body<NV, FULL, kAColMajor>(kc, a, rsa, csa, m, b, rsb, n, c, rsc, alpha, beta);
+    direct_avx2_f32_body<NV, FULL, kAColMajor>(kc, a, rsa, csa, m, b, rsb, n, c, rsc, alpha, beta, bias);
   else
-    direct_avx2_f32_body<NV, FULL, kAGeneral>(kc, a, rsa, csa, m, b, rsb, n, c, rsc, alpha, beta);
+    direct_avx2_f32_body<NV, FULL, kAGeneral>(kc, a, rsa, csa, m, b, rsb, n, c, rsc, alpha, beta, bias);
 }
 
 // Up to 6 x 16; tiles at most 8 columns wide use the one-vector variant.
 void direct_avx2_f32(int64_t kc, const float* a, int64_t rsa, int64_t csa, int64_t m,
                      const float* b, int64_t rsb, int64_t n, float* c, int64_t rsc, float alpha,
-                     float beta) {
-  using Fn = void (*)(int64_t, const float*, int64_t, int64_t, int64_t, const float*, int64_t,
-                      int64_t, float*, int64_t, float, float);
+                     float beta, const float* bias) {
+  using Fn = DirectKernel<float>;
   static constexpr Fn table[2][2] = {{direct_avx2_f32_v<1, false>, direct_avx2_f32_v<1, true>},
                                      {direct_avx2_f32_v<2, false>, direct_avx2_f32_v<2, true>}};
   const int wide = n > 8 ? 1 : 0;
   const int full = n == 8 * (wide + 1) ? 1 : 0;
-  table[wide][full](kc, a, rsa, csa, m, b, rsb, n, c, rsc, alpha, beta);
+  table[wide][full](kc, a, rsa, csa, m, b, rsb, n, c, rsc, alpha, beta, bias);
 }
 
 const Kernels<float> kAvx2F32{"avx2", 6, 16, 144, 256, 4096,
@@ -603,7 +610,7 @@ MMGRAD_TARGET_AVX512 void pack_b_avx512_f32(int64_t kc, int64_t nc, const float*
 template <int MRT, int NV, bool FULL, int AMODE>
 MMGRAD_TARGET_AVX512 __attribute__((always_inline)) inline void direct_avx512_f32_body(
     int64_t kc, const float* a, int64_t rsa, int64_t csa, int64_t m, const float* b,
-    int64_t rsb, int64_t n, float* c, int64_t rsc, float alpha, float beta) {
+    int64_t rsb, int64_t n, float* c, int64_t rsc, float alpha, float beta, const float* bias) {
   __mmask16 km[NV];
 #pragma GCC unroll 2
   for (int v = 0; v < NV; ++v) {
@@ -641,13 +648,18 @@ MMGRAD_TARGET_AVX512 __attribute__((always_inline)) inline void direct_avx512_f3
     b += rsb;
   }
   const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+  __m512 bias_v[NV];
+#pragma GCC unroll 2
+  for (int v = 0; v < NV; ++v)
+    bias_v[v] = !bias ? _mm512_setzero_ps()
+                      : FULL ? _mm512_loadu_ps(bias + 16 * v) : _mm512_maskz_loadu_ps(km[v], bias + 16 * v);
 #pragma GCC unroll 8
   for (int r = 0; r < MRT; ++r) {
     if (r >= m) break;
     float* cr = c + r * rsc;
 #pragma GCC unroll 2
     for (int v = 0; v < NV; ++v) {
-      __m512 x = _mm512_mul_ps(va, acc[r][v]);
+      __m512 x = _mm512_fmadd_ps(va, acc[r][v], bias_v[v]);
       if (FULL) {
         if (beta != 0.0f) x = _mm512_fmadd_ps(vb, _mm512_loadu_ps(cr + 16 * v), x);
         _mm512_storeu_ps(cr + 16 * v, x);
@@ -663,24 +675,23 @@ template <int MRT, int NV, bool FULL>
 MMGRAD_TARGET_AVX512 void direct_avx512_f32_v(int64_t kc, const float* a, int64_t rsa,
                                               int64_t csa, int64_t m, const float* b,
                                               int64_t rsb, int64_t n, float* c, int64_t rsc,
-                                              float alpha, float beta) {
+                                              float alpha, float beta, const float* bias) {
   if (csa == 1)
     direct_avx512_f32_body<MRT, NV, FULL, kARowMajor>(kc, a, rsa, csa, m, b, rsb, n, c, rsc,
-                                                       alpha, beta);
+                                                       alpha, beta, bias);
   else if (rsa == 1 && m == MRT)
     direct_avx512_f32_body<MRT, NV, FULL, kAColMajor>(kc, a, rsa, csa, m, b, rsb, n, c, rsc,
-                                                       alpha, beta);
+                                                       alpha, beta, bias);
   else
     direct_avx512_f32_body<MRT, NV, FULL, kAGeneral>(kc, a, rsa, csa, m, b, rsb, n, c, rsc,
-                                                      alpha, beta);
+                                                      alpha, beta, bias);
 }
 
 // Up to 8 x 32; narrower edge tiles use 4-row and/or 16-column variants.
 void direct_avx512_f32(int64_t kc, const float* a, int64_t rsa, int64_t csa, int64_t m,
                        const float* b, int64_t rsb, int64_t n, float* c, int64_t rsc,
-                       float alpha, float beta) {
-  using Fn = void (*)(int64_t, const float*, int64_t, int64_t, int64_t, const float*, int64_t,
-                      int64_t, float*, int64_t, float, float);
+                       float alpha, float beta, const float* bias) {
+  using Fn = DirectKernel<float>;
   // [rows 8 or 4][16 or 32 columns][full]
   static constexpr Fn table[2][2][2] = {
       {{direct_avx512_f32_v<8, 1, false>, direct_avx512_f32_v<8, 1, true>},
@@ -689,7 +700,7 @@ void direct_avx512_f32(int64_t kc, const float* a, int64_t rsa, int64_t csa, int
        {direct_avx512_f32_v<4, 2, false>, direct_avx512_f32_v<4, 2, true>}}};
   const int wide = n > 16 ? 1 : 0;
   const int full = n == 16 * (wide + 1) ? 1 : 0;
-  table[m <= 4 ? 1 : 0][wide][full](kc, a, rsa, csa, m, b, rsb, n, c, rsc, alpha, beta);
+  table[m <= 4 ? 1 : 0][wide][full](kc, a, rsa, csa, m, b, rsb, n, c, rsc, alpha, beta, bias);
 }
 
 MMGRAD_TARGET_AVX512 void pack_a_avx512_f64(int64_t mc, int64_t kc, const double* A,
@@ -858,11 +869,12 @@ void gemm_serial(const Kernels<T>& kr, int64_t M, int64_t N, int64_t K, T alpha,
 }
 
 // Same blocking, but A is read in place by the direct kernel (no A packing), and B is packed
-// only when its columns are not contiguous or the block is large.
+// only when its columns are not contiguous or the block is large. `bias` (nullable; needs
+// csc == 1) is added to every row of C by the kernel's store of the first K block.
 template <class T>
 void gemm_serial_direct(const Kernels<T>& kr, int64_t M, int64_t N, int64_t K, T alpha,
                         const T* A, int64_t rsa, int64_t csa, const T* B, int64_t rsb,
-                        int64_t csb, T beta, T* C, int64_t rsc, int64_t csc) {
+                        int64_t csb, T beta, T* C, int64_t rsc, int64_t csc, const T* bias) {
   const int MR = kr.mr, NR = kr.nr;
   const int64_t KC = balanced_block(K, kr.kc, 1);
   const int64_t MC = balanced_block(M, kr.mc, MR);
@@ -890,9 +902,10 @@ void gemm_serial_direct(const Kernels<T>& kr, int64_t M, int64_t N, int64_t K, T
             const T* ap = A + (ic + ir) * rsa + pc * csa;
             T* c = C + (ic + ir) * rsc + (jc + jr) * csc;
             if (csc == 1) {
-              kr.direct(kc, ap, rsa, csa, m, bp, bstride, n, c, rsc, alpha, beta_k);
+              const T* bias_k = bias && pc == 0 ? bias + jc + jr : nullptr;
+              kr.direct(kc, ap, rsa, csa, m, bp, bstride, n, c, rsc, alpha, beta_k, bias_k);
             } else {
-              kr.direct(kc, ap, rsa, csa, m, bp, bstride, n, tmp, NR, T(1), T(0));
+              kr.direct(kc, ap, rsa, csa, m, bp, bstride, n, tmp, NR, T(1), T(0), nullptr);
               for (int64_t i = 0; i < m; ++i)
                 for (int64_t j = 0; j < n; ++j) {
                   T& cij = c[i * rsc + j * csc];
@@ -908,26 +921,40 @@ void gemm_serial_direct(const Kernels<T>& kr, int64_t M, int64_t N, int64_t K, T
 }
 
 // Picks the direct algorithm where the ISA has a direct kernel (no A packing: faster at
-// every clip-tiny shape), else the fully packed one.
+// every clip-tiny shape), else the fully packed one. Only the direct one takes a bias.
 template <class T>
 void gemm_block(const Kernels<T>& kr, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
                 int64_t rsa, int64_t csa, const T* B, int64_t rsb, int64_t csb, T beta, T* C,
-                int64_t rsc, int64_t csc) {
+                int64_t rsc, int64_t csc, const T* bias) {
   if (kr.direct)
-    gemm_serial_direct(kr, M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc);
+    gemm_serial_direct(kr, M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc, bias);
   else
     gemm_serial(kr, M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc);
+}
+
+// C(i, j) += bias[j] over an M x N strided matrix: the bias of a GEMM that cannot fuse it.
+template <class T>
+void add_bias_to_rows(int64_t M, int64_t N, const T* bias, T* C, int64_t rsc, int64_t csc) {
+  for (int64_t i = 0; i < M; ++i)
+    for (int64_t j = 0; j < N; ++j) C[i * rsc + j * csc] += bias[j];
 }
 
 // Below this many flops per thread, more threads cost more than they save: waking a sleeping
 // pool thread takes tens of microseconds on a VM, about what 6 MFLOP take on one core.
 constexpr double kMinFlopsPerThread = 6e6;
 
+// `bias` (nullable): C(i, j) += bias[j] after the product; fused into the direct kernel's
+// stores where C's rows are contiguous, a separate pass otherwise.
 template <class T>
 void builtin_impl(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t rsa,
                   int64_t csa, const T* B, int64_t rsb, int64_t csb, T beta, T* C, int64_t rsc,
-                  int64_t csc) {
+                  int64_t csc, const T* bias = nullptr) {
   if (M <= 0 || N <= 0) return;
+  if (bias && !(K > 0 && alpha != T(0) && (csc == 1 || N == 1) && kernels_for<T>(current_isa()).direct)) {
+    builtin_impl(M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc);
+    add_bias_to_rows(M, N, bias, C, rsc, csc);
+    return;
+  }
   if (K <= 0 || alpha == T(0)) {
     scale_c(M, N, beta, C, rsc, csc);
     return;
@@ -975,7 +1002,7 @@ void builtin_impl(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t 
     }
   }
   if (tm * tn <= 1) {
-    gemm_block(kr, M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc);
+    gemm_block(kr, M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc, bias);
     return;
   }
   run_tasks(tm * tn, [&](int64_t t) {
@@ -984,7 +1011,7 @@ void builtin_impl(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t 
     const int64_t n0 = ntiles * tj / tn * kr.nr, n1 = std::min(N, ntiles * (tj + 1) / tn * kr.nr);
     if (m0 >= m1 || n0 >= n1) return;
     gemm_block(kr, m1 - m0, n1 - n0, K, alpha, A + m0 * rsa, rsa, csa, B + n0 * csb, rsb, csb,
-                beta, C + m0 * rsc + n0 * csc, rsc, csc);
+                beta, C + m0 * rsc + n0 * csc, rsc, csc, bias ? bias + n0 : nullptr);
   });
 }
 
@@ -1142,6 +1169,24 @@ void gemm(int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t 
   }
 #endif
   builtin_impl(M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc);
+}
+
+void gemm_bias(int64_t M, int64_t N, int64_t K, const float* A, int64_t rsa, int64_t csa, const float* B,
+               int64_t rsb, int64_t csb, const float* bias, float* C, int64_t rsc, int64_t csc) {
+#ifdef MMGRAD_HAVE_OPENBLAS
+  if (float_blas_state().load(std::memory_order_relaxed)) {
+    blas_impl(M, N, K, 1.0f, A, rsa, csa, B, rsb, csb, 0.0f, C, rsc, csc);
+    add_bias_to_rows(M, N, bias, C, rsc, csc);
+    return;
+  }
+#endif
+  builtin_impl(M, N, K, 1.0f, A, rsa, csa, B, rsb, csb, 0.0f, C, rsc, csc, bias);
+}
+
+void gemm_bias(int64_t M, int64_t N, int64_t K, const double* A, int64_t rsa, int64_t csa, const double* B,
+               int64_t rsb, int64_t csb, const double* bias, double* C, int64_t rsc, int64_t csc) {
+  gemm(M, N, K, 1.0, A, rsa, csa, B, rsb, csb, 0.0, C, rsc, csc);
+  if (M > 0) add_bias_to_rows(M, N, bias, C, rsc, csc);
 }
 
 const char* float_gemm_provider() { return float_blas_state().load(std::memory_order_relaxed) ? "blas" : "builtin"; }

@@ -27,6 +27,13 @@ void gemm(int64_t M, int64_t N, int64_t K, double alpha, const double* A, int64_
           int64_t csa, const double* B, int64_t rsb, int64_t csb, double beta, double* C,
           int64_t rsc, int64_t csc);
 
+// C(i,j) = sum_k A(i,k) B(k,j) + bias[j]: a linear layer's forward. The built-in f32 kernel
+// adds the bias as it stores each tile (no second pass over C); other paths add it after.
+void gemm_bias(int64_t M, int64_t N, int64_t K, const float* A, int64_t rsa, int64_t csa, const float* B,
+               int64_t rsb, int64_t csb, const float* bias, float* C, int64_t rsc, int64_t csc);
+void gemm_bias(int64_t M, int64_t N, int64_t K, const double* A, int64_t rsa, int64_t csa, const double* B,
+               int64_t rsb, int64_t csb, const double* bias, double* C, int64_t rsc, int64_t csc);
+
 // mmgrad's own GEMM (packing, cache blocking, register-blocked micro-kernel chosen at run time
 // for the CPU: AVX-512, AVX2+FMA or portable). Same contract as gemm().
 void builtin_gemm(int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t rsa,

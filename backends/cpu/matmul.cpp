@@ -51,4 +51,17 @@ void matmul(const Tensor& out, const Tensor& a, const Tensor& b, bool accumulate
   });
 }
 
+void matmul_bias(const Tensor& out, const Tensor& a, const Tensor& b, const Tensor& bias) {
+  if (out.dim() != 2 || a.dim() != 2 || b.dim() != 2 || a.shape()[0] != out.shape()[0] ||
+      b.shape()[0] != a.shape()[1] || b.shape()[1] != out.shape()[1] || bias.shape() != Shape{out.shape()[1]} ||
+      !bias.is_contiguous())
+    fail("matmul_bias", "expects out [M, N], a [M, K], b [K, N] and a contiguous bias [N]");
+  const int64_t M = out.shape()[0], N = out.shape()[1], K = a.shape()[1];
+  dispatch_float(out.dtype(), "matmul_bias", [&](auto tag) {
+    using T = decltype(tag);
+    gemm_bias(M, N, K, a.data_ptr<T>(), a.strides()[0], a.strides()[1], b.data_ptr<T>(), b.strides()[0],
+              b.strides()[1], bias.data_ptr<T>(), out.data_ptr<T>(), out.strides()[0], out.strides()[1]);
+  });
+}
+
 }  // namespace mmgrad::cpu

@@ -387,3 +387,75 @@ TEST(BuiltinGemm, ConcurrentCallersGetCorrectResults) {
 }
 
 }  // namespace
+
+namespace {
+
+// gemm_bias: C = A B + bias[j], B given as a transposed weight (a linear layer). The bias is
+// fused into the direct kernels' stores where C's rows are contiguous and added by a separate
+// pass otherwise (a strided C, the packed and generic kernels, BLAS, f64): every path must
+// add it exactly once, also when K spans several K blocks (K > 256) and when the columns are
+// split between threads. C starts as NaN (gemm_bias must not read it); sentinels around a
+// strided C catch writes outside the view.
+template <class T>
+void check_gemm_bias(int64_t M, int64_t N, int64_t K, bool strided_c) {
+  std::mt19937 rng(static_cast<uint32_t>(M * 131 + N * 7 + K));
+  std::normal_distribution<double> nd(0.0, 1.0);
+  std::vector<T> a(static_cast<size_t>(M * K)), w(static_cast<size_t>(N * K)), bias(static_cast<size_t>(N));
+  for (T& x : a) x = static_cast<T>(nd(rng));
+  for (T& x : w) x = static_cast<T>(nd(rng));
+  for (T& x : bias) x = static_cast<T>(4 * nd(rng));
+  const int64_t rsc = strided_c ? 2 * N + 3 : N, csc = strided_c ? 2 : 1;
+  const T sentinel = T(-12345);
+  std::vector<T> c(static_cast<size_t>(std::max<int64_t>(M * rsc, 1)), sentinel);
+  for (int64_t i = 0; i < M; ++i)
+    for (int64_t j = 0; j < N; ++j) c[static_cast<size_t>(i * rsc + j * csc)] = std::numeric_limits<T>::quiet_NaN();
+  mmgrad::cpu::gemm_bias(M, N, K, a.data(), K, 1, w.data(), 1, K, bias.data(), c.data(), rsc, csc);
+  const long double tol = 4.0L * static_cast<long double>(K + 3) * (std::numeric_limits<T>::epsilon() / 2);
+  std::vector<bool> in_view(c.size(), false);
+  for (int64_t i = 0; i < M; ++i)
+    for (int64_t j = 0; j < N; ++j) {
+      long double ref = bias[static_cast<size_t>(j)], scale = std::fabs(ref);
+      for (int64_t k = 0; k < K; ++k) {
+        const long double p = static_cast<long double>(a[static_cast<size_t>(i * K + k)]) * w[static_cast<size_t>(j * K + k)];
+        ref += p;
+        scale += std::fabs(p);
+      }
+      const size_t at = static_cast<size_t>(i * rsc + j * csc);
+      in_view[at] = true;
+      ASSERT_LE(std::fabs(static_cast<long double>(c[at]) - ref), tol * scale)
+          << "M=" << M << " N=" << N << " K=" << K << (strided_c ? " strided C" : "") << " at (" << i << ", " << j
+          << "): got " << static_cast<double>(c[at]) << ", want " << static_cast<double>(ref) << " on "
+          << mmgrad::cpu::builtin_gemm_isa() << "/" << mmgrad::cpu::float_gemm_provider();
+    }
+  for (size_t e = 0; e < c.size(); ++e) {
+    if (in_view[e] || M == 0) continue;
+    ASSERT_EQ(c[e], sentinel) << "write outside C's view at " << e;
+  }
+}
+
+template <class T>
+void run_gemm_bias_cases() {
+  // {24, 1040, 300}: two threads split the columns (the bias pointer moves with them) and K
+  // spans two blocks (the bias goes into the first only).
+  const int64_t shapes[][3] = {{1, 1, 1},   {4, 5, 0},    {7, 5, 3}, {6, 16, 16},    {12, 32, 8},
+                               {13, 17, 9}, {64, 40, 33}, {0, 3, 4}, {200, 96, 128}, {24, 1040, 300}};
+  for (const auto& s : shapes)
+    for (bool strided : {false, true}) check_gemm_bias<T>(s[0], s[1], s[2], strided);
+}
+
+TEST(GemmBias, MatchesNaiveOnEveryIsaAndProvider) {
+  for_each_isa([] {
+    run_gemm_bias_cases<float>();
+    run_gemm_bias_cases<double>();
+  });
+  const std::string provider = mmgrad::cpu::float_gemm_provider();
+  if (mmgrad::cpu::set_float_gemm_provider("blas")) {  // builds with OpenBLAS
+    run_gemm_bias_cases<float>();
+    ASSERT_TRUE(mmgrad::cpu::set_float_gemm_provider(provider));
+  }
+  mmgrad::cpu::set_builtin_gemm_threads(1);
+  run_gemm_bias_cases<float>();
+  mmgrad::cpu::set_builtin_gemm_threads(0);
+}
+
+}  // namespace

@@ -703,6 +703,10 @@ void add_matmul_cases(Registry& r) {
   r.add("linear_3d_input", {"linear"}, {F({2, 3, 4}), F({5, 4}), F({5})},
         [](const Ts& x) { return linear(x[0], x[1], x[2]); }, reduction_precision(6))
       .reference = [](const Ts& x) { return add(matmul_ref(x[0], transpose(x[1], 0, 1)), x[2]); };
+  r.add("linear_transposed_operands", {"linear"},
+        {F({3, 4}, D::Normal, L::Transposed), F({5, 4}, D::Normal, L::Transposed), F({5})},
+        [](const Ts& x) { return linear(x[0], x[1], x[2]); }, reduction_precision(4))
+      .reference = [](const Ts& x) { return add(matmul_ref(x[0], transpose(x[1], 0, 1)), x[2]); };
   r.add("linear_1d_input", {"linear"}, {F({4}), F({5, 4}), F({5})},
         [](const Ts& x) { return linear(x[0], x[1], x[2]); }, reduction_precision(4))
       .reference = [](const Ts& x) { return add(matmul_ref(x[0], transpose(x[1], 0, 1)), x[2]); };
@@ -1211,6 +1215,10 @@ void add_partial_grad_cases(Registry& r) {
   r.add("matmul_grad_b_only", {"matmul"}, {Const({2, 3, 4}), F({4, 5})},
         [](const Ts& x) { return matmul(x[0], x[1]); }, reduction_precision(6));
   r.add("linear_grad_weight_only", {"linear"}, {Const({3, 4}), F({5, 4}), Const({5})},
+        [](const Ts& x) { return linear(x[0], x[1], x[2]); }, reduction_precision(4));
+  r.add("linear_grad_input_only", {"linear"}, {F({2, 3, 4}), Const({5, 4}), Const({5})},
+        [](const Ts& x) { return linear(x[0], x[1], x[2]); }, reduction_precision(6));
+  r.add("linear_grad_bias_only", {"linear"}, {Const({3, 4}), Const({5, 4}), F({5})},
         [](const Ts& x) { return linear(x[0], x[1], x[2]); }, reduction_precision(4));
   r.add("layer_norm_grad_params_only", {"layer_norm"}, {Const({3, 6}), F({6}), F({6})},
         [](const Ts& x) { return layer_norm(x[0], x[1], x[2]); }, normalization_precision(6))

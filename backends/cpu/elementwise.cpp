@@ -28,7 +28,7 @@ T apply_unary(UnaryOp op, T x, T s) {
     case UnaryOp::Sigmoid: return sigmoid_fast(x);
     case UnaryOp::Relu: return x > T(0) ? x : T(0);
     case UnaryOp::Gelu: return x * normal_cdf_fast(x);
-    case UnaryOp::QuickGelu: return x * sigmoid_fast(T(1.702) * x);
+    case UnaryOp::QuickGelu: return quick_gelu_and_derivative(x).value;
     case UnaryOp::Erf: return erf_fast(x);
     case UnaryOp::Square: return x * x;
     case UnaryOp::Reciprocal: return T(1) / x;
@@ -68,10 +68,7 @@ T apply_binary(BinaryOp op, T a, T b) {
         T pdf = T(kInvSqrt2Pi) * exp_fast(T(-0.5) * b * b);
         return a * (cdf + b * pdf);
       }
-      case BinaryOp::QuickGeluBackward: {
-        T s = sigmoid_fast(T(1.702) * b);
-        return a * (s + T(1.702) * b * s * (T(1) - s));
-      }
+      case BinaryOp::QuickGeluBackward: return a * quick_gelu_and_derivative(b).derivative;
       case BinaryOp::TanhBackward: return a * (T(1) - b * b);      // b = tanh(x)
       case BinaryOp::SigmoidBackward: return a * b * (T(1) - b);  // b = sigmoid(x)
       default: break;
@@ -209,9 +206,9 @@ MMGRAD_MULTIVERSION void activation_and_backward_dense(T* a, T* g, const T* h, i
   for (int64_t i = 0; i < n; ++i) {
     const T x = h[i];
     if constexpr (kQuick) {
-      const T s = sigmoid_fast(T(1.702) * x);
-      a[i] = x * s;
-      g[i] *= s + T(1.702) * x * s * (T(1) - s);
+      const QuickGelu<T> q = quick_gelu_and_derivative(x);
+      a[i] = q.value;
+      g[i] *= q.derivative;
     } else if constexpr (std::is_same_v<T, float>) {
       float value, derivative;
       gelu_and_derivative_f32(x, &value, &derivative);

@@ -184,6 +184,18 @@ inline T sigmoid_fast(T x) {
   }
 }
 
+// quick_gelu(x) = x sigmoid(1.702 x) and its derivative s + 1.702 x s (1 - s), sharing the
+// one sigmoid: the forward op, the backward op and the fused MLP pass all use this.
+template <typename T>
+struct QuickGelu {
+  T value, derivative;
+};
+template <typename T>
+inline QuickGelu<T> quick_gelu_and_derivative(T x) {
+  const T s = sigmoid_fast(T(1.702) * x);
+  return {x * s, s + T(1.702) * x * s * (T(1) - s)};
+}
+
 // A dense sum with eight independent accumulators: a single running sum is bound by the
 // latency of one add per element; eight chains keep the FP units busy and vectorise.
 template <typename Acc, typename T>

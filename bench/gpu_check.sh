@@ -31,7 +31,7 @@ if [ ! -f build-gpu/build.ninja ]; then
   meson setup build-gpu -Dcuda=enabled -Dgpu_arch="${arch:-90}" >"$LOGS/setup.log" 2>&1 || { tail -30 "$LOGS/setup.log"; exit 1; }
 fi
 stamp "build"
-targets=(tests/test_backends tests/test_models tests/test_ops bench/bench_cuda_step apps/mmgrad)
+targets=(tests/test_backends tests/test_models tests/test_ops tests/test_autograd bench/bench_cuda_step apps/mmgrad)
 grep -q "build tests/dist_probe" build-gpu/build.ninja 2>/dev/null && targets+=(tests/dist_probe)
 ninja -C build-gpu "${targets[@]}" >"$LOGS/build.log" 2>&1 || { grep -E "error|FAILED" "$LOGS/build.log" | head -40; exit 1; }
 stamp "built"
@@ -51,6 +51,8 @@ run_test cuda_backend test_backends 'Cuda*'
 run_test cuda_model test_models 'CudaModel*'
 run_test op_parity test_ops 'Ops/OpDeviceParity*:OpParityDevices*'
 run_test op_gradcheck test_ops 'Ops/OpGradcheckDevice*'
+# The fused attention kernels (attention.cu) at the models' sizes against the CPU's.
+run_test fused_attention test_autograd 'FusedAttention.Cuda*'
 # Issue 7's NCCL path as a 1-rank check: the collectives on cuda:0, then a few training
 # steps whose gradients go through NCCL's bucketed all-reduce.
 if [ -x build-gpu/tests/dist_probe ]; then
@@ -93,6 +95,9 @@ for pb in "${presets[@]}"; do
   bench "mmgrad-f32 $p" build-gpu/bench/bench_cuda_step --preset "$p" --batch "$b" --steps 10
   [ "$p" = clip-b32 ] && bench "mmgrad-tf32 $p" build-gpu/bench/bench_cuda_step --preset "$p" --batch "$b" --steps 10 --precision tf32
   bench "mmgrad-bf16 $p" build-gpu/bench/bench_cuda_step --preset "$p" --batch "$b" --steps 10 --precision bf16
+  # The same step with attention composed of matmul and softmax kernels: what the fused
+  # attention kernels gain (or lose) at this model's sizes.
+  MMGRAD_FUSED_ATTENTION=0 bench "mmgrad-bf16-unfused-attn $p" build-gpu/bench/bench_cuda_step --preset "$p" --batch "$b" --steps 10 --precision bf16
   # Where the GPU time goes (events around every kernel: slower, so not in the table).
   precision=f32
   [ "$p" = clip-b32 ] && precision=bf16
@@ -138,17 +143,17 @@ for line in open(sys.argv[1]):
     label, preset = parts[0], parts[1]
     kv = dict(p.split("=", 1) for p in parts[2:] if "=" in p)
     rows[(label, preset)] = kv
-print(f"{'implementation':<14} {'preset':<10} {'batch':>6} {'ms/step':>9} {'samples/s':>10} {'vs torch-f32':>13} {'vs torch-bf16':>14} {'MFU':>6} {'peak MiB':>9}")
+print(f"{'implementation':<26} {'preset':<10} {'batch':>6} {'ms/step':>9} {'samples/s':>10} {'vs torch-f32':>13} {'vs torch-bf16':>14} {'MFU':>6} {'peak MiB':>9}")
 for (label, preset), kv in rows.items():
     if "ms_per_step" not in kv:
-        print(f"{label:<14} {preset:<10} FAILED"); continue
+        print(f"{label:<26} {preset:<10} FAILED"); continue
     ms = float(kv["ms_per_step"])
     def ratio(ref):
         r = rows.get((ref, preset), {})
         return f"{float(r['ms_per_step']) / ms:.2f}x" if "ms_per_step" in r else "-"
     mem = kv.get("peak_mem_mib", kv.get("peak_rss_mib", "-"))
     mfu = kv.get("mfu", "-")
-    print(f"{label:<14} {preset:<10} {kv.get('batch','-'):>6} {ms:>9.2f} {float(kv['samples_per_s']):>10.1f} "
+    print(f"{label:<26} {preset:<10} {kv.get('batch','-'):>6} {ms:>9.2f} {float(kv['samples_per_s']):>10.1f} "
           f"{ratio('torch-f32'):>13} {ratio('torch-bf16'):>14} {mfu:>6} {mem:>9}")
 print("ratios: the reference's ms/step divided by this row's (above 1: this row is faster)")
 PY

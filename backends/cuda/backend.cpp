@@ -29,6 +29,8 @@ const Backend* make_backend() {
 #define MMGRAD_FILL_SLOT(op, args) t.op = &::mmgrad::cuda::op;
     MMGRAD_BACKEND_OPS(MMGRAD_FILL_SLOT)
 #undef MMGRAD_FILL_SLOT
+    t.attention = &::mmgrad::cuda::attention;
+    t.attention_backward = &::mmgrad::cuda::attention_backward;
     return t;
   }();
   return &b;

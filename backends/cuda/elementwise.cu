@@ -78,6 +78,21 @@ void run_unary(const Tensor& out, const Tensor& in, double scalar) {
   T* o = static_cast<T*>(out.raw_data());
   const T* x = static_cast<const T*>(in.raw_data());
   const T e = static_cast<T>(scalar);
+  if (dense_operands<2>(s, {o, x})) {  // packs of 16 bytes, then the tail
+    constexpr int V = Pack<T>::kSize;
+    const int64_t n = out.numel(), packs = n / V, sx = s.stride[1][0];
+    launch_n(packs + n % V, unary_op_name(op), [=] __device__(int64_t i) {
+      if (i < packs) {
+        Pack<T> p = load_pack(x, sx, i);
+        for (int j = 0; j < V; ++j) p.v[j] = apply_unary<T, op>(p.v[j], e);
+        reinterpret_cast<Pack<T>*>(o)[i] = p;
+      } else {
+        const int64_t at = packs * V + (i - packs);
+        o[at] = apply_unary<T, op>(x[at * sx], e);
+      }
+    });
+    return;
+  }
   launch_n(out.numel(), unary_op_name(op), [=] __device__(int64_t i) {
     int64_t off[2];
     s.offsets(i, off);
@@ -92,6 +107,22 @@ void run_binary(const Tensor& out, const Tensor& a, const Tensor& b) {
   const T* pa = static_cast<const T*>(a.raw_data());
   const T* pb = static_cast<const T*>(b.raw_data());
   int64_t* err = device_error_record();
+  if (dense_operands<3>(s, {o, pa, pb})) {  // packs of 16 bytes, then the tail
+    constexpr int V = Pack<T>::kSize;
+    const int64_t n = out.numel(), packs = n / V, sa = s.stride[1][0], sb = s.stride[2][0];
+    launch_n(packs + n % V, binary_op_name(op), [=] __device__(int64_t i) {
+      if (i < packs) {
+        Pack<T> x = load_pack(pa, sa, i);
+        const Pack<T> y = load_pack(pb, sb, i);
+        for (int j = 0; j < V; ++j) x.v[j] = apply_binary<T, op>(x.v[j], y.v[j], err);
+        reinterpret_cast<Pack<T>*>(o)[i] = x;
+      } else {
+        const int64_t at = packs * V + (i - packs);
+        o[at] = apply_binary<T, op>(pa[at * sa], pb[at * sb], err);
+      }
+    });
+    return;
+  }
   launch_n(out.numel(), binary_op_name(op), [=] __device__(int64_t i) {
     int64_t off[3];
     s.offsets(i, off);

@@ -9,6 +9,15 @@ namespace mmgrad::cuda {
 MMGRAD_BACKEND_OPS(MMGRAD_DECLARE_CUDA_KERNEL)
 #undef MMGRAD_DECLARE_CUDA_KERNEL
 
+// The fused slots CUDA fills (attention.cu). The others are left empty on purpose:
+// activation_and_backward works in row chunks, which on a GPU means more launches, not fewer;
+// matmul_bias has no CUDA kernel yet (the linear layer composes matmul and add).
+void attention(const Tensor& out, const Tensor& lse, const Tensor& q, const Tensor& k, const Tensor& v,
+               const Tensor& mask, double scale, bool causal);
+void attention_backward(const Tensor& dq, const Tensor& dk, const Tensor& dv, const Tensor& grad_out,
+                        const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& lse, const Tensor& mask,
+                        double scale, bool causal);
+
 // The backend when a usable GPU is present, else nullptr (cuda.h's unavailable_reason
 // says why).
 const Backend* backend_if_available();

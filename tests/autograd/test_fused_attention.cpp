@@ -13,6 +13,10 @@
 #include "autograd/ops.h"
 #include "core/host_allocator.h"
 
+#ifdef MMGRAD_HAVE_CUDA
+#include "backends/cuda/cuda.h"
+#endif
+
 using namespace mmgrad;
 
 namespace {
@@ -28,13 +32,14 @@ struct Result {
   std::vector<double> out, dx, dkv;
 };
 
-// x [B, T, H*D] and kv [B, S, H*(D+Dv)] projections split into heads as the models do.
-Result run(const Case& c, bool fused, DType dtype) {
+// x [B, T, H*D] and kv [B, S, H*(D+Dv)] projections split into heads as the models do; the
+// values are drawn on the CPU, so every device sees the same ones.
+Result run(const Case& c, bool fused, DType dtype, Device device = Device::cpu()) {
   FusedAttentionGuard setting(fused);
   Generator gen(11);
-  Tensor x = randn({c.B, c.T, c.H * c.D}, dtype, Device::cpu(), &gen).set_requires_grad();
-  Tensor kv = randn({c.B, c.S, c.H * (c.D + c.Dv)}, dtype, Device::cpu(), &gen).set_requires_grad();
-  Tensor w = randn({c.B, c.H, c.T, c.Dv}, dtype, Device::cpu(), &gen);
+  Tensor x = randn({c.B, c.T, c.H * c.D}, dtype, Device::cpu(), &gen).to(device).set_requires_grad();
+  Tensor kv = randn({c.B, c.S, c.H * (c.D + c.Dv)}, dtype, Device::cpu(), &gen).to(device).set_requires_grad();
+  Tensor w = randn({c.B, c.H, c.T, c.Dv}, dtype, Device::cpu(), &gen).to(device);
   Tensor q = permute(reshape(x, {c.B, c.T, c.H, c.D}), {0, 2, 1, 3});
   Tensor k = permute(reshape(narrow(kv, 2, 0, c.H * c.D), {c.B, c.S, c.H, c.D}), {0, 2, 1, 3});
   Tensor v = permute(reshape(narrow(kv, 2, c.H * c.D, c.H * c.Dv), {c.B, c.S, c.H, c.Dv}), {0, 2, 1, 3});
@@ -47,13 +52,15 @@ Result run(const Case& c, bool fused, DType dtype) {
       for (int64_t i = 0; i < c.T; ++i)
         for (int64_t j = 0; j < c.S; ++j)
           m[static_cast<size_t>((b * c.T + i) * c.S + j)] = !(b == 0 && i == 1) && j < c.S - b;
-    mask = unsqueeze(from_data(m, {c.B, c.T, c.S}).to(DType::Bool), 1);  // [B, 1, T, S]
+    mask = unsqueeze(from_data(m, {c.B, c.T, c.S}).to(DType::Bool), 1).to(device);  // [B, 1, T, S]
   } else if (c.mask == Case::Mask::Additive) {
-    mask = randn({1, c.S}, dtype, Device::cpu(), &gen);  // broadcast over batch, heads and rows
+    mask = randn({1, c.S}, dtype, Device::cpu(), &gen).to(device);  // broadcast over batch, heads and rows
   }
   Tensor out = scaled_dot_product_attention(q, k, v, c.causal, mask);
   sum(mul(out, w)).backward();
-  return {to_vector<double>(contiguous(out)), to_vector<double>(x.grad()), to_vector<double>(kv.grad())};
+  const Device cpu = Device::cpu();
+  return {to_vector<double>(contiguous(out).to(cpu)), to_vector<double>(x.grad().to(cpu)),
+          to_vector<double>(kv.grad().to(cpu))};
 }
 
 void expect_close(const std::vector<double>& got, const std::vector<double>& want, double tol, const char* what,
@@ -89,6 +96,31 @@ TEST(FusedAttention, MatchesComposedOpsInF32AndF64) {
     }
   }
 }
+
+#ifdef MMGRAD_HAVE_CUDA
+// The CUDA kernels against the CPU's fused kernel, on the cases above and on the models' own
+// sizes, where the key loop runs over several 32-key chunks (S = 50, 77) and each lane owns
+// several output columns (D = 64, 80): the op harness's small cases cover neither.
+TEST(FusedAttention, CudaMatchesTheCpu) {
+  if (!cuda::available()) GTEST_SKIP() << "no usable GPU: " << cuda::unavailable_reason();
+  std::vector<Case> cases(std::begin(kCases), std::end(kCases));
+  cases.push_back({"ViT-B/32 self-attention", 2, 3, 50, 50, 64, 64, false, Case::Mask::None});
+  cases.push_back({"causal text of 77 tokens", 2, 2, 77, 77, 64, 64, true, Case::Mask::None});
+  cases.push_back({"padded text of 70 tokens", 3, 2, 70, 70, 80, 80, false, Case::Mask::Bool});
+  cases.push_back({"captions onto 50 image tokens", 2, 2, 33, 50, 48, 40, false, Case::Mask::Additive});
+  for (const Case& c : cases) {
+    for (DType dt : {DType::F32, DType::F64}) {
+      const Result gpu = run(c, true, dt, Device::cuda(0)), cpu = run(c, true, dt);
+      const double tol = dt == DType::F32 ? 2e-5 : 1e-12;
+      expect_close(gpu.out, cpu.out, tol, "output", c.name);
+      expect_close(gpu.dx, cpu.dx, tol, "gradient of q's projection", c.name);
+      expect_close(gpu.dkv, cpu.dkv, tol, "gradient of k and v's projection", c.name);
+    }
+  }
+}
+#else
+TEST(FusedAttention, CudaMatchesTheCpu) { GTEST_SKIP() << "this build has no CUDA backend (meson -Dcuda=enabled)"; }
+#endif
 
 TEST(FusedAttention, RowsThatAttendToNothingGiveZeros) {
   Tensor q = ones({1, 2, 3}, DType::F64).set_requires_grad();

@@ -135,6 +135,16 @@ struct AdamWStep {
   double lr, beta1, beta2, eps, decay, bias_correction1, bias_correction2;
 };
 void adamw_update_(Tensor& param, const Tensor& grad, Tensor& exp_avg, Tensor& exp_avg_sq, const AdamWStep& s);
+// adamw_update_ on many parameters at once (the optimizer's step: one pass over all of them,
+// a fixed number of launches on a GPU): entry i of each list as in adamw_update_, decays[i]
+// parameter i's decay factor; s.decay is not used. One dtype and device for all.
+void adamw_update_many_(std::vector<Tensor>& params, const std::vector<Tensor>& grads, std::vector<Tensor>& exp_avgs,
+                        std::vector<Tensor>& exp_avg_sqs, const std::vector<double>& decays, const AdamWStep& s);
+// Each tensor's sum of squares, accumulated in f64: an f64 [n] tensor on the tensors' device
+// (one floating dtype and one device for all; not differentiable). A gradient norm over
+// every parameter in a fixed number of kernel launches; the result does not depend on the
+// thread count.
+Tensor sum_of_squares(const std::vector<Tensor>& tensors);
 Tensor& fill_(Tensor& self, double value);
 Tensor& zero_(Tensor& self);
 Tensor& copy_(Tensor& self, const Tensor& src);  // broadcasts src, converts dtype/device

@@ -351,8 +351,10 @@ Tensor& mul_(Tensor& self, const Tensor& other) { return binary_inplace(self, Bi
 Tensor& mul_(Tensor& self, double value) { return binary_inplace(self, BinaryOp::Mul, scalar_like(self, value), "mul_"); }
 Tensor& div_(Tensor& self, const Tensor& other) { return binary_inplace(self, BinaryOp::Div, other, "div_"); }
 
-void adamw_update_(Tensor& param, const Tensor& grad, Tensor& exp_avg, Tensor& exp_avg_sq, const AdamWStep& s) {
-  const char* op = "adamw_update_";
+namespace {
+// adamw_update_'s operand checks; returns the gradient made contiguous.
+Tensor checked_adamw_grad(const Tensor& param, const Tensor& grad, const Tensor& exp_avg, const Tensor& exp_avg_sq,
+                          const char* op) {
   detail::check_floating(param, op);
   for (const Tensor* t : {&grad, static_cast<const Tensor*>(&exp_avg), static_cast<const Tensor*>(&exp_avg_sq)}) {
     detail::check_compatible(param, *t, op);
@@ -365,17 +367,53 @@ void adamw_update_(Tensor& param, const Tensor& grad, Tensor& exp_avg, Tensor& e
     if (!t->is_contiguous())
       fail(op, "the parameter and its moments must be contiguous",
            {describe("param", param), describe("exp_avg", exp_avg), describe("exp_avg_sq", exp_avg_sq)});
-  Tensor g;
-  {
-    NoGradGuard no_grad;
-    g = contiguous(grad);
-  }
+  NoGradGuard no_grad;
+  return contiguous(grad);
+}
+}  // namespace
+
+void adamw_update_(Tensor& param, const Tensor& grad, Tensor& exp_avg, Tensor& exp_avg_sq, const AdamWStep& s) {
+  const char* op = "adamw_update_";
+  Tensor g = checked_adamw_grad(param, grad, exp_avg, exp_avg_sq, op);
   inplace(param, op, [&] {
     MMGRAD_DISPATCH(adamw_update, param.device(), param, g, exp_avg, exp_avg_sq, s.lr, s.beta1, s.beta2, s.eps,
                     s.decay, s.bias_correction1, s.bias_correction2);
   }, grad);
   exp_avg.bump_version();
   exp_avg_sq.bump_version();
+}
+
+void adamw_update_many_(std::vector<Tensor>& params, const std::vector<Tensor>& grads, std::vector<Tensor>& exp_avgs,
+                        std::vector<Tensor>& exp_avg_sqs, const std::vector<double>& decays, const AdamWStep& s) {
+  const char* op = "adamw_update_many_";
+  const size_t n = params.size();
+  if (grads.size() != n || exp_avgs.size() != n || exp_avg_sqs.size() != n || decays.size() != n)
+    fail(op, fmt::format("expects one gradient, two moments and one decay per parameter ({} parameters, {} "
+                         "gradients, {} and {} moments, {} decays)",
+                         n, grads.size(), exp_avgs.size(), exp_avg_sqs.size(), decays.size()));
+  if (n == 0) return;
+  std::vector<Tensor> dense_grads;
+  for (size_t i = 0; i < n; ++i) {
+    dense_grads.push_back(checked_adamw_grad(params[i], grads[i], exp_avgs[i], exp_avg_sqs[i], op));
+    if (i > 0) detail::check_compatible(params[0], params[i], op);
+  }
+  const Device device = params[0].device();
+  if (!backend_for(device).adamw_update_many) {  // one kernel per parameter
+    for (size_t i = 0; i < n; ++i) {
+      AdamWStep step = s;
+      step.decay = decays[i];
+      adamw_update_(params[i], dense_grads[i], exp_avgs[i], exp_avg_sqs[i], step);
+    }
+    return;
+  }
+  // The in-place checks of every parameter first, then one fused update of all of them.
+  for (size_t i = 0; i < n; ++i) inplace(params[i], op, [] {}, grads[i]);
+  MMGRAD_DISPATCH(adamw_update_many, device, params, dense_grads, exp_avgs, exp_avg_sqs, decays, s.lr, s.beta1,
+                  s.beta2, s.eps, s.bias_correction1, s.bias_correction2);
+  for (size_t i = 0; i < n; ++i) {
+    exp_avgs[i].bump_version();
+    exp_avg_sqs[i].bump_version();
+  }
 }
 
 }  // namespace mmgrad

@@ -7,6 +7,7 @@
 // "op X is not implemented on <device>", never a crash.
 #pragma once
 #include <cstdint>
+#include <vector>
 
 #include "core/rng.h"
 #include "core/tensor.h"
@@ -112,7 +113,18 @@ const char* reduce_op_name(ReduceOp op);
     (const Tensor& act_out, const Tensor& grad, const Tensor& h, bool quick))                   \
   /* A linear layer's forward: out [M, N] = a [M, K] @ b [K, N] + bias [N] (contiguous) on   */ \
   /* every row, any strides in a, b and out; the bias is added as each tile is stored        */ \
-  X(matmul_bias, (const Tensor& out, const Tensor& a, const Tensor& b, const Tensor& bias))
+  X(matmul_bias, (const Tensor& out, const Tensor& a, const Tensor& b, const Tensor& bias))     \
+  /* Each tensor's sum of squares, accumulated in f64, into out [n] (f64, contiguous): n     */ \
+  /* contiguous tensors of one floating dtype (a gradient norm in O(1) launches, not O(n));  */ \
+  /* the result does not depend on the thread count                                         */ \
+  X(sum_squares, (const Tensor& out, const std::vector<Tensor>& tensors))                      \
+  /* adamw_update on n parameters in one pass (a fixed number of launches on a GPU): entry  */ \
+  /* i of each list as in adamw_update, decays[i] its decay factor, the rest shared          */ \
+  X(adamw_update_many,                                                                         \
+    (const std::vector<Tensor>& params, const std::vector<Tensor>& grads,                      \
+     const std::vector<Tensor>& exp_avgs, const std::vector<Tensor>& exp_avg_sqs,              \
+     const std::vector<double>& decays, double lr, double beta1, double beta2, double eps,     \
+     double bias_correction1, double bias_correction2))
 
 struct Backend {
   const char* name = "";

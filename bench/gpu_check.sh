@@ -31,7 +31,7 @@ if [ ! -f build-gpu/build.ninja ]; then
   meson setup build-gpu -Dcuda=enabled -Dgpu_arch="${arch:-90}" >"$LOGS/setup.log" 2>&1 || { tail -30 "$LOGS/setup.log"; exit 1; }
 fi
 stamp "build"
-targets=(tests/test_backends tests/test_models tests/test_ops tests/test_autograd bench/bench_cuda_step apps/mmgrad)
+targets=(tests/test_backends tests/test_models tests/test_ops tests/test_autograd tests/test_train bench/bench_cuda_step apps/mmgrad)
 grep -q "build tests/dist_probe" build-gpu/build.ninja 2>/dev/null && targets+=(tests/dist_probe)
 ninja -C build-gpu "${targets[@]}" >"$LOGS/build.log" 2>&1 || { grep -E "error|FAILED" "$LOGS/build.log" | head -40; exit 1; }
 stamp "built"
@@ -47,12 +47,14 @@ run_test() {  # run_test NAME BINARY FILTER
     cp "$LOGS/$1.log" "$OUT/"
   fi
 }
-run_test cuda_backend test_backends 'Cuda*'
+run_test cuda_backend test_backends 'Cuda*:SumOfSquares.Cuda*'
 run_test cuda_model test_models 'CudaModel*'
 run_test op_parity test_ops 'Ops/OpDeviceParity*:OpParityDevices*'
 run_test op_gradcheck test_ops 'Ops/OpGradcheckDevice*'
 # The fused attention kernels (attention.cu) at the models' sizes against the CPU's.
 run_test fused_attention test_autograd 'FusedAttention.Cuda*'
+# The multi-tensor AdamW (one launch per 40 parameters) against the CPU's.
+run_test fused_adamw test_train 'AdamW.Cuda*'
 # Issue 7's NCCL path as a 1-rank check: the collectives on cuda:0, then a few training
 # steps whose gradients go through NCCL's bucketed all-reduce.
 if [ -x build-gpu/tests/dist_probe ]; then

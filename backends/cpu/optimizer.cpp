@@ -1,32 +1,81 @@
 // The fused AdamW update (one pass over parameter, gradient and both moments instead of a
-// dozen elementwise ops, each with its own temporary).
+// dozen elementwise ops, each with its own temporary), for one parameter or for all of them
+// in one parallel_for (most parameters are small: biases, LayerNorm weights; one dispatch
+// each would cost more than their arithmetic).
+#include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "backends/cpu/dispatch.h"
 #include "backends/cpu/kernels.h"
 
 namespace mmgrad::cpu {
+namespace {
+
+// The step's scalars, shared by every parameter, in the parameter's dtype.
+template <typename T>
+struct AdamWScalars {
+  T b1, b2, one_b1, one_b2, eps, sqrt_bc2, step;
+  AdamWScalars(double lr, double beta1, double beta2, double e, double bc1, double bc2)
+      : b1(static_cast<T>(beta1)), b2(static_cast<T>(beta2)), one_b1(static_cast<T>(1 - beta1)),
+        one_b2(static_cast<T>(1 - beta2)), eps(static_cast<T>(e)), sqrt_bc2(static_cast<T>(std::sqrt(bc2))),
+        step(static_cast<T>(-lr / bc1)) {}
+};
+
+// Elements [lo, hi) of one parameter.
+template <typename T>
+void adamw_run(const Tensor& param, const Tensor& grad, const Tensor& exp_avg, const Tensor& exp_avg_sq, T decay,
+               const AdamWScalars<T>& s, int64_t lo, int64_t hi) {
+  T* p = param.data_ptr<T>();
+  const T* g = grad.data_ptr<T>();
+  T* m = exp_avg.data_ptr<T>();
+  T* v = exp_avg_sq.data_ptr<T>();
+  for (int64_t i = lo; i < hi; ++i) {
+    const T gi = g[i];
+    const T mi = m[i] * s.b1 + gi * s.one_b1;
+    const T vi = v[i] * s.b2 + gi * gi * s.one_b2;
+    m[i] = mi;
+    v[i] = vi;
+    p[i] = p[i] * decay + mi / (std::sqrt(vi) / s.sqrt_bc2 + s.eps) * s.step;
+  }
+}
+
+constexpr int64_t kChunk = int64_t{1} << 14;
+
+}  // namespace
 
 void adamw_update(const Tensor& param, const Tensor& grad, const Tensor& exp_avg, const Tensor& exp_avg_sq,
                   double lr, double beta1, double beta2, double eps, double decay, double bias_correction1,
                   double bias_correction2) {
   dispatch_float(param.dtype(), "adamw_update_", [&](auto tag) {
     using T = decltype(tag);
-    T* p = param.data_ptr<T>();
-    const T* g = grad.data_ptr<T>();
-    T* m = exp_avg.data_ptr<T>();
-    T* v = exp_avg_sq.data_ptr<T>();
-    const T b1 = static_cast<T>(beta1), b2 = static_cast<T>(beta2), one_b1 = static_cast<T>(1 - beta1),
-            one_b2 = static_cast<T>(1 - beta2), dec = static_cast<T>(decay), e = static_cast<T>(eps),
-            sqrt_bc2 = static_cast<T>(std::sqrt(bias_correction2)), step = static_cast<T>(-lr / bias_correction1);
-    parallel_for(0, param.numel(), 1 << 14, [&](int64_t lo, int64_t hi) {
-      for (int64_t i = lo; i < hi; ++i) {
-        const T gi = g[i];
-        const T mi = m[i] * b1 + gi * one_b1;
-        const T vi = v[i] * b2 + gi * gi * one_b2;
-        m[i] = mi;
-        v[i] = vi;
-        p[i] = p[i] * dec + mi / (std::sqrt(vi) / sqrt_bc2 + e) * step;
+    const AdamWScalars<T> s(lr, beta1, beta2, eps, bias_correction1, bias_correction2);
+    parallel_for(0, param.numel(), kChunk, [&](int64_t lo, int64_t hi) {
+      adamw_run<T>(param, grad, exp_avg, exp_avg_sq, static_cast<T>(decay), s, lo, hi);
+    });
+  });
+}
+
+void adamw_update_many(const std::vector<Tensor>& params, const std::vector<Tensor>& grads,
+                       const std::vector<Tensor>& exp_avgs, const std::vector<Tensor>& exp_avg_sqs,
+                       const std::vector<double>& decays, double lr, double beta1, double beta2, double eps,
+                       double bias_correction1, double bias_correction2) {
+  if (params.empty()) return;
+  dispatch_float(params[0].dtype(), "adamw_update_", [&](auto tag) {
+    using T = decltype(tag);
+    const AdamWScalars<T> s(lr, beta1, beta2, eps, bias_correction1, bias_correction2);
+    // Parameter i owns chunks [first_chunk[i], first_chunk[i + 1]); all chunks in one loop.
+    std::vector<int64_t> first_chunk(params.size() + 1, 0);
+    for (size_t i = 0; i < params.size(); ++i)
+      first_chunk[i + 1] = first_chunk[i] + (params[i].numel() + kChunk - 1) / kChunk;
+    parallel_for(0, first_chunk.back(), 1, [&](int64_t lo, int64_t hi) {
+      size_t i = static_cast<size_t>(std::upper_bound(first_chunk.begin(), first_chunk.end(), lo) -
+                                     first_chunk.begin() - 1);
+      for (int64_t c = lo; c < hi; ++c) {
+        while (c >= first_chunk[i + 1]) ++i;
+        const int64_t start = (c - first_chunk[i]) * kChunk;
+        adamw_run<T>(params[i], grads[i], exp_avgs[i], exp_avg_sqs[i], static_cast<T>(decays[i]), s, start,
+                     std::min(start + kChunk, params[i].numel()));
       }
     });
   });

@@ -31,6 +31,8 @@ const Backend* make_backend() {
 #undef MMGRAD_FILL_SLOT
     t.attention = &::mmgrad::cuda::attention;
     t.attention_backward = &::mmgrad::cuda::attention_backward;
+    t.sum_squares = &::mmgrad::cuda::sum_squares;
+    t.adamw_update_many = &::mmgrad::cuda::adamw_update_many;
     return t;
   }();
   return &b;

@@ -9,14 +9,20 @@ namespace mmgrad::cuda {
 MMGRAD_BACKEND_OPS(MMGRAD_DECLARE_CUDA_KERNEL)
 #undef MMGRAD_DECLARE_CUDA_KERNEL
 
-// The fused slots CUDA fills (attention.cu). The others are left empty on purpose:
-// activation_and_backward works in row chunks, which on a GPU means more launches, not fewer;
-// matmul_bias has no CUDA kernel yet (the linear layer composes matmul and add).
+// The fused slots CUDA fills (attention.cu, sum_squares.cu, optimizer.cu). The others are
+// left empty on purpose: activation_and_backward works in row chunks, which on a GPU means
+// more launches, not fewer; matmul_bias has no CUDA kernel yet (the linear layer composes
+// matmul and add).
 void attention(const Tensor& out, const Tensor& lse, const Tensor& q, const Tensor& k, const Tensor& v,
                const Tensor& mask, double scale, bool causal);
 void attention_backward(const Tensor& dq, const Tensor& dk, const Tensor& dv, const Tensor& grad_out,
                         const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& lse, const Tensor& mask,
                         double scale, bool causal);
+void sum_squares(const Tensor& out, const std::vector<Tensor>& tensors);
+void adamw_update_many(const std::vector<Tensor>& params, const std::vector<Tensor>& grads,
+                       const std::vector<Tensor>& exp_avgs, const std::vector<Tensor>& exp_avg_sqs,
+                       const std::vector<double>& decays, double lr, double beta1, double beta2, double eps,
+                       double bias_correction1, double bias_correction2);
 
 // The backend when a usable GPU is present, else nullptr (cuda.h's unavailable_reason
 // says why).

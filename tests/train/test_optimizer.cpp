@@ -8,6 +8,10 @@
 #include "tests/core/test_util.h"
 #include "train/optimizer.h"
 
+#ifdef MMGRAD_HAVE_CUDA
+#include "backends/cuda/cuda.h"
+#endif
+
 using namespace mmgrad;
 using namespace mmgrad::train;
 
@@ -51,6 +55,74 @@ TEST(AdamW, MatchesTheUpdateRuleAndSkipsDecayOnVectorsAndScalars) {
   EXPECT_EQ(opt.state().size(), 6u);
   EXPECT_EQ(opt.state()[0].first, "exp_avg.w");
 }
+
+namespace {
+// 45 parameters (more than CUDA's 40-entry table) of sizes around the 16384-element chunk
+// (the CPU's) and the 4096-element block (CUDA's), an empty one among them.
+struct ManyParams {
+  std::vector<Tensor> p, g, m, v;
+  std::vector<double> decay;
+};
+ManyParams many_params(DType dtype, Device device = Device::cpu()) {
+  Generator gen(8);
+  const int64_t sizes[] = {1, 7, 4095, 4097, 16383, 16384, 16385, 0, 40000};
+  ManyParams mp;
+  for (int i = 0; i < 45; ++i) {
+    const Shape shape{sizes[i % 9]};
+    mp.p.push_back(randn(shape, dtype, Device::cpu(), &gen).to(device));
+    mp.g.push_back(randn(shape, dtype, Device::cpu(), &gen).to(device));
+    mp.m.push_back(mul(randn(shape, dtype, Device::cpu(), &gen), 0.1).to(device));
+    mp.v.push_back(mul(rand(shape, dtype, Device::cpu(), &gen), 0.01).to(device));
+    mp.decay.push_back(i % 2 ? 1.0 : 0.999);
+  }
+  return mp;
+}
+const AdamWStep kStep{1e-2, 0.9, 0.999, 1e-8, 1.0, 1 - std::pow(0.9, 3), 1 - std::pow(0.999, 3)};
+}  // namespace
+
+TEST(AdamW, OneFusedUpdateOfManyParametersEqualsOneUpdateEach) {
+  NoGradGuard no_grad;
+  for (DType dt : {DType::F32, DType::F64}) {
+    ManyParams fused = many_params(dt), each = many_params(dt);
+    adamw_update_many_(fused.p, fused.g, fused.m, fused.v, fused.decay, kStep);
+    for (size_t i = 0; i < each.p.size(); ++i) {
+      AdamWStep s = kStep;
+      s.decay = each.decay[i];
+      adamw_update_(each.p[i], each.g[i], each.m[i], each.v[i], s);
+    }
+    for (size_t i = 0; i < each.p.size(); ++i) {
+      EXPECT_EQ(to_vector<double>(fused.p[i]), to_vector<double>(each.p[i])) << "parameter " << i;
+      EXPECT_EQ(to_vector<double>(fused.m[i]), to_vector<double>(each.m[i])) << "first moment " << i;
+      EXPECT_EQ(to_vector<double>(fused.v[i]), to_vector<double>(each.v[i])) << "second moment " << i;
+    }
+  }
+  ManyParams mp = many_params(DType::F32);
+  std::vector<double> short_decays(mp.decay.begin(), mp.decay.end() - 1);
+  EXPECT_THROW(adamw_update_many_(mp.p, mp.g, mp.m, mp.v, short_decays, kStep), Error);
+  mp.g[3] = ones({5}, DType::F32);
+  EXPECT_THROW(adamw_update_many_(mp.p, mp.g, mp.m, mp.v, mp.decay, kStep), Error);
+}
+
+#ifdef MMGRAD_HAVE_CUDA
+TEST(AdamW, CudaFusedUpdateMatchesTheCpu) {
+  if (!cuda::available()) GTEST_SKIP() << "no usable GPU: " << cuda::unavailable_reason();
+  NoGradGuard no_grad;
+  for (DType dt : {DType::F32, DType::F64}) {
+    ManyParams cpu = many_params(dt), gpu = many_params(dt, Device::cuda(0));
+    adamw_update_many_(cpu.p, cpu.g, cpu.m, cpu.v, cpu.decay, kStep);
+    adamw_update_many_(gpu.p, gpu.g, gpu.m, gpu.v, gpu.decay, kStep);
+    const double tol = dt == DType::F32 ? 1e-6 : 1e-14;
+    for (size_t i = 0; i < cpu.p.size(); ++i) {
+      const std::vector<double> want = to_vector<double>(cpu.p[i]), got = to_vector<double>(gpu.p[i].to(Device::cpu()));
+      ASSERT_EQ(got.size(), want.size());
+      for (size_t j = 0; j < want.size(); ++j)
+        ASSERT_NEAR(got[j], want[j], tol * (1 + std::abs(want[j]))) << "parameter " << i << " element " << j;
+    }
+  }
+}
+#else
+TEST(AdamW, CudaFusedUpdateMatchesTheCpu) { GTEST_SKIP() << "this build has no CUDA backend (meson -Dcuda=enabled)"; }
+#endif
 
 TEST(AdamW, ParametersWithoutAGradientAreLeftAlone) {
   NamedTensors ps = {{"w", ones({2, 2}, DType::F64).set_requires_grad()}};

@@ -1,10 +1,13 @@
 // Throughput of elementwise, reduction and fused row ops at clip-tiny's activation sizes
 // (../shared/spec/MODELS.md: vision 128 images x 65 tokens = 8320 rows, width 128, MLP 512).
 // GB/s counts each input read once and each output written once. A last table times a
-// linear layer with its bias fused into the GEMM against matmul followed by the bias add.
+// linear layer with its bias fused into the GEMM against matmul followed by the bias add,
+// and the optimizer's gradient norm and AdamW over clip-tiny's parameters, fused over all
+// parameters against one op sequence (or kernel) per parameter.
 #include "autograd/grad_mode.h"
 #include "autograd/ops.h"
 #include "bench/bench_common.h"
+#include "models/clip.h"
 
 using namespace mmgrad;
 
@@ -61,6 +64,52 @@ int main(int argc, char** argv) {
     }
     fmt::print("{:<34} {:>10.3f} {:>12.3f} {:>7.2f}\n", fmt::format("[{}, {} -> {}]", s[0], s[1], s[2]), fused,
                composed, composed / fused);
+  }
+
+  // The optimizer's two passes over every parameter of clip-tiny: one fused pass over all
+  // of them (what clip_grad_norm and AdamW::step run) against a few ops, or one kernel, per
+  // parameter (what they ran before). Most parameters are small (biases, LayerNorm weights),
+  // where a parallel dispatch per tensor costs more than its arithmetic.
+  Generator gen(1);
+  nn::ClipModel model(nn::preset("clip-tiny"), gen);
+  std::vector<Tensor> ps, gs, ms, vs;
+  std::vector<double> decays;
+  for (auto& [name, p] : model.named_parameters()) {
+    ps.push_back(p);
+    gs.push_back(randn(p.shape()));
+    ms.push_back(zeros(p.shape()));
+    vs.push_back(zeros(p.shape()));
+    decays.push_back(p.dim() >= 2 ? 0.999 : 1.0);
+  }
+  const AdamWStep step{1e-4, 0.9, 0.999, 1e-8, 1.0, 0.1, 0.001};
+  auto norm_fused = [&] { item(sum(sum_of_squares(gs))); };
+  auto norm_each = [&] {
+    Tensor total;
+    for (const Tensor& g : gs) {
+      Tensor sq = sum(square(g.to(DType::F64)));
+      total = total.defined() ? add(total, sq) : sq;
+    }
+    item(total);
+  };
+  auto adamw_fused = [&] { adamw_update_many_(ps, gs, ms, vs, decays, step); };
+  auto adamw_each = [&] {
+    for (size_t i = 0; i < ps.size(); ++i) {
+      AdamWStep s = step;
+      s.decay = decays[i];
+      adamw_update_(ps[i], gs[i], ms[i], vs[i], s);
+    }
+  };
+  fmt::print("\n{:<34} {:>10} {:>12} {:>7}\n", fmt::format("clip-tiny, {} parameters", ps.size()), "fused ms",
+             "each ms", "ratio");
+  const std::pair<const char*, std::pair<std::function<void()>, std::function<void()>>> passes[] = {
+      {"gradient norm", {norm_fused, norm_each}}, {"AdamW update", {adamw_fused, adamw_each}}};
+  for (const auto& [name, fns] : passes) {
+    double fused = 1e30, each = 1e30;
+    for (int round = 0; round < 3; ++round) {
+      fused = std::min(fused, bench::median_ms(fns.first, 15, 3));
+      each = std::min(each, bench::median_ms(fns.second, 15, 3));
+    }
+    fmt::print("{:<34} {:>10.3f} {:>12.3f} {:>7.2f}\n", name, fused, each, each / fused);
   }
   return 0;
 }

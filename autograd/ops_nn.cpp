@@ -7,6 +7,10 @@
 #include "autograd/flops.h"
 #include "autograd/op_helpers.h"
 
+#ifdef MMGRAD_HAVE_CUDA
+#include "backends/cuda/cuda.h"
+#endif
+
 namespace mmgrad {
 using autograd::record;
 using autograd::SavedTensor;
@@ -177,6 +181,19 @@ Tensor rows_contiguous(const Tensor& t) {
   return t.shape().back() <= 1 || t.strides().back() == 1 ? t : contiguous(t);
 }
 
+// Whether the fused kernel is the better choice on this device. On CUDA it computes in f32
+// on the CUDA cores, so it is used where the composed products would run in f32 too (the
+// default matmul precision); with TF32 or bf16 matmuls the composed form's products run on
+// tensor cores, and until a GPU run has timed both (bench/gpu_check.sh prints the step with
+// and without) that measured path stays.
+bool fused_attention_pays(Device device) {
+#ifdef MMGRAD_HAVE_CUDA
+  if (device.type == DeviceType::CUDA) return cuda::matmul_precision() == cuda::MatmulPrecision::F32;
+#endif
+  (void)device;
+  return true;
+}
+
 // scaled_dot_product_attention through the backend's fused kernel: one node whose forward
 // keeps only each row's log-sum-exp and whose backward recomputes the probabilities.
 Tensor fused_attention_node(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in, const Tensor& attn_mask,
@@ -267,7 +284,7 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
   // The fused kernel where the backend has one, for f32/f64, unless a float mask needs its
   // gradient (the kernel does not form dS as a tensor).
   const Backend& backend = backend_for(q.device());
-  if (fused_attention() && backend.attention && backend.attention_backward &&
+  if (fused_attention() && backend.attention && backend.attention_backward && fused_attention_pays(q.device()) &&
       (q.dtype() == DType::F32 || q.dtype() == DType::F64) && !(additive_mask && attn_mask.requires_grad()))
     return fused_attention_node(q, k, v, attn_mask, sc, causal);
 

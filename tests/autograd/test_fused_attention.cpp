@@ -103,6 +103,9 @@ TEST(FusedAttention, MatchesComposedOpsInF32AndF64) {
 // several output columns (D = 64, 80): the op harness's small cases cover neither.
 TEST(FusedAttention, CudaMatchesTheCpu) {
   if (!cuda::available()) GTEST_SKIP() << "no usable GPU: " << cuda::unavailable_reason();
+  // The fused kernels run with f32 matmuls (ops_nn.cpp's fused_attention_pays).
+  const cuda::MatmulPrecision precision = cuda::matmul_precision();
+  cuda::set_matmul_precision(cuda::MatmulPrecision::F32);
   std::vector<Case> cases(std::begin(kCases), std::end(kCases));
   cases.push_back({"ViT-B/32 self-attention", 2, 3, 50, 50, 64, 64, false, Case::Mask::None});
   cases.push_back({"causal text of 77 tokens", 2, 2, 77, 77, 64, 64, true, Case::Mask::None});
@@ -117,6 +120,7 @@ TEST(FusedAttention, CudaMatchesTheCpu) {
       expect_close(gpu.dkv, cpu.dkv, tol, "gradient of k and v's projection", c.name);
     }
   }
+  cuda::set_matmul_precision(precision);
 }
 #else
 TEST(FusedAttention, CudaMatchesTheCpu) { GTEST_SKIP() << "this build has no CUDA backend (meson -Dcuda=enabled)"; }

@@ -2,12 +2,12 @@
 // dozen elementwise ops, each with its own temporary), for one parameter or for all of them
 // in one parallel_for (most parameters are small: biases, LayerNorm weights; one dispatch
 // each would cost more than their arithmetic).
-#include <algorithm>
 #include <cmath>
 #include <vector>
 
 #include "backends/cpu/dispatch.h"
 #include "backends/cpu/kernels.h"
+#include "backends/cpu/tensor_chunks.h"
 
 namespace mmgrad::cpu {
 namespace {
@@ -64,20 +64,12 @@ void adamw_update_many(const std::vector<Tensor>& params, const std::vector<Tens
   dispatch_float(params[0].dtype(), "adamw_update_", [&](auto tag) {
     using T = decltype(tag);
     const AdamWScalars<T> s(lr, beta1, beta2, eps, bias_correction1, bias_correction2);
-    // Parameter i owns chunks [first_chunk[i], first_chunk[i + 1]); all chunks in one loop.
-    std::vector<int64_t> first_chunk(params.size() + 1, 0);
-    for (size_t i = 0; i < params.size(); ++i)
-      first_chunk[i + 1] = first_chunk[i] + (params[i].numel() + kChunk - 1) / kChunk;
-    parallel_for(0, first_chunk.back(), 1, [&](int64_t lo, int64_t hi) {
-      size_t i = static_cast<size_t>(std::upper_bound(first_chunk.begin(), first_chunk.end(), lo) -
-                                     first_chunk.begin() - 1);
-      for (int64_t c = lo; c < hi; ++c) {
-        while (c >= first_chunk[i + 1]) ++i;
-        const int64_t start = (c - first_chunk[i]) * kChunk;
-        adamw_run<T>(params[i], grads[i], exp_avgs[i], exp_avg_sqs[i], static_cast<T>(decays[i]), s, start,
-                     std::min(start + kChunk, params[i].numel()));
-      }
-    });
+    auto numel = [&](size_t i) { return params[i].numel(); };
+    for_each_chunk(first_chunks(numel, params.size(), kChunk), numel, kChunk,
+                   [&](size_t i, int64_t, int64_t begin, int64_t end) {
+                     adamw_run<T>(params[i], grads[i], exp_avgs[i], exp_avg_sqs[i], static_cast<T>(decays[i]), s,
+                                  begin, end);
+                   });
   });
 }
 

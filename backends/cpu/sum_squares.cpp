@@ -3,14 +3,14 @@
 // Why: a norm built from ops costs a dtype conversion, a square, a sum and an add per
 // parameter; a model has a hundred or more parameters, most of them small (biases,
 // LayerNorm weights), so the per-op overhead outweighs the arithmetic. Here every tensor is
-// cut into fixed chunks, the chunks of all tensors run in one parallel_for, and each
-// tensor's chunk partials are added in order, so the result is the same on any number of
-// threads.
-#include <algorithm>
+// cut into fixed chunks, the chunks of all tensors run in one parallel_for
+// (tensor_chunks.h), and each tensor's chunk partials are added in order, so the result is
+// the same on any number of threads.
 #include <vector>
 
 #include "backends/cpu/dispatch.h"
 #include "backends/cpu/kernels.h"
+#include "backends/cpu/tensor_chunks.h"
 
 namespace mmgrad::cpu {
 namespace {
@@ -42,20 +42,11 @@ void sum_squares(const Tensor& out, const std::vector<Tensor>& tensors) {
   double* o = out.data_ptr<double>();
   dispatch_float(tensors[0].dtype(), "sum_squares", [&](auto tag) {
     using T = decltype(tag);
-    // Tensor t owns chunks [first_chunk[t], first_chunk[t + 1]).
-    std::vector<int64_t> first_chunk(tensors.size() + 1, 0);
-    for (size_t t = 0; t < tensors.size(); ++t)
-      first_chunk[t + 1] = first_chunk[t] + (tensors[t].numel() + kChunk - 1) / kChunk;
+    auto numel = [&](size_t t) { return tensors[t].numel(); };
+    const std::vector<int64_t> first_chunk = first_chunks(numel, tensors.size(), kChunk);
     std::vector<double> partial(static_cast<size_t>(first_chunk.back()));
-    parallel_for(0, first_chunk.back(), 1, [&](int64_t lo, int64_t hi) {
-      size_t t = static_cast<size_t>(std::upper_bound(first_chunk.begin(), first_chunk.end(), lo) -
-                                     first_chunk.begin() - 1);
-      for (int64_t c = lo; c < hi; ++c) {
-        while (c >= first_chunk[t + 1]) ++t;
-        const int64_t start = (c - first_chunk[t]) * kChunk;
-        const int64_t n = std::min(kChunk, tensors[t].numel() - start);
-        partial[static_cast<size_t>(c)] = sum_squares_run(tensors[t].data_ptr<T>() + start, n);
-      }
+    for_each_chunk(first_chunk, numel, kChunk, [&](size_t t, int64_t c, int64_t begin, int64_t end) {
+      partial[static_cast<size_t>(c)] = sum_squares_run(tensors[t].data_ptr<T>() + begin, end - begin);
     });
     for (size_t t = 0; t < tensors.size(); ++t) {
       double s = 0;

@@ -92,20 +92,38 @@ __device__ inline T score(const Args<T>& a, const T* q, const T* k, const T* mas
   return s;
 }
 
+// This warp's part of the block's shared memory, `per_warp` elements.
+template <typename T>
+__device__ inline T* warp_shared(int64_t per_warp) {
+  extern __shared__ __align__(16) unsigned char shared_bytes[];
+  return reinterpret_cast<T*>(shared_bytes) + (threadIdx.x / 32) * per_warp;
+}
+
+// Query row r (row i of slice n): the slice's operands and the row's mask.
+template <typename T>
+struct QueryRow {
+  int64_t n, i;
+  int64_t off[kOperands];
+  const T *k, *v, *mask_row;
+
+  __device__ QueryRow(const Args<T>& a, int64_t r) : n(r / a.T_), i(r % a.T_) {
+    a.batch.offsets(n, off);
+    k = a.k + off[kK];
+    v = a.v + off[kV];
+    mask_row = a.mask ? a.mask + off[kMask] + i * a.row[kMask] : nullptr;
+  }
+};
+
 template <typename T>
 __global__ void attention_forward_kernel(Args<T> a) {
-  extern __shared__ __align__(16) unsigned char shared_bytes[];
-  T* q_row = reinterpret_cast<T*>(shared_bytes) + (threadIdx.x / 32) * (a.D + a.Dv);
+  T* q_row = warp_shared<T>(a.D + a.Dv);
   T* acc = q_row + a.D;
   const int lane = lane_id();
   for (int64_t r = warp_global(); r < a.slices * a.T_; r += warp_count()) {
-    const int64_t n = r / a.T_, i = r % a.T_;
-    int64_t off[kOperands];
-    a.batch.offsets(n, off);
-    const T* k = a.k + off[kK];
-    const T* v = a.v + off[kV];
-    const T* mask_row = a.mask ? a.mask + off[kMask] + i * a.row[kMask] : nullptr;
-    load_row(q_row, a.q + off[kQ] + i * a.row[kQ], a.D);
+    const QueryRow<T> row(a, r);
+    const int64_t i = row.i;
+    const T *k = row.k, *v = row.v, *mask_row = row.mask_row;
+    load_row(q_row, a.q + row.off[kQ] + i * a.row[kQ], a.D);
     zero_row(acc, a.Dv);
     __syncwarp();
     const int64_t keys = keys_seen(a, i);
@@ -127,7 +145,7 @@ __global__ void attention_forward_kernel(Args<T> a) {
       }
     }
     // A row that attends to nothing gives zeros and lse -inf, as the composed softmax does.
-    store_row(a.out + off[kOut] + i * a.row[kOut], acc, a.Dv, total > 0 ? T(1) / total : T(0));
+    store_row(a.out + row.off[kOut] + i * a.row[kOut], acc, a.Dv, total > 0 ? T(1) / total : T(0));
     if (lane == 0) a.lse[r] = total > 0 ? running_max + log(total) : T(-INFINITY);
     __syncwarp();  // the next row reuses this warp's shared rows
   }
@@ -136,21 +154,17 @@ __global__ void attention_forward_kernel(Args<T> a) {
 // Backward pass 1: dq and delta, one warp per query row.
 template <typename T>
 __global__ void attention_backward_query_kernel(Args<T> a) {
-  extern __shared__ __align__(16) unsigned char shared_bytes[];
-  T* q_row = reinterpret_cast<T*>(shared_bytes) + (threadIdx.x / 32) * (2 * a.D + a.Dv);
+  T* q_row = warp_shared<T>(2 * a.D + a.Dv);
   T* g_row = q_row + a.D;
   T* dq_acc = g_row + a.Dv;
   const int lane = lane_id();
   for (int64_t r = warp_global(); r < a.slices * a.T_; r += warp_count()) {
-    const int64_t n = r / a.T_, i = r % a.T_;
-    int64_t off[kOperands];
-    a.batch.offsets(n, off);
-    const T* k = a.k + off[kK];
-    const T* v = a.v + off[kV];
-    const T* mask_row = a.mask ? a.mask + off[kMask] + i * a.row[kMask] : nullptr;
+    const QueryRow<T> row(a, r);
+    const int64_t i = row.i;
+    const T *k = row.k, *v = row.v, *mask_row = row.mask_row;
     const T lse = a.lse[r];
-    load_row(q_row, a.q + off[kQ] + i * a.row[kQ], a.D);
-    load_row(g_row, a.g + off[kG] + i * a.row[kG], a.Dv);
+    load_row(q_row, a.q + row.off[kQ] + i * a.row[kQ], a.D);
+    load_row(g_row, a.g + row.off[kG] + i * a.row[kG], a.Dv);
     zero_row(dq_acc, a.D);
     __syncwarp();
     // A row that attended to nothing passes no gradient (its probabilities are all 0).
@@ -174,7 +188,7 @@ __global__ void attention_backward_query_kernel(Args<T> a) {
         if (dsj != T(0)) add_scaled_row(dq_acc, k + (c + jj) * a.row[kK], a.D, dsj);
       }
     }
-    store_row(a.dq + off[kDq] + i * a.row[kDq], dq_acc, a.D, T(1));
+    store_row(a.dq + row.off[kDq] + i * a.row[kDq], dq_acc, a.D, T(1));
     if (lane == 0) a.delta[r] = delta;
     __syncwarp();
   }
@@ -183,8 +197,7 @@ __global__ void attention_backward_query_kernel(Args<T> a) {
 // Backward pass 2: dk and dv, one warp per key row, over the queries that see the key.
 template <typename T>
 __global__ void attention_backward_key_kernel(Args<T> a) {
-  extern __shared__ __align__(16) unsigned char shared_bytes[];
-  T* k_row = reinterpret_cast<T*>(shared_bytes) + (threadIdx.x / 32) * 2 * (a.D + a.Dv);
+  T* k_row = warp_shared<T>(2 * (a.D + a.Dv));
   T* v_row = k_row + a.D;
   T* dk_acc = v_row + a.Dv;
   T* dv_acc = dk_acc + a.D;

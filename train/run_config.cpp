@@ -59,6 +59,7 @@ const std::vector<Field>& fields() {
       MMGRAD_FIELD("grad_clip", Double, grad_clip),
       MMGRAD_INT("max_bad_steps", max_bad_steps, 1),
       MMGRAD_FIELD("detect_anomaly", Bool, detect_anomaly),
+      MMGRAD_FIELD("recompute", Bool, recompute),
       MMGRAD_FIELD("w_contrastive", Double, w_contrastive),
       MMGRAD_FIELD("w_itm", Double, w_itm),
       MMGRAD_FIELD("w_caption", Double, w_caption),

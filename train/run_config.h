@@ -27,6 +27,9 @@ struct RunConfig {
   double grad_clip = 1.0;           // global L2 norm; 0 disables
   int64_t max_bad_steps = 5;        // consecutive non-finite steps before the run stops
   bool detect_anomaly = false;      // stop at the first NaN/Inf made, naming op and module (slow)
+  bool recompute = true;            // fused ops recompute cheap intermediates in backward instead
+                                    // of keeping them (set_recompute_in_backward): less memory,
+                                    // a few percent more compute
 
   // Objectives, weighted (models/objectives.h).
   double w_contrastive = 1.0, w_itm = 1.0, w_caption = 1.0;

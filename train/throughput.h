@@ -7,8 +7,8 @@
 
 namespace mmgrad::train {
 
-// The best of a few f32 1024 x 1024 x 1024 matmuls on `device`, in GFLOP/s: the ceiling the
-// MFU figures divide by (about 30 ms on 2 CPU cores).
+// The best of several f32 1024 x 1024 x 1024 matmuls on `device`, in GFLOP/s: the ceiling the
+// MFU figures divide by (about 0.3 s on 2 CPU cores).
 double measure_matmul_ceiling_gflops(Device device);
 
 // High-water mark of memory held by tensors on `device` since the process started (the CPU's

@@ -110,6 +110,7 @@ TrainSummary train_model(nn::ClipModel& model, const RunConfig& c, const BatchSo
     fail("train", fmt::format("batch_size {} must split evenly into accum_steps {} micro-batches over {} ranks",
                               c.batch_size, c.accum_steps, ranks));
   dist::check_same_on_all_ranks(comm, "configuration", to_json(c));
+  RecomputeGuard recompute(c.recompute);  // process-wide; restored when training returns
   if (lead && !std::filesystem::is_directory(opt.run_dir))
     fail("train", "the run folder '" + opt.run_dir + "' does not exist");
   model.train();

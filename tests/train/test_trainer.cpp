@@ -222,3 +222,38 @@ TEST(Trainer, NonFiniteStepsAreSkippedThenStopTheRunWithTheCheckpointIntact) {
   EXPECT_NE(lines[3].find("loss"), nullptr);
   EXPECT_EQ(lines[5].find("loss"), nullptr);  // skipped steps have no loss
 }
+
+// The recompute key sets recompute_in_backward for the run (what backward sees is observed
+// from inside the loop, through the batch source) and the previous setting comes back after;
+// keeping or recomputing the intermediates gives the same loss and gradient norm up to
+// rounding (later steps are not compared: AdamW turns rounding noise in near-zero gradients
+// into whole-lr differences).
+TEST(Trainer, RecomputeKeyHoldsForTheRunAndIsRestored) {
+  double loss[2], grad_norm[2];
+  for (const bool recompute : {true, false}) {
+    RunConfig c = tiny_config();
+    c.recompute = recompute;
+    c.steps = 2;
+    Generator init(c.seed);
+    nn::ClipModel model(c.model, init);
+    TrainOptions o;
+    o.run_dir = fresh_dir(recompute ? "trainer_recompute_on" : "trainer_recompute_off");
+    o.print_steps = false;
+    std::vector<bool> seen;
+    RecomputeGuard before(!recompute);  // the opposite, so the run must change it
+    train_model(model, c, [&](int64_t f, int64_t n) {
+      seen.push_back(recompute_in_backward());
+      return synthetic_batch(f, n, c);
+    }, o);
+    ASSERT_EQ(seen.size(), 2u);
+    for (bool s : seen) EXPECT_EQ(s, recompute);
+    EXPECT_EQ(recompute_in_backward(), !recompute);  // restored
+    const auto lines = read_metrics(o.run_dir);
+    ASSERT_EQ(lines.size(), 2u);
+    loss[recompute ? 0 : 1] = lines[0].find("loss")->as_number("");
+    grad_norm[recompute ? 0 : 1] = lines[0].find("grad_norm")->as_number("");
+  }
+  EXPECT_NEAR(loss[0], loss[1], 1e-5 * std::fabs(loss[0]));
+  EXPECT_NEAR(grad_norm[0], grad_norm[1], 1e-4 * grad_norm[0]);
+  EXPECT_GT(grad_norm[0], 0);
+}

@@ -47,7 +47,7 @@ run_test() {  # run_test NAME BINARY FILTER
     cp "$LOGS/$1.log" "$OUT/"
   fi
 }
-run_test cuda_backend test_backends 'Cuda*:SumOfSquares.Cuda*'
+run_test cuda_backend test_backends 'Cuda*:SumOfSquares.Cuda*:LinearOnCuda.*'
 run_test cuda_model test_models 'CudaModel*'
 run_test op_parity test_ops 'Ops/OpDeviceParity*:OpParityDevices*'
 run_test op_gradcheck test_ops 'Ops/OpGradcheckDevice*'
@@ -101,6 +101,9 @@ for pb in "${presets[@]}"; do
   # attention kernels gain (or lose) at this model's sizes.
   # (the fused kernels run only with f32 matmuls: autograd/ops_nn.cpp, fused_attention_pays).
   MMGRAD_FUSED_ATTENTION=0 bench "mmgrad-f32-unfused-attn $p" build-gpu/bench/bench_cuda_step --preset "$p" --batch "$b" --steps 10
+  # Linear layers without cuBLASLt's bias epilogue: the bias broadcast into the output, then the
+  # product accumulated onto it (backends/cuda/matmul_bias.cpp's fallback).
+  MMGRAD_CUDA_LT=0 bench "mmgrad-bf16-no-lt-bias $p" build-gpu/bench/bench_cuda_step --preset "$p" --batch "$b" --steps 10 --precision bf16
   # Where the GPU time goes (events around every kernel: slower, so not in the table).
   precision=f32
   [ "$p" = clip-b32 ] && precision=bf16

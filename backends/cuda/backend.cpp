@@ -33,6 +33,7 @@ const Backend* make_backend() {
     t.attention_backward = &::mmgrad::cuda::attention_backward;
     t.sum_squares = &::mmgrad::cuda::sum_squares;
     t.adamw_update_many = &::mmgrad::cuda::adamw_update_many;
+    t.matmul_bias = &::mmgrad::cuda::matmul_bias;
     return t;
   }();
   return &b;

@@ -9,16 +9,16 @@ namespace mmgrad::cuda {
 MMGRAD_BACKEND_OPS(MMGRAD_DECLARE_CUDA_KERNEL)
 #undef MMGRAD_DECLARE_CUDA_KERNEL
 
-// The fused slots CUDA fills (attention.cu, sum_squares.cu, optimizer.cu). The others are
-// left empty on purpose: activation_and_backward works in row chunks, which on a GPU means
-// more launches, not fewer; matmul_bias has no CUDA kernel yet (the linear layer composes
-// matmul and add).
+// The fused slots CUDA fills (attention.cu, sum_squares.cu, optimizer.cu, matmul_bias.cpp).
+// activation_and_backward is left empty on purpose: it works in row chunks, which on a GPU
+// means more launches, not fewer.
 void attention(const Tensor& out, const Tensor& lse, const Tensor& q, const Tensor& k, const Tensor& v,
                const Tensor& mask, double scale, bool causal);
 void attention_backward(const Tensor& dq, const Tensor& dk, const Tensor& dv, const Tensor& grad_out,
                         const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& lse, const Tensor& mask,
                         double scale, bool causal);
 void sum_squares(const Tensor& out, const std::vector<Tensor>& tensors);
+void matmul_bias(const Tensor& out, const Tensor& a, const Tensor& b, const Tensor& bias);
 void adamw_update_many(const std::vector<Tensor>& params, const std::vector<Tensor>& grads,
                        const std::vector<Tensor>& exp_avgs, const std::vector<Tensor>& exp_avg_sqs,
                        const std::vector<double>& decays, double lr, double beta1, double beta2, double eps,

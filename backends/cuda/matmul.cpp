@@ -13,27 +13,13 @@
 #include <optional>
 
 #include "backends/cuda/context.h"
+#include "backends/cuda/gemm_layout.h"
 #include "backends/cuda/cuda.h"
 #include "backends/cuda/kernels.h"
 #include "core/error.h"
 
 namespace mmgrad::cuda {
 namespace {
-
-struct Layout {
-  bool transposed;  // column-major in memory (a row-major operand with transposed strides)
-  int64_t ld;
-};
-
-// A rows x cols matrix with row stride rs and column stride cs, as cuBLAS sees a row-major
-// operand; nullopt when no flag describes it (broadcast or doubly strided).
-std::optional<Layout> layout_of(int64_t rows, int64_t cols, int64_t rs, int64_t cs) {
-  if ((cs == 1 || cols == 1) && (rows == 1 || rs >= std::max<int64_t>(cols, 1)))
-    return Layout{false, rows == 1 ? std::max<int64_t>(cols, 1) : rs};
-  if ((rs == 1 || rows == 1) && (cols == 1 || cs >= std::max<int64_t>(rows, 1)))
-    return Layout{true, cols == 1 ? std::max<int64_t>(rows, 1) : cs};
-  return std::nullopt;
-}
 
 // One stride that walks every batch element of t in row-major batch order, if there is one.
 std::optional<int64_t> batch_stride(const Tensor& t, const Shape& batch) {
@@ -97,22 +83,22 @@ void matmul(const Tensor& out_in, const Tensor& a_in, const Tensor& b_in, bool a
     fail("matmul", std::string(dtype_name(out_in.dtype())) + " matmul is not supported on CUDA (f32 or f64)");
 
   auto usable = [&](const Tensor& t, int64_t rows, int64_t cols) {
-    return layout_of(rows, cols, t.strides()[nd - 2], t.strides()[nd - 1]) && batch_stride(t, batch);
+    return gemm_layout_of(rows, cols, t.strides()[nd - 2], t.strides()[nd - 1]) && batch_stride(t, batch);
   };
   Tensor a = usable(a_in, M, K) ? a_in : contiguous_copy(a_in);
   Tensor b = usable(b_in, K, N) ? b_in : contiguous_copy(b_in);
   // The output must be row-major (cuBLAS writes C^T column-major) with one batch stride.
-  std::optional<Layout> lc = layout_of(M, N, out_in.strides()[nd - 2], out_in.strides()[nd - 1]);
+  std::optional<GemmLayout> lc = gemm_layout_of(M, N, out_in.strides()[nd - 2], out_in.strides()[nd - 1]);
   const bool out_ok = lc && !lc->transposed && batch_stride(out_in, batch) &&
                       (n_batch == 1 || *batch_stride(out_in, batch) != 0);
   Tensor out = out_in;
   if (!out_ok) {
     out = Tensor::empty(out_in.shape(), out_in.dtype(), out_in.device());
     if (accumulate) copy(out, out_in);
-    lc = layout_of(M, N, N, 1);
+    lc = gemm_layout_of(M, N, N, 1);
   }
-  const Layout la = *layout_of(M, K, a.strides()[nd - 2], a.strides()[nd - 1]);
-  const Layout lb = *layout_of(K, N, b.strides()[nd - 2], b.strides()[nd - 1]);
+  const GemmLayout la = *gemm_layout_of(M, K, a.strides()[nd - 2], a.strides()[nd - 1]);
+  const GemmLayout lb = *gemm_layout_of(K, N, b.strides()[nd - 2], b.strides()[nd - 1]);
   const int64_t sa = *batch_stride(a, batch), sb = *batch_stride(b, batch), sc = *batch_stride(out, batch);
   if (std::max({M, N, K, la.ld, lb.ld, lc->ld, n_batch}) > int64_t{INT_MAX})
     fail("matmul", "a matrix dimension over 2^31 is not supported by cuBLAS's 32-bit interface");

@@ -27,6 +27,7 @@
 #include <optional>
 
 #include "backends/cuda/context.h"
+#include "backends/cuda/gemm_layout.h"
 #include "backends/cuda/cuda.h"
 #include "backends/cuda/kernels.h"
 #include "core/error.h"
@@ -72,20 +73,6 @@ uint32_t alignment_of(const void* p) {
   uint32_t align = 256;
   while (align > 4 && a % align != 0) align /= 2;
   return align;
-}
-
-struct Operand {
-  bool transposed;  // column-major in memory
-  int64_t ld;
-};
-
-// As matmul.cpp's layout_of: a rows x cols row-major view with strides (rs, cs).
-std::optional<Operand> operand_of(int64_t rows, int64_t cols, int64_t rs, int64_t cs) {
-  if ((cs == 1 || cols == 1) && (rows == 1 || rs >= std::max<int64_t>(cols, 1)))
-    return Operand{false, rows == 1 ? std::max<int64_t>(cols, 1) : rs};
-  if ((rs == 1 || rows == 1) && (cols == 1 || cs >= std::max<int64_t>(rows, 1)))
-    return Operand{true, cols == 1 ? std::max<int64_t>(rows, 1) : cs};
-  return std::nullopt;
 }
 
 using PlanKey = std::array<int64_t, 13>;
@@ -173,9 +160,9 @@ bool lt_matmul_bias(const Tensor& out, const Tensor& a, const Tensor& b, const T
   LtState& lt = lt_state();
   if (!lt.handle || out.dtype() != DType::F32) return false;
   const int64_t M = out.shape()[0], N = out.shape()[1], K = a.shape()[1];
-  const std::optional<Operand> la = operand_of(M, K, a.strides()[0], a.strides()[1]);
-  const std::optional<Operand> lb = operand_of(K, N, b.strides()[0], b.strides()[1]);
-  const std::optional<Operand> lc = operand_of(M, N, out.strides()[0], out.strides()[1]);
+  const std::optional<GemmLayout> la = gemm_layout_of(M, K, a.strides()[0], a.strides()[1]);
+  const std::optional<GemmLayout> lb = gemm_layout_of(K, N, b.strides()[0], b.strides()[1]);
+  const std::optional<GemmLayout> lc = gemm_layout_of(M, N, out.strides()[0], out.strides()[1]);
   if (!la || !lb || !lc || lc->transposed) return false;
   if (std::max({M, N, K, la->ld, lb->ld, lc->ld}) > int64_t{INT_MAX}) return false;
   // Column-major D[N, M] = op(b)[N, K] op(a)[K, M] + bias[N]; a row-major operand needs no flag.

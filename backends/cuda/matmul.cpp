@@ -53,13 +53,7 @@ void gemm(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, i
   const T alpha = 1;
   cudaDataType_t type = std::is_same_v<T, float> ? CUDA_R_32F : CUDA_R_64F;
   cublasComputeType_t compute = CUBLAS_COMPUTE_64F;
-  if constexpr (std::is_same_v<T, float>) {
-    switch (matmul_precision()) {
-      case MatmulPrecision::F32: compute = CUBLAS_COMPUTE_32F; break;
-      case MatmulPrecision::TF32: compute = CUBLAS_COMPUTE_32F_FAST_TF32; break;
-      case MatmulPrecision::BF16: compute = CUBLAS_COMPUTE_32F_FAST_16BF; break;
-    }
-  }
+  if constexpr (std::is_same_v<T, float>) compute = f32_compute_type(matmul_precision());
   cublasStatus_t st = cublasGemmStridedBatchedEx(h, ta, tb, m, n, k, &alpha, A, type, lda, sa, B, type, ldb, sb,
                                                  &beta, C, type, ldc, sc, batch, compute, CUBLAS_GEMM_DEFAULT);
   if (st != CUBLAS_STATUS_SUCCESS)

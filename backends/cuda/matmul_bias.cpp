@@ -91,15 +91,6 @@ void destroy(Plan& p) {
   p = Plan{};
 }
 
-cublasComputeType_t compute_type() {
-  switch (matmul_precision()) {
-    case MatmulPrecision::F32: return CUBLAS_COMPUTE_32F;
-    case MatmulPrecision::TF32: return CUBLAS_COMPUTE_32F_FAST_TF32;
-    case MatmulPrecision::BF16: return CUBLAS_COMPUTE_32F_FAST_16BF;
-  }
-  return CUBLAS_COMPUTE_32F;
-}
-
 bool ok(cublasStatus_t s) { return s == CUBLAS_STATUS_SUCCESS; }
 
 // Descriptors and the heuristic's first algorithm for one f32 problem in cuBLAS's terms:
@@ -109,7 +100,7 @@ Plan make_plan(const LtState& lt, cublasOperation_t op_first, cublasOperation_t 
                const void* second_ptr, void* out_ptr, const void* bias_ptr) {
   Plan p;
   const cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_BIAS;
-  bool good = ok(cublasLtMatmulDescCreate(&p.desc, compute_type(), CUDA_R_32F)) &&
+  bool good = ok(cublasLtMatmulDescCreate(&p.desc, f32_compute_type(matmul_precision()), CUDA_R_32F)) &&
               ok(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSA, &op_first, sizeof(op_first))) &&
               ok(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSB, &op_second, sizeof(op_second))) &&
               ok(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof(epilogue))) &&

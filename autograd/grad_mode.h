@@ -25,7 +25,8 @@ class NoGradGuard {
 // forward: attention composed of ops its probabilities (the fused attention kernel never
 // keeps them), layer_norm_mlp its normalised input and activation.
 // On (the default): less memory for a few percent more compute. Off: they keep them, as the
-// plain composition would. Process-wide; MMGRAD_RECOMPUTE=0 in the environment starts off.
+// plain composition would. Process-wide; MMGRAD_RECOMPUTE=0 in the environment starts off
+// (mmgrad train sets it from its run's `recompute` key instead).
 void set_recompute_in_backward(bool on);
 bool recompute_in_backward();
 

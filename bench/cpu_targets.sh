@@ -95,12 +95,16 @@ rate() {  # samples/s of one short training run: rate APP [VAR=VALUE...]
 now_app=$bench_build/apps/mmgrad
 best_before=0 best_switched=0 best_narrow=0 best_now=0
 for round in 1 2; do
-  if [ -n "$before_app" ]; then b=$(rate "$before_app"); else b=0; fi
+  commit_figure=""
+  if [ -n "$before_app" ]; then
+    b=$(rate "$before_app")
+    best_before=$(python3 -c "print(max($best_before, $b))")
+    commit_figure="commit $before_commit $b, "
+  fi
   s=$(rate "$now_app" MMGRAD_GEMM=blas MMGRAD_POOL_SPIN=0 MMGRAD_FUSED_ATTENTION=0)
   g=$(rate "$now_app" MMGRAD_GEMM=blas MMGRAD_POOL_SPIN=0)
   n=$(rate "$now_app" MMGRAD_GEMM=builtin)
-  echo "#   round $round: commit $before_commit ${b:-?}, now with the switches off $s, GEMM + pool only off $g, now $n samples/s"
-  best_before=$(python3 -c "print(max($best_before, ${b:-0}))")
+  echo "#   round $round: ${commit_figure}now with the switches off $s, GEMM + pool only off $g, now $n samples/s"
   best_switched=$(python3 -c "print(max($best_switched, $s))")
   best_narrow=$(python3 -c "print(max($best_narrow, $g))")
   best_now=$(python3 -c "print(max($best_now, $n))")

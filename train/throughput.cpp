@@ -23,7 +23,8 @@ double measure_matmul_ceiling_gflops(Device device) {
   // same 2 cores from one start to the next (step lines then claimed an MFU of 0.99). A slow
   // device (a scalar build) stops after 2 s of timed runs.
   double best = 0, timed_s = 0;
-  for (int i = 0; i < 100 && (timed_s < 0.3 || (i < 9 && timed_s < 2.0)); ++i) {  // the first warms up caches, threads and kernels
+  // The first run warms up caches, threads and kernels and is not timed.
+  for (int i = 0; i < 100 && (timed_s < 0.3 || (i < 9 && timed_s < 2.0)); ++i) {
     const auto t0 = std::chrono::steady_clock::now();
     Tensor c = matmul(a, b);
 #ifdef MMGRAD_HAVE_CUDA

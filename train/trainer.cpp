@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cmath>
 #include <csignal>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -110,6 +111,11 @@ TrainSummary train_model(nn::ClipModel& model, const RunConfig& c, const BatchSo
     fail("train", fmt::format("batch_size {} must split evenly into accum_steps {} micro-batches over {} ranks",
                               c.batch_size, c.accum_steps, ranks));
   dist::check_same_on_all_ranks(comm, "configuration", to_json(c));
+  // The run's key decides (config.json records it); MMGRAD_RECOMPUTE, which sets the
+  // process's starting value, would otherwise be ignored without a word.
+  if (const char* env = std::getenv("MMGRAD_RECOMPUTE"); env && lead && (std::string(env) != "0") != c.recompute)
+    fmt::print(stderr, "warning: MMGRAD_RECOMPUTE={} is overridden by the run's key recompute={} (--set recompute=...)\n",
+               env, c.recompute ? "true" : "false");
   RecomputeGuard recompute(c.recompute);  // process-wide; restored when training returns
   if (lead && !std::filesystem::is_directory(opt.run_dir))
     fail("train", "the run folder '" + opt.run_dir + "' does not exist");

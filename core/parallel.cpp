@@ -16,6 +16,13 @@ namespace {
 
 thread_local bool t_inside_parallel_region = false;
 
+// A job is cut into several chunks per thread, claimed one at a time, so a thread that
+// finishes early takes more of them. With one chunk per thread, each thread spun 6-10% of
+// its time on the main preset waiting for the other (the two vCPUs of these VMs do not run
+// at the same speed from moment to moment). Four per thread measured 3-4% faster steps
+// there, in interleaved A/B runs within one process; 2, 8 and 16 were within 2% of 4.
+constexpr int kChunksPerThread = 4;
+
 int spin_iterations() {
   static const int n = [] {
     if (const char* env = std::getenv("MMGRAD_POOL_SPIN")) return std::max(0, std::atoi(env));
@@ -100,8 +107,12 @@ class ThreadPool {
         std::lock_guard<std::mutex> lock(mutex_);
         if (!error_) error_ = std::current_exception();
       }
-      std::lock_guard<std::mutex> lock(mutex_);
-      if (--pending_ == 0) done_.notify_all();
+      // Only the last chunk takes the lock (for the wake-up: a waiter checks pending_ under
+      // it), not every chunk: with several chunks per thread, threads would queue on it.
+      if (pending_.fetch_sub(1) == 1) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        done_.notify_all();
+      }
     }
     t_inside_parallel_region = false;
   }
@@ -142,7 +153,9 @@ class ThreadPool {
   std::condition_variable wake_, done_;
   const std::function<void(int64_t, int64_t)>* fn_ = nullptr;
   int64_t begin_ = 0, end_ = 0, chunks_ = 0;
-  // Changed under mutex_ only; atomic so the spinning caller may read them without it.
+  // pending_: chunks not yet finished (the last one to finish takes mutex_ to notify);
+  // active_workers_ changes under mutex_ only; both atomic so the spinning caller may read
+  // them without it.
   std::atomic<int64_t> pending_{0};
   std::atomic<int> active_workers_{0};
   std::atomic<uint64_t> published_{0};  // generation_, readable by spinning workers
@@ -169,6 +182,10 @@ ThreadPool& pool() {
 }  // namespace
 
 int num_threads() { return pool().size(); }
+int max_chunks() {
+  const int threads = num_threads();
+  return threads > 1 ? kChunksPerThread * threads : 1;  // one thread has nobody to balance with
+}
 void set_num_threads(int n) {
   if (t_inside_parallel_region)
     fail("set_num_threads", "cannot be called from inside a parallel_for task");
@@ -180,7 +197,7 @@ void parallel_for(int64_t begin, int64_t end, int64_t grain,
   int64_t n = end - begin;
   if (n <= 0) return;
   grain = std::max<int64_t>(grain, 1);
-  int64_t chunks = std::min<int64_t>(num_threads(), std::max<int64_t>(1, n / grain));
+  int64_t chunks = std::min<int64_t>(max_chunks(), std::max<int64_t>(1, n / grain));
   if (chunks <= 1 || t_inside_parallel_region) {
     fn(begin, end);
     return;

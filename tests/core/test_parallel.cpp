@@ -58,7 +58,7 @@ void check_coverage(int64_t begin, int64_t end, int64_t grain) {
     return;
   }
   EXPECT_GE(cov.chunks.size(), 1u);
-  EXPECT_LE(static_cast<int>(cov.chunks.size()), num_threads());
+  EXPECT_LE(static_cast<int>(cov.chunks.size()), max_chunks());
   for (const Chunk& c : cov.chunks) EXPECT_LT(c.lo, c.hi) << "empty chunk";
 }
 
@@ -113,8 +113,10 @@ TEST(ParallelFor, GrainBoundsTheNumberOfChunks) {
   });
   ASSERT_EQ(chunks.size(), 1u);
   EXPECT_EQ(ran_on, caller);
-  // The documented contract: at most num_threads() chunks of at least `grain` iterations.
-  for (int64_t n : {5, 7, 150, 250, 1001})
+  // The documented contract: at most max_chunks() (a few per thread) chunks of at least
+  // `grain` iterations, and as many as that when the range allows.
+  ASSERT_GE(max_chunks(), 4);
+  for (int64_t n : {5, 7, 150, 250, 1001, 100000})
     for (int64_t grain : {2, 3, 100, 400}) {
       std::mutex m;
       std::vector<Chunk> cs;
@@ -122,7 +124,10 @@ TEST(ParallelFor, GrainBoundsTheNumberOfChunks) {
         std::lock_guard<std::mutex> lock(m);
         cs.push_back({lo, hi});
       });
-      EXPECT_LE(cs.size(), 4u);
+      EXPECT_LE(static_cast<int64_t>(cs.size()), max_chunks());
+      if (n / grain >= max_chunks()) {
+        EXPECT_EQ(static_cast<int64_t>(cs.size()), max_chunks()) << "n " << n;
+      }
       if (cs.size() > 1) {
         for (const Chunk& c : cs) {
           EXPECT_GE(c.hi - c.lo, grain) << "n " << n << " grain " << grain << " chunk [" << c.lo

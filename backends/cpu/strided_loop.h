@@ -67,10 +67,10 @@ class StridedLoop {
     int64_t n_outer = 1;
     for (size_t d = 0; d + 1 < sizes_.size(); ++d) n_outer *= sizes_[d];
     const std::array<int64_t, N>& inner_strides = strides_.back();
-    const int64_t threads = num_threads();
+    const int64_t chunks = max_chunks();  // as many blocks as parallel_for may cut the job into
     int64_t blocks_per_row = 1;
-    if (n_outer < 4 * threads && n_inner >= 2 * min_elements_per_task)
-      blocks_per_row = std::min<int64_t>(n_inner / min_elements_per_task, 4 * threads);
+    if (n_outer < chunks && n_inner >= 2 * min_elements_per_task)
+      blocks_per_row = std::min<int64_t>(n_inner / min_elements_per_task, chunks);
     const int64_t block = (n_inner + blocks_per_row - 1) / blocks_per_row;
     const int64_t grain = std::max<int64_t>(1, min_elements_per_task / std::max<int64_t>(block, 1));
     parallel_for(0, n_outer * blocks_per_row, grain, [&](int64_t lo, int64_t hi) {

@@ -115,7 +115,7 @@ TEST(ParallelFor, GrainBoundsTheNumberOfChunks) {
   EXPECT_EQ(ran_on, caller);
   // The documented contract: at most max_chunks() (a few per thread) chunks of at least
   // `grain` iterations, and as many as that when the range allows.
-  ASSERT_GE(max_chunks(), 4);
+  ASSERT_GT(max_chunks(), num_threads());  // several per thread
   for (int64_t n : {5, 7, 150, 250, 1001, 100000})
     for (int64_t grain : {2, 3, 100, 400}) {
       std::mutex m;

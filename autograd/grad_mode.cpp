@@ -17,8 +17,12 @@ bool on_unless_zero(const char* variable) {
   const char* v = std::getenv(variable);
   return !(v && std::string(v) == "0");
 }
+}  // namespace
+bool recompute_set_by_environment() { return std::getenv("MMGRAD_RECOMPUTE") != nullptr; }
+bool recompute_from_environment() { return on_unless_zero("MMGRAD_RECOMPUTE"); }
+namespace {
 std::atomic<bool>& recompute_flag() {
-  static std::atomic<bool> on{on_unless_zero("MMGRAD_RECOMPUTE")};
+  static std::atomic<bool> on{recompute_from_environment()};
   return on;
 }
 std::atomic<bool>& fused_attention_flag() {

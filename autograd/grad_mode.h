@@ -29,6 +29,9 @@ class NoGradGuard {
 // (mmgrad train sets it from its run's `recompute` key instead).
 void set_recompute_in_backward(bool on);
 bool recompute_in_backward();
+// Whether MMGRAD_RECOMPUTE is set, and the starting value it gives (on unless it is "0").
+bool recompute_set_by_environment();
+bool recompute_from_environment();
 
 // Whether scaled_dot_product_attention uses a backend's fused attention kernel where it has
 // one (on by default): off, it runs as matmul + softmax ops, which is what the fused kernel

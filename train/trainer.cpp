@@ -113,9 +113,9 @@ TrainSummary train_model(nn::ClipModel& model, const RunConfig& c, const BatchSo
   dist::check_same_on_all_ranks(comm, "configuration", to_json(c));
   // The run's key decides (config.json records it); MMGRAD_RECOMPUTE, which sets the
   // process's starting value, would otherwise be ignored without a word.
-  if (const char* env = std::getenv("MMGRAD_RECOMPUTE"); env && lead && (std::string(env) != "0") != c.recompute)
+  if (lead && recompute_set_by_environment() && recompute_from_environment() != c.recompute)
     fmt::print(stderr, "warning: MMGRAD_RECOMPUTE={} is overridden by the run's key recompute={} (--set recompute=...)\n",
-               env, c.recompute ? "true" : "false");
+               std::getenv("MMGRAD_RECOMPUTE"), c.recompute ? "true" : "false");
   RecomputeGuard recompute(c.recompute);  // process-wide; restored when training returns
   if (lead && !std::filesystem::is_directory(opt.run_dir))
     fail("train", "the run folder '" + opt.run_dir + "' does not exist");

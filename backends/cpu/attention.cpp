@@ -10,6 +10,7 @@
 // flash-attention does on GPUs).
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -35,91 +36,198 @@ struct Slice {
   bool causal;
 };
 
-// The slice's scores, scale Q K^T + mask, into s [T, S] (row stride S), with the causal
-// mask's hidden entries set to -inf. The products go through the built-in GEMM (a slice is
-// small enough that one task runs it serially, in cache; as in the batched matmul, tasks on
-// several threads never call into OpenBLAS at once).
+// Score rows are padded to whole 64-byte vectors (16 floats): the padding holds -inf in the
+// scores (exp turns it into 0 probability) and 0 in dP, so the row loops below run over
+// whole vectors with no remainder. With rows of 65 keys, the remainder loops and 8-lane
+// reductions of a general softmax cost as much as the slice's two products.
+constexpr int64_t kRowAlign = 16;
+int64_t padded_row(int64_t n) { return (n + kRowAlign - 1) / kRowAlign * kRowAlign; }
+
+// A task's scratch: probabilities and dS, [T, Sp] each, 64-byte aligned rows.
 template <typename T>
-void scores(const Slice<T>& a, T* s) {
-  builtin_gemm(a.T_, a.S, a.D, a.scale, a.q, a.q_row, 1, a.k, 1, a.k_row, T(0), s, a.S, 1);
+struct Scratch {
+  std::vector<T> storage;
+  T* p = nullptr;
+  T* ds = nullptr;
+  void reserve(int64_t T_, int64_t Sp, int matrices) {
+    const size_t n = static_cast<size_t>(T_ * Sp);
+    storage.resize(matrices * n + 64 / sizeof(T));
+    const uintptr_t addr = reinterpret_cast<uintptr_t>(storage.data());
+    p = reinterpret_cast<T*>((addr + 63) / 64 * 64);
+    ds = p + n;
+  }
+};
+
+// The slice's scores, scale Q K^T + mask, into s [T, Sp], with the causal mask's hidden
+// entries and the padding set to -inf. The products go through the built-in GEMM (a slice
+// is small enough that one task runs it serially, in cache; as in the batched matmul, tasks
+// on several threads never call into OpenBLAS at once).
+template <typename T>
+void scores(const Slice<T>& a, T* s, int64_t Sp) {
+  builtin_gemm(a.T_, a.S, a.D, a.scale, a.q, a.q_row, 1, a.k, 1, a.k_row, T(0), s, Sp, 1);
+  constexpr T kNegInf = -std::numeric_limits<T>::infinity();
   for (int64_t i = 0; i < a.T_; ++i) {
-    T* si = s + i * a.S;
+    T* si = s + i * Sp;
     if (a.mask) {
       const T* mi = a.mask + i * a.mask_row;
       for (int64_t j = 0; j < a.S; ++j) si[j] += mi[j * a.mask_col];
     }
-    if (a.causal) std::fill(si + std::min(i + 1, a.S), si + a.S, -std::numeric_limits<T>::infinity());
+    std::fill(si + (a.causal ? std::min(i + 1, a.S) : a.S), si + Sp, kNegInf);
   }
 }
 
-// Rows of s become softmax probabilities; lse gets each row's log-sum-exp. A row that
-// attends to nothing (all -inf) becomes zeros with lse -inf, as the composed softmax gives.
+// Row reductions over whole 64-byte vectors (GCC vector extensions: one AVX-512 register, two
+// AVX2 or four SSE registers, whichever the multiversioned caller was compiled for), folded
+// in halves at the end; n must be a whole number of vectors. The max ignores NaN like a
+// running std::max. The helpers are always inlined into the multiversioned loops, so their vector arguments
+// never cross a call (which is what -Wpsabi warns about: vectors wider than the baseline ISA
+// passed by value).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wpsabi"
+#define MMGRAD_VEC_INLINE inline __attribute__((always_inline))
+template <typename T, int Bytes>
+struct VecType {
+  typedef T type __attribute__((vector_size(Bytes)));
+};
+template <typename T, int Bytes>
+using Vec = typename VecType<T, Bytes>::type;
+
+template <typename T, int Bytes>
+MMGRAD_VEC_INLINE Vec<T, Bytes> load_vec(const T* p) {
+  Vec<T, Bytes> v;
+  std::memcpy(&v, p, Bytes);
+  return v;
+}
+
+template <typename T, int Bytes>
+MMGRAD_VEC_INLINE T fold_sum(Vec<T, Bytes> v) {
+  if constexpr (Bytes == sizeof(T)) {
+    return v[0];
+  } else {
+    Vec<T, Bytes / 2> lo, hi;
+    std::memcpy(&lo, &v, Bytes / 2);
+    std::memcpy(&hi, reinterpret_cast<const char*>(&v) + Bytes / 2, Bytes / 2);
+    return fold_sum<T, Bytes / 2>(lo + hi);
+  }
+}
+
+template <typename T, int Bytes>
+MMGRAD_VEC_INLINE T fold_max(Vec<T, Bytes> v) {
+  if constexpr (Bytes == sizeof(T)) {
+    return v[0];
+  } else {
+    Vec<T, Bytes / 2> lo, hi;
+    std::memcpy(&lo, &v, Bytes / 2);
+    std::memcpy(&hi, reinterpret_cast<const char*>(&v) + Bytes / 2, Bytes / 2);
+    return fold_max<T, Bytes / 2>(lo < hi ? hi : lo);
+  }
+}
+
+constexpr int kVecBytes = 64;
+
 template <typename T>
-MMGRAD_MULTIVERSION void softmax_rows_keep_lse(T* s, int64_t rows, int64_t cols, T* lse) {
+MMGRAD_VEC_INLINE T row_max(const T* p, int64_t n) {
+  constexpr int64_t step = kVecBytes / sizeof(T);
+  Vec<T, kVecBytes> m = {};
+  m -= std::numeric_limits<T>::infinity();
+  for (int64_t j = 0; j < n; j += step) {
+    const auto v = load_vec<T, kVecBytes>(p + j);
+    m = m < v ? v : m;
+  }
+  return fold_max<T, kVecBytes>(m);
+}
+
+// sum over j < n of a[j] * b[j] (b null: of a[j]).
+template <typename T>
+MMGRAD_VEC_INLINE T row_dot(const T* a, const T* b, int64_t n) {
+  constexpr int64_t step = kVecBytes / sizeof(T);
+  Vec<T, kVecBytes> acc = {};
+  for (int64_t j = 0; j < n; j += step) {
+    const auto v = load_vec<T, kVecBytes>(a + j);
+    acc += b ? v * load_vec<T, kVecBytes>(b + j) : v;
+  }
+  return fold_sum<T, kVecBytes>(acc);
+}
+#pragma GCC diagnostic pop
+
+// Rows of s [rows, Sp] become exp(s - max): softmax without its division, which forward
+// applies to the [T, Dv] output rows instead of the [T, S] probabilities. lse gets each
+// row's log-sum-exp, inv_sum 1 / sum. A row that attends to nothing (all -inf) becomes
+// zeros with lse -inf and inv_sum 0, as the composed softmax gives zeros.
+template <typename T>
+MMGRAD_MULTIVERSION void exp_rows_keep_lse(T* s, int64_t rows, int64_t Sp, T* lse, T* inv_sum) {
   for (int64_t i = 0; i < rows; ++i) {
-    T* si = s + i * cols;
-    const T mx = cols ? max_lanes(si, cols) : -std::numeric_limits<T>::infinity();
+    T* si = s + i * Sp;
+    const T mx = row_max(si, Sp);
     if (mx == -std::numeric_limits<T>::infinity()) {
-      std::fill(si, si + cols, T(0));
+      std::fill(si, si + Sp, T(0));
       lse[i] = mx;
+      inv_sum[i] = 0;
       continue;
     }
-    for (int64_t j = 0; j < cols; ++j) si[j] = exp_fast(si[j] - mx);
-    const T total = sum_lanes<T>(si, cols);
-    const T inv = T(1) / total;
-    for (int64_t j = 0; j < cols; ++j) si[j] *= inv;
+    for (int64_t j = 0; j < Sp; ++j) si[j] = exp_fast(si[j] - mx);
+    const T total = row_dot<T>(si, nullptr, Sp);
+    inv_sum[i] = T(1) / total;
     lse[i] = mx + std::log(total);
   }
 }
 
 // Rows of s (scores) become the probabilities forward had: exp(s - lse), 0 on empty rows.
 template <typename T>
-MMGRAD_MULTIVERSION void probabilities_from_lse(T* s, int64_t rows, int64_t cols, const T* lse) {
+MMGRAD_MULTIVERSION void probabilities_from_lse(T* s, int64_t rows, int64_t Sp, const T* lse) {
   for (int64_t i = 0; i < rows; ++i) {
-    T* si = s + i * cols;
+    T* si = s + i * Sp;
     const T l = lse[i];
     if (l == -std::numeric_limits<T>::infinity()) {
-      std::fill(si, si + cols, T(0));
+      std::fill(si, si + Sp, T(0));
       continue;
     }
-    for (int64_t j = 0; j < cols; ++j) si[j] = exp_fast(si[j] - l);
+    for (int64_t j = 0; j < Sp; ++j) si[j] = exp_fast(si[j] - l);
   }
 }
 
 // dP becomes dS = scale * P (dP - rowsum(P dP)), the softmax backward with the score scale.
 template <typename T>
-MMGRAD_MULTIVERSION void softmax_backward_in_place(const T* p, T* dp, int64_t rows, int64_t cols, T scale) {
+MMGRAD_MULTIVERSION void softmax_backward_in_place(const T* p, T* dp, int64_t rows, int64_t Sp, T scale) {
   for (int64_t i = 0; i < rows; ++i) {
-    const T* pi = p + i * cols;
-    T* di = dp + i * cols;
-    T dot = 0;
-    for (int64_t j = 0; j < cols; ++j) dot += pi[j] * di[j];
-    for (int64_t j = 0; j < cols; ++j) di[j] = pi[j] * (di[j] - dot) * scale;
+    const T* pi = p + i * Sp;
+    T* di = dp + i * Sp;
+    const T dot = row_dot(pi, di, Sp);
+    for (int64_t j = 0; j < Sp; ++j) di[j] = pi[j] * (di[j] - dot) * scale;
   }
 }
 
 template <typename T>
-void attention_slice(const Slice<T>& a, T* lse, std::vector<T>& buf) {
-  buf.resize(static_cast<size_t>(a.T_ * a.S));
-  T* p = buf.data();
-  scores(a, p);
-  softmax_rows_keep_lse(p, a.T_, a.S, lse);
-  builtin_gemm(a.T_, a.Dv, a.S, T(1), p, a.S, 1, a.v, a.v_row, 1, T(0), a.out, a.out_row, 1);
+void attention_slice(const Slice<T>& a, T* lse, Scratch<T>& buf, std::vector<T>& inv_sum) {
+  const int64_t Sp = padded_row(a.S);
+  buf.reserve(a.T_, Sp, 1);
+  inv_sum.resize(static_cast<size_t>(a.T_));
+  T* p = buf.p;
+  scores(a, p, Sp);
+  exp_rows_keep_lse(p, a.T_, Sp, lse, inv_sum.data());
+  builtin_gemm(a.T_, a.Dv, a.S, T(1), p, Sp, 1, a.v, a.v_row, 1, T(0), a.out, a.out_row, 1);
+  for (int64_t i = 0; i < a.T_; ++i) {
+    T* oi = a.out + i * a.out_row;
+    const T r = inv_sum[static_cast<size_t>(i)];
+    for (int64_t j = 0; j < a.Dv; ++j) oi[j] *= r;
+  }
 }
 
 template <typename T>
-void attention_backward_slice(const Slice<T>& a, const T* lse, std::vector<T>& buf) {
-  buf.resize(static_cast<size_t>(2 * a.T_ * a.S));
-  T* p = buf.data();
-  T* ds = p + a.T_ * a.S;
-  scores(a, p);
-  probabilities_from_lse(p, a.T_, a.S, lse);
-  // dP = dO V^T, then dS in place; dQ = dS K, dK = dS^T Q, dV = P^T dO.
-  builtin_gemm(a.T_, a.S, a.Dv, T(1), a.g, a.g_row, 1, a.v, 1, a.v_row, T(0), ds, a.S, 1);
-  softmax_backward_in_place(p, ds, a.T_, a.S, a.scale);
-  builtin_gemm(a.T_, a.D, a.S, T(1), ds, a.S, 1, a.k, a.k_row, 1, T(0), a.dq, a.dq_row, 1);
-  builtin_gemm(a.S, a.D, a.T_, T(1), ds, 1, a.S, a.q, a.q_row, 1, T(0), a.dk, a.dk_row, 1);
-  builtin_gemm(a.S, a.Dv, a.T_, T(1), p, 1, a.S, a.g, a.g_row, 1, T(0), a.dv, a.dv_row, 1);
+void attention_backward_slice(const Slice<T>& a, const T* lse, Scratch<T>& buf) {
+  const int64_t Sp = padded_row(a.S);
+  buf.reserve(a.T_, Sp, 2);
+  T* p = buf.p;
+  T* ds = buf.ds;
+  scores(a, p, Sp);
+  probabilities_from_lse(p, a.T_, Sp, lse);
+  // dP = dO V^T (padding 0), then dS in place; dQ = dS K, dK = dS^T Q, dV = P^T dO.
+  builtin_gemm(a.T_, a.S, a.Dv, T(1), a.g, a.g_row, 1, a.v, 1, a.v_row, T(0), ds, Sp, 1);
+  for (int64_t i = 0; i < a.T_; ++i) std::fill(ds + i * Sp + a.S, ds + (i + 1) * Sp, T(0));
+  softmax_backward_in_place(p, ds, a.T_, Sp, a.scale);
+  builtin_gemm(a.T_, a.D, a.S, T(1), ds, Sp, 1, a.k, a.k_row, 1, T(0), a.dq, a.dq_row, 1);
+  builtin_gemm(a.S, a.D, a.T_, T(1), ds, 1, Sp, a.q, a.q_row, 1, T(0), a.dk, a.dk_row, 1);
+  builtin_gemm(a.S, a.Dv, a.T_, T(1), p, 1, Sp, a.g, a.g_row, 1, T(0), a.dv, a.dv_row, 1);
 }
 
 struct Layout {
@@ -176,8 +284,9 @@ void attention(const Tensor& out, const Tensor& lse, const Tensor& q, const Tens
     const int64_t rows = make.l.T;
     T* ls = lse.data_ptr<T>();
     parallel_for(0, make.l.slices, 1, [&](int64_t lo, int64_t hi) {
-      std::vector<T> buf;
-      for (int64_t n = lo; n < hi; ++n) attention_slice(make(n), ls + n * rows, buf);
+      Scratch<T> buf;
+      std::vector<T> inv_sum;
+      for (int64_t n = lo; n < hi; ++n) attention_slice(make(n), ls + n * rows, buf, inv_sum);
     });
   });
 }
@@ -195,7 +304,7 @@ void attention_backward(const Tensor& dq, const Tensor& dk, const Tensor& dv, co
     const int64_t rows = make.l.T;
     const T* ls = lse.data_ptr<T>();
     parallel_for(0, make.l.slices, 1, [&](int64_t lo, int64_t hi) {
-      std::vector<T> buf;
+      Scratch<T> buf;
       for (int64_t n = lo; n < hi; ++n) attention_backward_slice(make(n), ls + n * rows, buf);
     });
   });

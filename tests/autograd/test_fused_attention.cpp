@@ -83,6 +83,13 @@ const Case kCases[] = {
     {"causal with padding mask", 3, 2, 6, 6, 4, 4, true, Case::Mask::Bool},
     {"additive broadcast mask", 2, 3, 5, 8, 4, 4, false, Case::Mask::Additive},
     {"one key", 2, 2, 4, 1, 4, 4, false, Case::Mask::None},
+    // The CPU kernel pads score rows to whole 16-float vectors: rows that need no padding,
+    // rows one key past a whole number of vectors (the shapes-small vision tower: 65), and
+    // padding after a causal or boolean mask.
+    {"keys fill whole vectors", 2, 2, 16, 32, 8, 8, false, Case::Mask::None},
+    {"65 image tokens, head width 24", 1, 2, 65, 65, 24, 24, false, Case::Mask::None},
+    {"causal over 17 tokens", 2, 2, 17, 17, 8, 8, true, Case::Mask::None},
+    {"padding mask over 33 keys", 2, 2, 33, 33, 8, 8, false, Case::Mask::Bool},
 };
 
 TEST(FusedAttention, MatchesComposedOpsInF32AndF64) {

@@ -96,6 +96,19 @@ struct Accumulator {
   }
 };
 
+// acc[c] = row[c] (first) or acc[c] += row[c] over c < width: the column sums' inner loop
+// (a bias gradient sums [rows, width] over its rows). Multiversioned: in the baseline
+// (SSE2) build the float-to-double widening adds ran two lanes at a time, 3% of the
+// shapes-small step; AVX-512 runs eight.
+template <typename T, typename Acc>
+MMGRAD_MULTIVERSION void accumulate_row(Acc* acc, const T* row, int64_t width, bool first) {
+  if (first) {
+    for (int64_t c = 0; c < width; ++c) acc[c] = static_cast<Acc>(row[c]);
+  } else {
+    for (int64_t c = 0; c < width; ++c) acc[c] += static_cast<Acc>(row[c]);
+  }
+}
+
 }  // namespace
 
 void reduce(ReduceOp op, const Tensor& out, const Tensor& indices, const Tensor& in) {
@@ -189,10 +202,8 @@ void reduce(ReduceOp op, const Tensor& out, const Tensor& indices, const Tensor&
           const int64_t r0 = chunk * rows_per_chunk, r1 = std::min(n_red, r0 + rows_per_chunk);
           for (int64_t r = r0; r < r1; ++r) {
             const T* row = src + o.in + offsets_of(r, red).in + c0;
-            if (r == r0) {
-              for (int64_t c = 0; c < width; ++c) acc[c] = static_cast<Acc>(row[c]);
-            } else if (op == ReduceOp::Sum) {
-              for (int64_t c = 0; c < width; ++c) acc[c] += static_cast<Acc>(row[c]);
+            if (r == r0 || op == ReduceOp::Sum) {
+              accumulate_row(acc, row, width, r == r0);
             } else {
               for (int64_t c = 0; c < width; ++c) {
                 A a{op, acc[c], 0};

@@ -8,6 +8,7 @@
 #include "backends/cpu/dispatch.h"
 #include "backends/cpu/kernels.h"
 #include "backends/cpu/tensor_chunks.h"
+#include "backends/cpu/vec_math.h"
 
 namespace mmgrad::cpu {
 namespace {
@@ -22,22 +23,32 @@ struct AdamWScalars {
         step(static_cast<T>(-lr / bc1)) {}
 };
 
+// n elements of one parameter. Multiversioned, with the four arrays declared unaliased, so
+// that it vectorises (AVX-512: sixteen square roots and divisions at a time); the baseline
+// build ran it as scalar SSE, 2% of the shapes-small step. As in the other multiversioned
+// loops, the AVX2 and AVX-512 versions may fuse a multiply and an add into one FMA, so the
+// last bit can differ between a CPU with FMA and one without.
+template <typename T>
+MMGRAD_MULTIVERSION void adamw_elements(T* __restrict p, const T* __restrict g, T* __restrict m, T* __restrict v,
+                                        int64_t n, T decay, T b1, T b2, T one_b1, T one_b2, T eps, T sqrt_bc2,
+                                        T step) {
+  for (int64_t i = 0; i < n; ++i) {
+    const T gi = g[i];
+    const T mi = m[i] * b1 + gi * one_b1;
+    const T vi = v[i] * b2 + gi * gi * one_b2;
+    m[i] = mi;
+    v[i] = vi;
+    p[i] = p[i] * decay + mi / (std::sqrt(vi) / sqrt_bc2 + eps) * step;
+  }
+}
+
 // Elements [lo, hi) of one parameter.
 template <typename T>
 void adamw_run(const Tensor& param, const Tensor& grad, const Tensor& exp_avg, const Tensor& exp_avg_sq, T decay,
                const AdamWScalars<T>& s, int64_t lo, int64_t hi) {
-  T* p = param.data_ptr<T>();
-  const T* g = grad.data_ptr<T>();
-  T* m = exp_avg.data_ptr<T>();
-  T* v = exp_avg_sq.data_ptr<T>();
-  for (int64_t i = lo; i < hi; ++i) {
-    const T gi = g[i];
-    const T mi = m[i] * s.b1 + gi * s.one_b1;
-    const T vi = v[i] * s.b2 + gi * gi * s.one_b2;
-    m[i] = mi;
-    v[i] = vi;
-    p[i] = p[i] * decay + mi / (std::sqrt(vi) / s.sqrt_bc2 + s.eps) * s.step;
-  }
+  adamw_elements<T>(param.data_ptr<T>() + lo, grad.data_ptr<T>() + lo, exp_avg.data_ptr<T>() + lo,
+                    exp_avg_sq.data_ptr<T>() + lo, hi - lo, decay, s.b1, s.b2, s.one_b1, s.one_b2, s.eps, s.sqrt_bc2,
+                    s.step);
 }
 
 constexpr int64_t kChunk = int64_t{1} << 14;

@@ -10,7 +10,6 @@
 // flash-attention does on GPUs).
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -18,6 +17,7 @@
 #include "backends/cpu/gemm.h"
 #include "backends/cpu/kernels.h"
 #include "backends/cpu/strided_loop.h"
+#include "backends/cpu/vec_fold.h"
 #include "backends/cpu/vec_math.h"
 
 namespace mmgrad::cpu {
@@ -76,79 +76,6 @@ void scores(const Slice<T>& a, T* s, int64_t Sp) {
   }
 }
 
-// Row reductions over whole 64-byte vectors (GCC vector extensions: one AVX-512 register, two
-// AVX2 or four SSE registers, whichever the multiversioned caller was compiled for), folded
-// in halves at the end; n must be a whole number of vectors. The max ignores NaN like a
-// running std::max. The helpers are always inlined into the multiversioned loops, so their vector arguments
-// never cross a call (which is what -Wpsabi warns about: vectors wider than the baseline ISA
-// passed by value).
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wpsabi"
-#define MMGRAD_VEC_INLINE inline __attribute__((always_inline))
-template <typename T, int Bytes>
-struct VecType {
-  typedef T type __attribute__((vector_size(Bytes)));
-};
-template <typename T, int Bytes>
-using Vec = typename VecType<T, Bytes>::type;
-
-template <typename T, int Bytes>
-MMGRAD_VEC_INLINE Vec<T, Bytes> load_vec(const T* p) {
-  Vec<T, Bytes> v;
-  std::memcpy(&v, p, Bytes);
-  return v;
-}
-
-template <typename T, int Bytes>
-MMGRAD_VEC_INLINE T fold_sum(Vec<T, Bytes> v) {
-  if constexpr (Bytes == sizeof(T)) {
-    return v[0];
-  } else {
-    Vec<T, Bytes / 2> lo, hi;
-    std::memcpy(&lo, &v, Bytes / 2);
-    std::memcpy(&hi, reinterpret_cast<const char*>(&v) + Bytes / 2, Bytes / 2);
-    return fold_sum<T, Bytes / 2>(lo + hi);
-  }
-}
-
-template <typename T, int Bytes>
-MMGRAD_VEC_INLINE T fold_max(Vec<T, Bytes> v) {
-  if constexpr (Bytes == sizeof(T)) {
-    return v[0];
-  } else {
-    Vec<T, Bytes / 2> lo, hi;
-    std::memcpy(&lo, &v, Bytes / 2);
-    std::memcpy(&hi, reinterpret_cast<const char*>(&v) + Bytes / 2, Bytes / 2);
-    return fold_max<T, Bytes / 2>(lo < hi ? hi : lo);
-  }
-}
-
-constexpr int kVecBytes = 64;
-
-template <typename T>
-MMGRAD_VEC_INLINE T row_max(const T* p, int64_t n) {
-  constexpr int64_t step = kVecBytes / sizeof(T);
-  Vec<T, kVecBytes> m = {};
-  m -= std::numeric_limits<T>::infinity();
-  for (int64_t j = 0; j < n; j += step) {
-    const auto v = load_vec<T, kVecBytes>(p + j);
-    m = m < v ? v : m;
-  }
-  return fold_max<T, kVecBytes>(m);
-}
-
-// sum over j < n of a[j] * b[j] (b null: of a[j]).
-template <typename T>
-MMGRAD_VEC_INLINE T row_dot(const T* a, const T* b, int64_t n) {
-  constexpr int64_t step = kVecBytes / sizeof(T);
-  Vec<T, kVecBytes> acc = {};
-  for (int64_t j = 0; j < n; j += step) {
-    const auto v = load_vec<T, kVecBytes>(a + j);
-    acc += b ? v * load_vec<T, kVecBytes>(b + j) : v;
-  }
-  return fold_sum<T, kVecBytes>(acc);
-}
-#pragma GCC diagnostic pop
 
 // Rows of s [rows, Sp] become exp(s - max): softmax without its division, which forward
 // applies to the [T, Dv] output rows instead of the [T, S] probabilities. lse gets each

@@ -21,18 +21,15 @@
 
 namespace mmgrad::cpu {
 
-// e^x with at most 3 ulp error for normal results; denormal results keep their absolute
-// accuracy; 0 below -104, inf above 88.72, NaN stays NaN.
-inline float exp_f32(float x) {
-  // e^x = 2^n e^r with n = round(x log2 e) and |r| <= ln2 / 2.
-  float xc = x < -104.0f ? -104.0f : x;
-  xc = xc > 88.72f ? 88.72f : xc;
-  constexpr float kRound = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
-  const float t = xc * 1.44269504088896341f + kRound;
-  const float n = t - kRound;
+// Shared by the exps below: e^x = 2^n e^r with n = round(x log2 e) and |r| <= ln2 / 2; t holds
+// n in its low mantissa bits (x log2 e + 1.5 * 2^23), r is x - n ln2 and the result is e^r.
+constexpr float kExpRound = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
+inline float exp_reduced_f32(float x, float* t_out) {
+  const float t = x * 1.44269504088896341f + kExpRound;
+  const float n = t - kExpRound;
   // ln 2 split in two so that n * kLn2Hi is exact (kLn2Hi has 9 significant bits, |n| <= 150).
   constexpr float kLn2Hi = 0.693359375f, kLn2Lo = -2.12194440054690583e-4f;
-  const float r = (xc - n * kLn2Hi) - n * kLn2Lo;
+  const float r = (x - n * kLn2Hi) - n * kLn2Lo;
   // Taylor series to degree 7: the truncation error r^8 / 8! is below 6e-9.
   float p = 1.0f / 5040;
   p = p * r + 1.0f / 720;
@@ -42,14 +39,35 @@ inline float exp_f32(float x) {
   p = p * r + 0.5f;
   p = p * r + 1.0f;
   p = p * r + 1.0f;
+  *t_out = t;
+  return p;
+}
+inline int32_t exp_reduced_n(float t) { return std::bit_cast<int32_t>(t) - std::bit_cast<int32_t>(kExpRound); }
+
+// e^x with at most 3 ulp error for normal results; denormal results keep their absolute
+// accuracy; 0 below -104, inf above 88.72, NaN stays NaN.
+inline float exp_f32(float x) {
+  float xc = x < -104.0f ? -104.0f : x;
+  xc = xc > 88.72f ? 88.72f : xc;
+  float t;
+  const float p = exp_reduced_f32(xc, &t);
   // 2^n applied as two factors 2^(n/2) and 2^(n - n/2): each is a normal float for every
   // n in [-150, 128], so neither the overflow nor the denormal end needs a special case.
-  const int32_t n_int = std::bit_cast<int32_t>(t) - std::bit_cast<int32_t>(kRound);
+  const int32_t n_int = exp_reduced_n(t);
   const int32_t n_lo = n_int >> 1, n_hi = n_int - n_lo;
   float y = p * std::bit_cast<float>((n_lo + 127) << 23) * std::bit_cast<float>((n_hi + 127) << 23);
   y = x < -104.0f ? 0.0f : y;
   y = x > 88.72f ? std::numeric_limits<float>::infinity() : y;
   return x != x ? x : y;
+}
+
+// e^x for -87 <= x <= 0 only (so 2^n is one normal float and nothing overflows): exp_f32
+// without its clamps, its special-value selects and its second scale factor, for erfc's
+// exp(-z^2) with z <= 9.2, where they were a tenth of gelu's arithmetic.
+inline float exp_nonpositive_f32(float x) {
+  float t;
+  const float p = exp_reduced_f32(x, &t);
+  return p * std::bit_cast<float>((exp_reduced_n(t) + 127) << 23);
 }
 
 // erfc(z) for z >= 0, relative error below ~1e-6 while the result is a normal float (it is
@@ -72,18 +90,17 @@ inline float erf_over_x_f32(float w) {  // erf(x) / x as a polynomial in w = x^2
 // exp(-z^2) for 0 <= z <= 9.2 without z^2's rounding error (up to 5e-6 relative at z = 9,
 // which would reach erfc's result): exp(-zh^2) exp((zh - z)(zh + z)) with zh = z cut to 12
 // significant bits, so zh^2 is exact. The second factor's argument d is tiny (|d| < z^2 /
-// 1024 <= 0.083), so a degree-5 Taylor polynomial gives it to 4e-10 where a second exp cost
+// 1024 <= 0.083), so a degree-4 Taylor polynomial gives it to 4e-8 where a second exp cost
 // three times as much (this is most of gelu's cost).
 inline float exp_neg_square_f32(float z) {
   const float zh = std::bit_cast<float>(std::bit_cast<int32_t>(z) & int32_t(0xfffff000));
   const float d = (zh - z) * (zh + z);
-  float p = 1.0f / 120;
-  p = p * d + 1.0f / 24;
+  float p = 1.0f / 24;
   p = p * d + 1.0f / 6;
   p = p * d + 0.5f;
   p = p * d + 1.0f;
   p = p * d + 1.0f;
-  return exp_f32(-zh * zh) * p;
+  return exp_nonpositive_f32(-zh * zh) * p;
 }
 
 // erfc(z) for z >= 0 given e = exp(-z^2) for min(z, 9.2) (gelu's derivative shares it).

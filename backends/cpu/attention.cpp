@@ -92,7 +92,7 @@ MMGRAD_MULTIVERSION void exp_rows_keep_lse(T* s, int64_t rows, int64_t Sp, T* ls
       inv_sum[i] = 0;
       continue;
     }
-    for (int64_t j = 0; j < Sp; ++j) si[j] = exp_fast(si[j] - mx);
+    for (int64_t j = 0; j < Sp; ++j) si[j] = exp_nonpositive_fast(si[j] - mx);
     const T total = row_dot<T>(si, nullptr, Sp);
     inv_sum[i] = T(1) / total;
     lse[i] = mx + std::log(total);
@@ -109,7 +109,7 @@ MMGRAD_MULTIVERSION void probabilities_from_lse(T* s, int64_t rows, int64_t Sp, 
       std::fill(si, si + Sp, T(0));
       continue;
     }
-    for (int64_t j = 0; j < Sp; ++j) si[j] = exp_fast(si[j] - l);
+    for (int64_t j = 0; j < Sp; ++j) si[j] = exp_nonpositive_fast(si[j] - l);
   }
 }
 

@@ -181,6 +181,18 @@ inline T normal_cdf_fast(T x) {
   else return T(0.5) * std::erfc(-x * T(0.70710678118654752440));
 }
 
+// e^x for x <= 88 where overflow cannot happen (a softmax's x - max, x - logsumexp): 0 below
+// -87 (probabilities under 1.6e-38 are flushed), NaN stays NaN; f64 keeps libm.
+template <typename T>
+inline T exp_nonpositive_fast(T x) {
+  if constexpr (std::is_same_v<T, float>) {
+    const float y = exp_nonpositive_f32(x < -87.0f ? -87.0f : x);
+    return x < -87.0f ? 0.0f : y;
+  } else {
+    return std::exp(x);
+  }
+}
+
 // The exp a kernel should use for element type T.
 template <typename T>
 inline T exp_fast(T x) {

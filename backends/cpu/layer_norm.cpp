@@ -46,10 +46,7 @@ MMGRAD_MULTIVERSION void layer_norm_row(const T* xr, T* yr, int64_t C, const T* 
 // An f32 row whose width is a whole number of 64-byte vectors (96, 128, 768 features): the
 // same two-pass statistics in float vector lanes instead of double ones (twice the lanes per
 // instruction, no conversions), the scale and shift in float. Rounding stays far inside what
-// the f32 LayerNorm is held to (1e-5 against f64). (-Wpsabi: see vec_fold.h; the vector
-// helpers are inlined, no vector crosses a call.)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wpsabi"
+// the f32 LayerNorm is held to (1e-5 against f64).
 template <bool kWeight, bool kBias>
 MMGRAD_MULTIVERSION void layer_norm_row_vec(const float* xr, float* yr, int64_t C, const float* w,
                                             const float* b, double eps, float* mean_out, float* rstd_out) {
@@ -72,7 +69,6 @@ MMGRAD_MULTIVERSION void layer_norm_row_vec(const float* xr, float* yr, int64_t 
     store_vec<float, kVecBytes>(yr + j, y);
   }
 }
-#pragma GCC diagnostic pop
 
 // Rows [lo, hi) of the forward: the vector path for whole-vector f32 rows, else the double one.
 template <typename T>
@@ -113,8 +109,6 @@ MMGRAD_MULTIVERSION void layer_norm_backward_row(const T* xr, const T* dyr, T* d
 }
 
 // The backward row for whole-vector f32 rows, in float lanes as the forward above.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wpsabi"
 template <bool kWeight>
 MMGRAD_MULTIVERSION void layer_norm_backward_row_vec(const float* xr, const float* dyr, float* dxr, int64_t C,
                                                      const float* w, float mu, float rs) {
@@ -136,7 +130,6 @@ MMGRAD_MULTIVERSION void layer_norm_backward_row_vec(const float* xr, const floa
     store_vec<float, kVecBytes>(dxr + j, rs * (d - m1 - xhat * m2));
   }
 }
-#pragma GCC diagnostic pop
 
 // Rows [lo, hi) of dx: the vector path for whole-vector f32 rows, else the double one.
 template <typename T>

@@ -25,9 +25,11 @@ constexpr bool whole_vectors(int64_t n) {
 }
 
 // The helpers are always inlined into the multiversioned loops, so their vector arguments
-// never cross a call (which is what -Wpsabi warns about: vectors wider than the baseline ISA
-// passed by value). n must be a whole number of vectors (whole_vectors).
-#pragma GCC diagnostic push
+// never cross a call. -Wpsabi notes that a vector wider than the baseline ISA passed by value
+// would change the calling convention; GCC emits it for template instantiations at the end
+// of the including file, where a push/pop region no longer covers them, so it is off for
+// every file that includes this one (attention.cpp, layer_norm.cpp). n must be a whole number
+// of vectors (whole_vectors).
 #pragma GCC diagnostic ignored "-Wpsabi"
 #define MMGRAD_VEC_INLINE inline __attribute__((always_inline))
 template <typename T, int Bytes>
@@ -49,28 +51,35 @@ MMGRAD_VEC_INLINE void store_vec(T* p, Vec<T, Bytes> v) {
   std::memcpy(p, &v, Bytes);
 }
 
-template <typename T, int Bytes>
-MMGRAD_VEC_INLINE T fold_sum(Vec<T, Bytes> v) {
+// Folds a vector into one element, combining its halves until one lane is left.
+template <typename T, int Bytes, typename Combine>
+MMGRAD_VEC_INLINE T fold(Vec<T, Bytes> v, Combine combine) {
   if constexpr (Bytes == sizeof(T)) {
     return v[0];
   } else {
     Vec<T, Bytes / 2> lo, hi;
     std::memcpy(&lo, &v, Bytes / 2);
     std::memcpy(&hi, reinterpret_cast<const char*>(&v) + Bytes / 2, Bytes / 2);
-    return fold_sum<T, Bytes / 2>(lo + hi);
+    return fold<T, Bytes / 2>(combine(lo, hi), combine);
   }
 }
 
-template <typename T, int Bytes>
-MMGRAD_VEC_INLINE T fold_max(Vec<T, Bytes> v) {
-  if constexpr (Bytes == sizeof(T)) {
-    return v[0];
-  } else {
-    Vec<T, Bytes / 2> lo, hi;
-    std::memcpy(&lo, &v, Bytes / 2);
-    std::memcpy(&hi, reinterpret_cast<const char*>(&v) + Bytes / 2, Bytes / 2);
-    return fold_max<T, Bytes / 2>(lo < hi ? hi : lo);
+struct AddLanes {
+  template <typename V>
+  MMGRAD_VEC_INLINE V operator()(V a, V b) const {
+    return a + b;
   }
+};
+struct MaxLanes {  // NaN in a loses to b, as in a running std::max
+  template <typename V>
+  MMGRAD_VEC_INLINE V operator()(V a, V b) const {
+    return a < b ? b : a;
+  }
+};
+
+template <typename T, int Bytes>
+MMGRAD_VEC_INLINE T fold_sum(Vec<T, Bytes> v) {
+  return fold<T, Bytes>(v, AddLanes{});
 }
 
 // The largest of p[0..n), ignoring NaN like a running std::max.
@@ -81,9 +90,9 @@ MMGRAD_VEC_INLINE T row_max(const T* p, int64_t n) {
   m -= std::numeric_limits<T>::infinity();
   for (int64_t j = 0; j < n; j += step) {
     const auto v = load_vec<T, kVecBytes>(p + j);
-    m = m < v ? v : m;
+    m = MaxLanes{}(m, v);
   }
-  return fold_max<T, kVecBytes>(m);
+  return fold<T, kVecBytes>(m, MaxLanes{});
 }
 
 // sum over j < n of a[j] * b[j] (b null: of a[j]).
@@ -97,6 +106,5 @@ MMGRAD_VEC_INLINE T row_dot(const T* a, const T* b, int64_t n) {
   }
   return fold_sum<T, kVecBytes>(acc);
 }
-#pragma GCC diagnostic pop
 
 }  // namespace mmgrad::cpu

@@ -47,26 +47,31 @@ MMGRAD_MULTIVERSION void layer_norm_row(const T* xr, T* yr, int64_t C, const T* 
 // same two-pass statistics in float vector lanes instead of double ones (twice the lanes per
 // instruction, no conversions), the scale and shift in float. Rounding stays far inside what
 // the f32 LayerNorm is held to (1e-5 against f64).
+// Rows [lo, hi) in one multiversioned call (a call per row went through the resolver).
 template <bool kWeight, bool kBias>
-MMGRAD_MULTIVERSION void layer_norm_row_vec(const float* xr, float* yr, int64_t C, const float* w,
-                                            const float* b, double eps, float* mean_out, float* rstd_out) {
+MMGRAD_MULTIVERSION void layer_norm_rows_vec(const float* xp, float* yp, int64_t C, const float* w, const float* b,
+                                             double eps, float* mp, float* rp, int64_t lo, int64_t hi) {
   constexpr int64_t step = vec_lanes<float>();
   using V = Vec<float, kVecBytes>;
-  const float mu = row_dot<float>(xr, nullptr, C) / static_cast<float>(C);
-  V acc = {};
-  for (int64_t j = 0; j < C; j += step) {
-    const V d = load_vec<float, kVecBytes>(xr + j) - mu;
-    acc += d * d;
-  }
-  const double var = static_cast<double>(fold_sum<float, kVecBytes>(acc)) / static_cast<double>(C);
-  const float rs = static_cast<float>(1.0 / std::sqrt(var + eps));
-  *mean_out = mu;
-  *rstd_out = rs;
-  for (int64_t j = 0; j < C; j += step) {
-    V y = (load_vec<float, kVecBytes>(xr + j) - mu) * rs;
-    if constexpr (kWeight) y *= load_vec<float, kVecBytes>(w + j);
-    if constexpr (kBias) y += load_vec<float, kVecBytes>(b + j);
-    store_vec<float, kVecBytes>(yr + j, y);
+  for (int64_t r = lo; r < hi; ++r) {
+    const float* xr = xp + r * C;
+    float* yr = yp + r * C;
+    const float mu = row_dot<float>(xr, nullptr, C) / static_cast<float>(C);
+    V acc = {};
+    for (int64_t j = 0; j < C; j += step) {
+      const V d = load_vec<float, kVecBytes>(xr + j) - mu;
+      acc += d * d;
+    }
+    const double var = static_cast<double>(fold_sum<float, kVecBytes>(acc)) / static_cast<double>(C);
+    const float rs = static_cast<float>(1.0 / std::sqrt(var + eps));
+    mp[r] = mu;
+    rp[r] = rs;
+    for (int64_t j = 0; j < C; j += step) {
+      V y = (load_vec<float, kVecBytes>(xr + j) - mu) * rs;
+      if constexpr (kWeight) y *= load_vec<float, kVecBytes>(w + j);
+      if constexpr (kBias) y += load_vec<float, kVecBytes>(b + j);
+      store_vec<float, kVecBytes>(yr + j, y);
+    }
   }
 }
 
@@ -76,18 +81,14 @@ void layer_norm_rows(const T* xp, T* yp, int64_t C, const T* w, const T* b, doub
                      int64_t hi) {
   if constexpr (std::is_same_v<T, float>) {
     if (whole_vectors<float>(C)) {
-      for (int64_t r = lo; r < hi; ++r) {
-        const float* xr = xp + r * C;
-        float* yr = yp + r * C;
-        if (w && b)
-          layer_norm_row_vec<true, true>(xr, yr, C, w, b, eps, mp + r, rp + r);
-        else if (w)
-          layer_norm_row_vec<true, false>(xr, yr, C, w, b, eps, mp + r, rp + r);
-        else if (b)
-          layer_norm_row_vec<false, true>(xr, yr, C, w, b, eps, mp + r, rp + r);
-        else
-          layer_norm_row_vec<false, false>(xr, yr, C, w, b, eps, mp + r, rp + r);
-      }
+      if (w && b)
+        layer_norm_rows_vec<true, true>(xp, yp, C, w, b, eps, mp, rp, lo, hi);
+      else if (w)
+        layer_norm_rows_vec<true, false>(xp, yp, C, w, b, eps, mp, rp, lo, hi);
+      else if (b)
+        layer_norm_rows_vec<false, true>(xp, yp, C, w, b, eps, mp, rp, lo, hi);
+      else
+        layer_norm_rows_vec<false, false>(xp, yp, C, w, b, eps, mp, rp, lo, hi);
       return;
     }
   }
@@ -110,24 +111,31 @@ MMGRAD_MULTIVERSION void layer_norm_backward_row(const T* xr, const T* dyr, T* d
 
 // The backward row for whole-vector f32 rows, in float lanes as the forward above.
 template <bool kWeight>
-MMGRAD_MULTIVERSION void layer_norm_backward_row_vec(const float* xr, const float* dyr, float* dxr, int64_t C,
-                                                     const float* w, float mu, float rs) {
+MMGRAD_MULTIVERSION void layer_norm_backward_rows_vec(const float* xp, const float* dy, float* dx, int64_t C,
+                                                      const float* w, const float* mp, const float* rp, int64_t lo,
+                                                      int64_t hi) {
   constexpr int64_t step = vec_lanes<float>();
   using V = Vec<float, kVecBytes>;
-  V s1 = {}, s2 = {};
-  for (int64_t j = 0; j < C; j += step) {
-    V d = load_vec<float, kVecBytes>(dyr + j);  // dxhat = dy * w
-    if constexpr (kWeight) d *= load_vec<float, kVecBytes>(w + j);
-    s1 += d;
-    s2 += d * ((load_vec<float, kVecBytes>(xr + j) - mu) * rs);
-  }
-  const float m1 = fold_sum<float, kVecBytes>(s1) / static_cast<float>(C);
-  const float m2 = fold_sum<float, kVecBytes>(s2) / static_cast<float>(C);
-  for (int64_t j = 0; j < C; j += step) {
-    V d = load_vec<float, kVecBytes>(dyr + j);
-    if constexpr (kWeight) d *= load_vec<float, kVecBytes>(w + j);
-    const V xhat = (load_vec<float, kVecBytes>(xr + j) - mu) * rs;
-    store_vec<float, kVecBytes>(dxr + j, rs * (d - m1 - xhat * m2));
+  for (int64_t r = lo; r < hi; ++r) {
+    const float* xr = xp + r * C;
+    const float* dyr = dy + r * C;
+    float* dxr = dx + r * C;
+    const float mu = mp[r], rs = rp[r];
+    V s1 = {}, s2 = {};
+    for (int64_t j = 0; j < C; j += step) {
+      V d = load_vec<float, kVecBytes>(dyr + j);  // dxhat = dy * w
+      if constexpr (kWeight) d *= load_vec<float, kVecBytes>(w + j);
+      s1 += d;
+      s2 += d * ((load_vec<float, kVecBytes>(xr + j) - mu) * rs);
+    }
+    const float m1 = fold_sum<float, kVecBytes>(s1) / static_cast<float>(C);
+    const float m2 = fold_sum<float, kVecBytes>(s2) / static_cast<float>(C);
+    for (int64_t j = 0; j < C; j += step) {
+      V d = load_vec<float, kVecBytes>(dyr + j);
+      if constexpr (kWeight) d *= load_vec<float, kVecBytes>(w + j);
+      const V xhat = (load_vec<float, kVecBytes>(xr + j) - mu) * rs;
+      store_vec<float, kVecBytes>(dxr + j, rs * (d - m1 - xhat * m2));
+    }
   }
 }
 
@@ -137,12 +145,10 @@ void layer_norm_backward_rows(const T* xp, const T* dy, T* dx, int64_t C, const 
                               int64_t lo, int64_t hi) {
   if constexpr (std::is_same_v<T, float>) {
     if (whole_vectors<float>(C)) {
-      for (int64_t r = lo; r < hi; ++r) {
-        if (w)
-          layer_norm_backward_row_vec<true>(xp + r * C, dy + r * C, dx + r * C, C, w, mp[r], rp[r]);
-        else
-          layer_norm_backward_row_vec<false>(xp + r * C, dy + r * C, dx + r * C, C, w, mp[r], rp[r]);
-      }
+      if (w)
+        layer_norm_backward_rows_vec<true>(xp, dy, dx, C, w, mp, rp, lo, hi);
+      else
+        layer_norm_backward_rows_vec<false>(xp, dy, dx, C, w, mp, rp, lo, hi);
       return;
     }
   }

@@ -25,12 +25,9 @@ constexpr bool whole_vectors(int64_t n) {
 }
 
 // The helpers are always inlined into the multiversioned loops, so their vector arguments
-// never cross a call. -Wpsabi notes that a vector wider than the baseline ISA passed by value
-// would change the calling convention; GCC emits it for template instantiations at the end
-// of the including file, where a push/pop region no longer covers them, so it is off for
-// every file that includes this one (attention.cpp, layer_norm.cpp). n must be a whole number
-// of vectors (whole_vectors).
-#pragma GCC diagnostic ignored "-Wpsabi"
+// never cross a call (GCC's -Wpsabi notes about passing wide vectors by value are off
+// project-wide for this reason: meson.build). n must be a whole number of vectors
+// (whole_vectors).
 #define MMGRAD_VEC_INLINE inline __attribute__((always_inline))
 template <typename T, int Bytes>
 struct VecType {

@@ -43,15 +43,17 @@ struct Slice {
 constexpr int64_t kRowAlign = 16;
 int64_t padded_row(int64_t n) { return (n + kRowAlign - 1) / kRowAlign * kRowAlign; }
 
-// A task's scratch: probabilities and dS, [T, Sp] each, 64-byte aligned rows.
+// A task's scratch: probabilities and dS, [T, Sp] each, 64-byte aligned rows, and forward's
+// 1 / softmax sum per row.
 template <typename T>
 struct Scratch {
-  std::vector<T> storage;
+  std::vector<T> storage, inv_sum;
   T* p = nullptr;
   T* ds = nullptr;
   void reserve(int64_t T_, int64_t Sp, int matrices) {
     const size_t n = static_cast<size_t>(T_ * Sp);
     storage.resize(matrices * n + 64 / sizeof(T));
+    inv_sum.resize(static_cast<size_t>(T_));
     const uintptr_t addr = reinterpret_cast<uintptr_t>(storage.data());
     p = reinterpret_cast<T*>((addr + 63) / 64 * 64);
     ds = p + n;
@@ -125,10 +127,10 @@ MMGRAD_MULTIVERSION void softmax_backward_in_place(const T* p, T* dp, int64_t ro
 }
 
 template <typename T>
-void attention_slice(const Slice<T>& a, T* lse, Scratch<T>& buf, std::vector<T>& inv_sum) {
+void attention_slice(const Slice<T>& a, T* lse, Scratch<T>& buf) {
   const int64_t Sp = padded_row(a.S);
   buf.reserve(a.T_, Sp, 1);
-  inv_sum.resize(static_cast<size_t>(a.T_));
+  std::vector<T>& inv_sum = buf.inv_sum;
   T* p = buf.p;
   scores(a, p, Sp);
   exp_rows_keep_lse(p, a.T_, Sp, lse, inv_sum.data());
@@ -212,8 +214,7 @@ void attention(const Tensor& out, const Tensor& lse, const Tensor& q, const Tens
     T* ls = lse.data_ptr<T>();
     parallel_for(0, make.l.slices, 1, [&](int64_t lo, int64_t hi) {
       Scratch<T> buf;
-      std::vector<T> inv_sum;
-      for (int64_t n = lo; n < hi; ++n) attention_slice(make(n), ls + n * rows, buf, inv_sum);
+      for (int64_t n = lo; n < hi; ++n) attention_slice(make(n), ls + n * rows, buf);
     });
   });
 }

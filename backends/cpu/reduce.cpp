@@ -96,21 +96,11 @@ struct Accumulator {
   }
 };
 
-// acc[c] = row[c] (first) or acc[c] += row[c] over c < width: the column sums' inner loop
-// (a bias gradient sums [rows, width] over its rows). Multiversioned: in the baseline
-// (SSE2) build the float-to-double widening adds ran two lanes at a time, 3% of the
-// shapes-small step; AVX-512 runs eight.
-template <typename T, typename Acc>
-MMGRAD_MULTIVERSION void accumulate_row(Acc* acc, const T* row, int64_t width, bool first) {
-  if (first) {
-    for (int64_t c = 0; c < width; ++c) acc[c] = static_cast<Acc>(row[c]);
-  } else {
-    for (int64_t c = 0; c < width; ++c) acc[c] += static_cast<Acc>(row[c]);
-  }
-}
-
-// acc[c] = sum over rows r < n of row[r * stride + c]: a chunk of rows evenly spaced, in one
-// call (one call per row cost a dispatch through the multiversion resolver each time).
+// acc[c] = sum over rows r < n of row[r * stride + c]: the column sums' inner loops (a bias
+// gradient sums [rows, width] over its rows), for a whole chunk of evenly spaced rows in one
+// call. Multiversioned: the baseline (SSE2) float-to-double widening adds ran two lanes at a
+// time, 3% of the shapes-small step; and one call per row cost a dispatch through the
+// multiversion resolver each time (another 1.5%).
 template <typename T, typename Acc>
 MMGRAD_MULTIVERSION void accumulate_rows(Acc* __restrict acc, const T* __restrict rows, int64_t stride, int64_t n,
                                          int64_t width) {
@@ -217,8 +207,10 @@ void reduce(ReduceOp op, const Tensor& out, const Tensor& indices, const Tensor&
           } else {
             for (int64_t r = r0; r < r1; ++r) {
               const T* row = src + o.in + offsets_of(r, red).in + c0;
-              if (r == r0 || op == ReduceOp::Sum) {
-                accumulate_row(acc, row, width, r == r0);
+              if (r == r0) {
+                for (int64_t c = 0; c < width; ++c) acc[c] = static_cast<Acc>(row[c]);
+              } else if (op == ReduceOp::Sum) {  // sums over several reduced dims
+                for (int64_t c = 0; c < width; ++c) acc[c] += static_cast<Acc>(row[c]);
               } else {
                 for (int64_t c = 0; c < width; ++c) {
                   A a{op, acc[c], 0};

@@ -36,6 +36,7 @@
 #include <immintrin.h>
 #endif
 
+#include "backends/cpu/vec_fold.h"
 #include "core/parallel.h"
 
 #ifdef MMGRAD_HAVE_OPENBLAS
@@ -120,6 +121,13 @@ using DirectKernel = void (*)(int64_t kc, const T* a, int64_t rsa, int64_t csa, 
                               const T* b, int64_t rsb, int64_t n, T* c, int64_t rsc, T alpha,
                               T beta, const T* bias);
 
+// C(i, j) for i < m, j < n of a product whose A rows and B columns are both contiguous along
+// k (C = A B^T with row-major operands, as attention's Q K^T), one dot product per entry:
+// alpha * dot + bias[j] (bias nullable) + beta * C(i, j). C has unit column stride.
+template <class T>
+using DotColumns = void (*)(int64_t m, int64_t n, int64_t K, T alpha, const T* A, int64_t rsa,
+                            const T* B, int64_t csb, T beta, T* C, int64_t rsc, const T* bias);
+
 template <class T>
 struct Kernels {
   const char* isa;
@@ -129,6 +137,7 @@ struct Kernels {
   PackA<T> pack_a;
   PackB<T> pack_b;
   DirectKernel<T> direct = nullptr;  // optional
+  DotColumns<T> dot_columns = nullptr;  // optional, see gemm_block
 };
 
 // ---- Portable packing (any strides; zero-pads partial panels) ----------------------------
@@ -355,23 +364,32 @@ MMGRAD_TARGET_AVX2 __attribute__((always_inline)) inline void pack_b_transposing
     return;
   }
   for (int64_t j0 = 0; j0 < nc; j0 += NR, Bp += NR * kc) {
+    // A partial last panel (attention's K^T with 16 or 65 keys) is transposed in groups of
+    // 8 columns as well; only its last n % 8 columns are gathered one by one.
     const int64_t n = std::min<int64_t>(NR, nc - j0);
+    const int64_t n8 = n / 8 * 8;
     const float* b = B + j0 * csb;
-    if (n < NR) {
-      pack_b_portable<float, NR>(kc, n, b, rsb, csb, Bp);
-      continue;
-    }
     int64_t k = 0;
     for (; k + 8 <= kc; k += 8) {
       alignas(32) float blk[64];
-      for (int jb = 0; jb < NR; jb += 8) {
+      for (int64_t jb = 0; jb < n8; jb += 8) {
         transpose8x8(b + jb * csb + k, csb, blk);
         for (int kk = 0; kk < 8; ++kk)
           _mm256_storeu_ps(Bp + (k + kk) * NR + jb, _mm256_load_ps(blk + kk * 8));
       }
     }
     for (; k < kc; ++k)
-      for (int j = 0; j < NR; ++j) Bp[k * NR + j] = b[j * csb + k];
+      for (int64_t j = 0; j < n8; ++j) Bp[k * NR + j] = b[j * csb + k];
+    if (n8 < NR)
+      for (k = 0; k < kc; ++k) {
+        // zeros by vector stores in an unrolled loop: a loop over [n8, NR) became a
+        // `rep stos` (memset), which cost more than the transposes
+        float* row = Bp + k * NR;
+#pragma GCC unroll 4
+        for (int j = 0; j < NR; j += 8)
+          if (j >= n8) _mm256_storeu_ps(row + j, _mm256_setzero_ps());
+        for (int64_t j = n8; j < n; ++j) row[j] = b[j * csb + k];
+      }
   }
 }
 
@@ -687,20 +705,54 @@ MMGRAD_TARGET_AVX512 void direct_avx512_f32_v(int64_t kc, const float* a, int64_
                                                       alpha, beta, bias);
 }
 
-// Up to 8 x 32; narrower edge tiles use 4-row and/or 16-column variants.
+// Up to 8 x 32; narrower edge tiles use 4-, 2- or 1-row and/or 16-column variants (the
+// 65th query row of a ViT's attention costed 4 rows' FMAs with only the 4-row variant).
 void direct_avx512_f32(int64_t kc, const float* a, int64_t rsa, int64_t csa, int64_t m,
                        const float* b, int64_t rsb, int64_t n, float* c, int64_t rsc,
                        float alpha, float beta, const float* bias) {
   using Fn = DirectKernel<float>;
-  // [rows 8 or 4][16 or 32 columns][full]
-  static constexpr Fn table[2][2][2] = {
+  // [rows 8, 4, 2 or 1][16 or 32 columns][full]
+  static constexpr Fn table[4][2][2] = {
       {{direct_avx512_f32_v<8, 1, false>, direct_avx512_f32_v<8, 1, true>},
        {direct_avx512_f32_v<8, 2, false>, direct_avx512_f32_v<8, 2, true>}},
       {{direct_avx512_f32_v<4, 1, false>, direct_avx512_f32_v<4, 1, true>},
-       {direct_avx512_f32_v<4, 2, false>, direct_avx512_f32_v<4, 2, true>}}};
+       {direct_avx512_f32_v<4, 2, false>, direct_avx512_f32_v<4, 2, true>}},
+      {{direct_avx512_f32_v<2, 1, false>, direct_avx512_f32_v<2, 1, true>},
+       {direct_avx512_f32_v<2, 2, false>, direct_avx512_f32_v<2, 2, true>}},
+      {{direct_avx512_f32_v<1, 1, false>, direct_avx512_f32_v<1, 1, true>},
+       {direct_avx512_f32_v<1, 2, false>, direct_avx512_f32_v<1, 2, true>}}};
+  const int rows = m > 4 ? 0 : m > 2 ? 1 : m > 1 ? 2 : 3;
   const int wide = n > 16 ? 1 : 0;
   const int full = n == 16 * (wide + 1) ? 1 : 0;
-  table[m <= 4 ? 1 : 0][wide][full](kc, a, rsa, csa, m, b, rsb, n, c, rsc, alpha, beta, bias);
+  table[rows][wide][full](kc, a, rsa, csa, m, b, rsb, n, c, rsc, alpha, beta, bias);
+}
+
+// DotColumns: 16 products of k per FMA, the last k % 16 under a mask, then one horizontal sum.
+MMGRAD_TARGET_AVX512 void dot_columns_avx512_f32(int64_t m, int64_t n, int64_t K, float alpha,
+                                                 const float* A, int64_t rsa, const float* B,
+                                                 int64_t csb, float beta, float* C, int64_t rsc,
+                                                 const float* bias) {
+  const int64_t whole = K / 16 * 16;
+  const __mmask16 rest = static_cast<__mmask16>((1u << (K - whole)) - 1);
+  for (int64_t i = 0; i < m; ++i) {
+    const float* a = A + i * rsa;
+    for (int64_t j = 0; j < n; ++j) {
+      const float* b = B + j * csb;
+      __m512 acc = _mm512_setzero_ps();
+      for (int64_t k = 0; k < whole; k += 16)
+        acc = _mm512_fmadd_ps(_mm512_loadu_ps(a + k), _mm512_loadu_ps(b + k), acc);
+      if (rest)
+        acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(rest, a + whole),
+                              _mm512_maskz_loadu_ps(rest, b + whole), acc);
+      // fold_sum rather than _mm512_reduce_add_ps, whose GCC 12 header warns (-Wmaybe-uninitialized)
+      Vec<float, 64> lanes;
+      std::memcpy(&lanes, &acc, sizeof lanes);
+      float x = alpha * fold_sum<float, 64>(lanes);
+      if (bias) x += bias[j];
+      float& cij = C[i * rsc + j];
+      cij = beta == 0.0f ? x : x + beta * cij;
+    }
+  }
 }
 
 MMGRAD_TARGET_AVX512 void pack_a_avx512_f64(int64_t mc, int64_t kc, const double* A,
@@ -714,7 +766,7 @@ MMGRAD_TARGET_AVX512 void pack_b_avx512_f64(int64_t kc, int64_t nc, const double
 
 const Kernels<float> kAvx512F32{"avx512", 8, 32, 256, 256, 4096,
                                 ukernel_avx512_f32, pack_a_avx512_f32, pack_b_avx512_f32,
-                                direct_avx512_f32};
+                                direct_avx512_f32, dot_columns_avx512_f32};
 const Kernels<double> kAvx512F64{"avx512", 8, 16, 128, 256, 2048,
                                  ukernel_avx512_f64, pack_a_avx512_f64, pack_b_avx512_f64};
 
@@ -929,10 +981,24 @@ template <class T>
 void gemm_block(const Kernels<T>& kr, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
                 int64_t rsa, int64_t csa, const T* B, int64_t rsb, int64_t csb, T beta, T* C,
                 int64_t rsc, int64_t csc, const T* bias) {
-  if (kr.direct)
-    gemm_serial_direct(kr, M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc, bias);
-  else
+  if (!kr.direct) {
     gemm_serial(kr, M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc);
+    return;
+  }
+  // One or two columns past a whole vector (attention over 65 keys: 64 patches and the class
+  // token) would cost a whole masked vector column of tiles, as much as 16 columns; where A's
+  // rows and B's columns are both contiguous along k (Q K^T, dO V^T) they are dot products
+  // instead. In attention's 65 x 65 x 24 scores that column was a quarter of the product.
+  const int64_t lanes = 64 / static_cast<int64_t>(sizeof(T));
+  const int64_t tail = N % lanes;
+  if (kr.dot_columns && N > lanes && tail <= 2 && tail > 0 && csa == 1 && rsb == 1 && csc == 1 && K > 0) {
+    const int64_t n = N - tail;
+    gemm_serial_direct(kr, M, n, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc, bias);
+    kr.dot_columns(M, tail, K, alpha, A, rsa, B + n * csb, csb, beta, C + n, rsc,
+                   bias ? bias + n : nullptr);
+    return;
+  }
+  gemm_serial_direct(kr, M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc, bias);
 }
 
 // C(i, j) += bias[j] over an M x N strided matrix: the bias of a GEMM that cannot fuse it.

@@ -251,12 +251,35 @@ void run_random_sizes(Impl impl) {
   }
 }
 
+// C = A B^T with both operands contiguous along k (attention's Q K^T and dO V^T): where N ends
+// one or two columns past a whole vector (65 keys), the AVX-512 kernel computes those
+// columns as dot products, K's last k % 16 under a mask; rows one or two past a tile of 8
+// (65 queries) take the 1- and 2-row tiles. Padded rows put NaN right after each operand's
+// row, which a load past K would read.
+template <class T>
+void run_nt_tails(Impl impl) {
+  const std::vector<Dims> dims = {{65, 65, 24}, {16, 65, 24}, {10, 18, 16}, {9, 34, 40},
+                                  {2, 17, 7},   {1, 66, 33},  {17, 129, 300}};
+  for (const Dims& d : dims)
+    for (T beta : {T(0), T(-1.5)}) {
+      Case<T> c{d.M, d.N, d.K};
+      c.la = Layout::RowMajor;
+      c.lb = Layout::ColMajor;
+      c.alpha = T(-0.5);
+      c.beta = beta;
+      c.pad = 3;
+      c.seed = static_cast<uint32_t>(d.M * 7 + d.N * 3 + d.K);
+      run_case(c, impl);
+    }
+}
+
 template <class T>
 void run_all(Impl impl) {
   run_transpose_matrix<T>(impl);
   run_alpha_beta<T>(impl);
   run_odd_layouts<T>(impl);
   run_random_sizes<T>(impl);
+  run_nt_tails<T>(impl);
 }
 
 // Runs fn once for every builtin ISA this CPU supports, then restores the default.
@@ -437,8 +460,10 @@ template <class T>
 void run_gemm_bias_cases() {
   // {24, 1040, 300}: two threads split the columns (the bias pointer moves with them) and K
   // spans two blocks (the bias goes into the first only).
+  // {13, 17, 9} and {9, 66, 24}: the last columns as dot products, each with its bias.
   const int64_t shapes[][3] = {{1, 1, 1},   {4, 5, 0},    {7, 5, 3}, {6, 16, 16},    {12, 32, 8},
-                               {13, 17, 9}, {64, 40, 33}, {0, 3, 4}, {200, 96, 128}, {24, 1040, 300}};
+                               {13, 17, 9}, {64, 40, 33}, {0, 3, 4}, {200, 96, 128}, {24, 1040, 300},
+                               {9, 66, 24}};
   for (const auto& s : shapes)
     for (bool strided : {false, true}) check_gemm_bias<T>(s[0], s[1], s[2], strided);
 }

@@ -45,6 +45,10 @@ struct Philox {
     int lane = static_cast<int>(i % 2) * 2;
     return to_unit_open0(r[lane], r[lane + 1]) - 0x1p-53;  // in [0, 1)
   }
+  // Elements first .. first + n - 1 of the uniform stream into out: the same values as
+  // uniform(key, first + j), but each block computed once for its two draws (uniform()
+  // computes it for each) and the blocks in vector lanes (rng.cpp). Host only.
+  static void uniform_many(uint64_t key, uint64_t first, int64_t n, double* out);
   // Element i of a standard-normal stream (Box-Muller over one block per pair).
   MMGRAD_HOST_DEVICE static double normal(uint64_t key, uint64_t i) {
     auto r = block(key, i / 2);

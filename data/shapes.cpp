@@ -23,6 +23,11 @@ class SampleRng {
              static_cast<uint64_t>(Philox::block(seed, static_cast<uint64_t>(index))[1]) << 32) {}
   double uniform() { return Philox::uniform(key_, counter_++); }
   void skip(uint64_t draws) { counter_ += draws; }
+  // The next n draws of uniform(), at once (vectorised; the same values).
+  void uniform_many(int64_t n, double* out) {
+    Philox::uniform_many(key_, counter_, n, out);
+    counter_ += static_cast<uint64_t>(n);
+  }
   int pick(int n) { return std::min(n - 1, static_cast<int>(uniform() * n)); }
   template <typename T>
   const T& choose(const std::vector<T>& v) { return v[pick(static_cast<int>(v.size()))]; }
@@ -210,16 +215,22 @@ ShapesSample ShapesDataset::get(int64_t index, bool render_image) const {
 
   // Render: a dark background with a little noise, objects painted in order. Without an
   // image, the noise draws are skipped so that the caption is the same either way.
-  if (!render_image) rng.skip(static_cast<uint64_t>(3 * image_size_ * image_size_));
-  std::vector<float> pixels(render_image ? 3 * image_size_ * image_size_ : 0);
+  // The noise takes draws 3 (y S + x) + c, drawn up front in one batch (the per-draw Philox
+  // blocks were most of the dataset's cost, 1.6% of a shapes-small training step).
+  const int64_t draws = 3 * image_size_ * image_size_;
+  if (!render_image) rng.skip(static_cast<uint64_t>(draws));
+  std::vector<float> pixels(render_image ? draws : 0);
+  std::vector<double> uniforms(render_image ? draws : 0);
+  if (render_image) rng.uniform_many(draws, uniforms.data());
   for (int64_t y = 0; y < image_size_ && render_image; ++y)
     for (int64_t x = 0; x < image_size_; ++x) {
       float rgb[3] = {0.08f, 0.08f, 0.10f};
       for (const ShapeObject& o : out.objects)
         if (inside(o, static_cast<float>(x) + 0.5f, static_cast<float>(y) + 0.5f))
           for (int c = 0; c < 3; ++c) rgb[c] = o.rgb[c];
+      const double* u = uniforms.data() + 3 * (y * image_size_ + x);
       for (int c = 0; c < 3; ++c) {
-        float noise = (static_cast<float>(rng.uniform()) - 0.5f) * 0.06f;
+        float noise = (static_cast<float>(u[c]) - 0.5f) * 0.06f;
         pixels[(c * image_size_ + y) * image_size_ + x] = std::clamp(rgb[c] + noise, 0.0f, 1.0f);
       }
     }

@@ -7,17 +7,10 @@
 #include <cstdint>
 #include <limits>
 
-// Hot loops are compiled three times -- baseline x86-64 (SSE2), x86-64-v3 (AVX2 + FMA) and
-// x86-64-v4 (AVX-512) -- and the loader picks the one this CPU runs (GCC's
-// target_clones). The inline math below is compiled into each clone, so the same binary
-// runs everywhere and uses the widest vectors available: gelu over 4M floats takes 27 ms
-// with SSE2, 7.7 ms with AVX2 and 4.0 ms with AVX-512 on one core here.
-// clang 14 refuses target_clones on templates; its builds (fuzz/) get the baseline loops.
-#if defined(__x86_64__) && !defined(__SANITIZE_THREAD__) && !defined(__clang__)
-#define MMGRAD_MULTIVERSION __attribute__((target_clones("default", "arch=x86-64-v3", "arch=x86-64-v4")))
-#else
-#define MMGRAD_MULTIVERSION
-#endif
+#include "core/multiversion.h"
+
+// Hot loops are multiversioned (core/multiversion.h): the inline math below is compiled into
+// each clone, so it runs in the widest vectors of the CPU at hand.
 
 namespace mmgrad::cpu {
 

@@ -227,6 +227,31 @@ TEST(Random, ElementIIsAPureFunctionOfKeyAndI) {
   EXPECT_EQ(fvec(randn({6, 7}, DType::F32, Device::cpu(), &r1)), fvec(randn({42}, DType::F32, Device::cpu(), &r2)));
 }
 
+TEST(Random, UniformManyIsExactlyUniformDrawnOneByOne) {
+  // The batch (vectorised, one block per two draws) against the per-draw function, bit for
+  // bit: even and odd first draws (a block's second half), even and odd counts, empty, and
+  // counters past 2^32 (the block counter's high word).
+  for (uint64_t key : {0ull, 1ull, 0x9e3779b97f4a7c15ull, ~0ull})
+    for (uint64_t first : {0ull, 1ull, 2ull, 7ull, 1000ull, (1ull << 33) + 5})
+      for (int64_t n : {0, 1, 2, 3, 16, 17, 3073}) {
+        std::vector<double> got(static_cast<size_t>(n) + 1, -1.0);
+        Philox::uniform_many(key, first, n, got.data());
+        for (int64_t j = 0; j < n; ++j)
+          ASSERT_EQ(got[static_cast<size_t>(j)], Philox::uniform(key, first + static_cast<uint64_t>(j)))
+              << "key " << key << " first " << first << " n " << n << " at " << j;
+        EXPECT_EQ(got[static_cast<size_t>(n)], -1.0) << "wrote past n";
+      }
+  // Over many draws the values span [0, 1) (every bit pattern width is exercised).
+  std::vector<double> many(1 << 20);
+  Philox::uniform_many(42, 0, static_cast<int64_t>(many.size()), many.data());
+  const auto [lo, hi] = std::minmax_element(many.begin(), many.end());
+  EXPECT_GE(*lo, 0.0);
+  EXPECT_LT(*lo, 1e-5);
+  EXPECT_LT(*hi, 1.0);
+  EXPECT_GT(*hi, 1.0 - 1e-5);
+  for (size_t j = 0; j < many.size(); j += 9973) ASSERT_EQ(many[j], Philox::uniform(42, j)) << j;
+}
+
 TEST(Random, ValuesDoNotDependOnTheThreadCount) {
   ThreadCountGuard restore;
   const Shape shape{200003};  // several chunks of the random fill's grain

@@ -17,6 +17,17 @@
 
 namespace mmgrad::autograd {
 namespace {
+
+// A gradient sum that nothing but the engine holds (no other tensor or saved value shares
+// its storage), dense and not part of a recorded graph, takes the next term in place: the
+// residual stream's gradient collects a term per branch, and a fresh sum each time wrote a
+// new buffer of cold memory.
+bool accumulates_in_place(const Tensor& sum, const Tensor& term) {
+  return sum.impl_ptr().use_count() == 1 && sum.impl().storage.use_count() == 1 && !sum.requires_grad() &&
+         !term.requires_grad() && sum.is_contiguous() && sum.dtype() == term.dtype() &&
+         sum.device() == term.device() && sum.shape() == term.shape() && !sum.is_same(term);
+}
+
 thread_local const char* t_current_op = "backward";
 thread_local LeafGradReadyFn t_leaf_ready;
 
@@ -109,7 +120,12 @@ void backward(const Tensor& root, const Tensor& grad, bool retain_graph) {
                                       "{} for input {} of shape {}",
                                       shape_str(gi.shape()), i, shape_str(n->input_shapes[i])));
         Tensor& slot = grads[next];
-        slot = slot.defined() ? add(slot, gi) : gi;
+        if (!slot.defined())
+          slot = gi;
+        else if (accumulates_in_place(slot, gi))
+          add_(slot, gi);
+        else
+          slot = add(slot, gi);
       }
       if (--pending[next] == 0) ready.push(next);
     }

@@ -149,6 +149,46 @@ TEST(Engine, BackwardWithAGivenGradient) {
   EXPECT_EQ(dvec(s.grad()), (std::vector<double>{1}));
 }
 
+// A gradient with several terms is summed in place when only the engine holds the sum; a
+// term the caller still holds (the seed, reaching two inputs unchanged through add) or one
+// shared by two inputs must come out untouched.
+TEST(Engine, GradientSumsNeverWriteIntoTensorsTheCallerHolds) {
+  const std::vector<double> xs = {1, -2, 0.5}, ss = {1, 10, 100};
+  {
+    // The seed reaches a unchanged through the outer add; mul's term then joins it.
+    Tensor x = leaf(xs, {3});
+    Tensor a = mul(x, 2.0);
+    Tensor seed = from_data<double>(ss, {3});
+    add(a, mul(a, 3.0)).backward(seed);  // 4a
+    std::vector<double> want;
+    for (double s : ss) want.push_back(s * 4 * 2);
+    EXPECT_TRUE(near_all(dvec(x.grad()), want, 1e-12));
+    EXPECT_EQ(dvec(seed), ss) << "the caller's seed was written";
+  }
+  {
+    // add(a, a) hands one tensor to both of its inputs; then more terms follow.
+    Tensor x = leaf(xs, {3});
+    Tensor a = mul(x, 2.0);
+    Tensor seed = from_data<double>(ss, {3});
+    add(add(a, a), add(a, mul(a, a))).backward(seed);  // 3a + a^2, four terms reach a
+    std::vector<double> want;
+    for (size_t i = 0; i < xs.size(); ++i) want.push_back(ss[i] * (3 + 2 * (2 * xs[i])) * 2);
+    EXPECT_TRUE(near_all(dvec(x.grad()), want, 1e-12));
+    EXPECT_EQ(dvec(seed), ss) << "the caller's seed was written";
+  }
+  // A residual stream: h = x + f(x) twice over, the pattern the in-place sums are for.
+  Tensor r = leaf({0.3, -0.7}, {2});
+  Tensor h1 = add(r, tanh(r));
+  Tensor h2 = add(h1, tanh(h1));
+  sum(h2).backward();
+  std::vector<double> want_r;
+  for (double v : {0.3, -0.7}) {
+    const double t1 = std::tanh(v), u = v + t1, t2 = std::tanh(u);
+    want_r.push_back((1 + (1 - t2 * t2)) * (1 + (1 - t1 * t1)));
+  }
+  EXPECT_TRUE(near_all(dvec(r.grad()), want_r, 1e-12));
+}
+
 TEST(Engine, BackwardOnATensorWithoutGradIsAnError) {
   Tensor x = from_data<double>({1, 2}, {2});
   EXPECT_MMGRAD_ERROR(sum(x).backward(), "backward", "does not require grad");

@@ -18,13 +18,11 @@
 namespace mmgrad::autograd {
 namespace {
 
-// A gradient sum that nothing but the engine holds (no other tensor or saved value shares
-// its storage), dense and not part of a recorded graph, takes the next term in place: the
-// residual stream's gradient collects a term per branch, and a fresh sum each time wrote a
-// new buffer of cold memory.
+// A gradient sum that only the engine holds takes the next term in place: the residual
+// stream's gradient collects a term per branch, and a fresh sum each time wrote a new buffer
+// of cold memory.
 bool accumulates_in_place(const Tensor& sum, const Tensor& term) {
-  return sum.impl_ptr().use_count() == 1 && sum.impl().storage.use_count() == 1 && !sum.requires_grad() &&
-         !term.requires_grad() && sum.is_contiguous() && sum.dtype() == term.dtype() &&
+  return exclusively_held(sum) && !term.requires_grad() && sum.dtype() == term.dtype() &&
          sum.device() == term.device() && sum.shape() == term.shape() && !sum.is_same(term);
 }
 

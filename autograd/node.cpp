@@ -63,14 +63,26 @@ std::vector<Tensor> AccumulateGrad::apply(const Tensor& grad_output) {
   Tensor t(leaf);
   NoGradGuard no_grad;
   if (!leaf->grad) {
-    // A private copy: the incoming gradient may alias another tensor's gradient.
-    Tensor g = grad_output.dtype() == t.dtype() ? grad_output.clone() : grad_output.to(t.dtype());
-    leaf->grad = g.contiguous().impl_ptr();
+    // The incoming gradient becomes the leaf's when the engine alone holds it (the usual
+    // case: a fresh product of backward; the copy cost a pass over every parameter per
+    // step); otherwise a private copy, since it may alias another tensor's gradient or a
+    // tensor the caller holds.
+    if (grad_output.dtype() == t.dtype() && exclusively_held(grad_output)) {
+      leaf->grad = grad_output.impl_ptr();
+    } else {
+      Tensor g = grad_output.dtype() == t.dtype() ? grad_output.clone() : grad_output.to(t.dtype());
+      leaf->grad = g.contiguous().impl_ptr();
+    }
   } else {
     Tensor acc(leaf->grad);
     add_(acc, grad_output);
   }
   return {};
+}
+
+bool exclusively_held(const Tensor& t) {
+  return t.defined() && t.impl_ptr().use_count() == 1 && t.impl().storage.use_count() == 1 && !t.requires_grad() &&
+         t.grad_fn() == nullptr && t.is_contiguous();
 }
 
 bool needs_grad(std::initializer_list<Tensor> inputs) {

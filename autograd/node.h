@@ -77,6 +77,11 @@ class AccumulateGrad final : public Node {
   std::weak_ptr<TensorImpl> leaf_;
 };
 
+// True when t is a dense gradient that only the caller's one handle reaches: no other
+// tensor, view or saved value shares its storage and it is not part of a recorded graph, so
+// backward may write into it or hand it over instead of copying.
+bool exclusively_held(const Tensor& t);
+
 // True when grad mode is on and some input requires grad: then the op must record.
 bool needs_grad(std::initializer_list<Tensor> inputs);
 bool needs_grad(const std::vector<Tensor>& inputs);

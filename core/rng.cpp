@@ -5,9 +5,6 @@
 namespace mmgrad {
 namespace {
 
-// Blocks b0 .. b0 + pairs - 1, two draws each. A separate function so that it alone is
-// multiversioned: its loop runs the ten rounds of several blocks side by side in vector
-// lanes (32 x 32 -> 64-bit products), which the per-draw loop of a caller cannot.
 // The 53 random bits as a double, as Philox::to_unit_open0 converts them but in two exact
 // int32 halves: AVX2 has no vector 64-bit integer conversion, and GCC left the whole loop
 // scalar for want of it.
@@ -17,6 +14,9 @@ inline double bits53(uint32_t hi, uint32_t lo) {
          static_cast<double>(static_cast<int32_t>(bits & ((1u << 26) - 1)));
 }
 
+// Blocks b0 .. b0 + pairs - 1, two draws each. A separate function so that it alone is
+// multiversioned: its loop runs the ten rounds of several blocks side by side in vector
+// lanes (32 x 32 -> 64-bit products), which the per-draw loop of a caller cannot.
 MMGRAD_MULTIVERSION void uniform_pairs(uint64_t key, uint64_t b0, int64_t pairs, double* out) {
   for (int64_t p = 0; p < pairs; ++p) {
     const std::array<uint32_t, 4> r = Philox::block(key, b0 + static_cast<uint64_t>(p));

@@ -706,7 +706,7 @@ MMGRAD_TARGET_AVX512 void direct_avx512_f32_v(int64_t kc, const float* a, int64_
 }
 
 // Up to 8 x 32; narrower edge tiles use 4-, 2- or 1-row and/or 16-column variants (the
-// 65th query row of a ViT's attention costed 4 rows' FMAs with only the 4-row variant).
+// 65th query row of a ViT's attention cost 4 rows' FMAs with only the 4-row variant).
 void direct_avx512_f32(int64_t kc, const float* a, int64_t rsa, int64_t csa, int64_t m,
                        const float* b, int64_t rsb, int64_t n, float* c, int64_t rsc,
                        float alpha, float beta, const float* bias) {

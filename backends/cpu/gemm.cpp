@@ -36,7 +36,6 @@
 #include <immintrin.h>
 #endif
 
-#include "backends/cpu/vec_fold.h"
 #include "core/parallel.h"
 
 #ifdef MMGRAD_HAVE_OPENBLAS
@@ -727,6 +726,19 @@ void direct_avx512_f32(int64_t kc, const float* a, int64_t rsa, int64_t csa, int
   table[rows][wide][full](kc, a, rsa, csa, m, b, rsb, n, c, rsc, alpha, beta, bias);
 }
 
+// The sum of a vector's 16 lanes, halves added down to one. Not _mm512_reduce_add_ps: GCC 12's
+// header warns (-Wmaybe-uninitialized) where it is inlined; through memory, as clang refuses
+// a 64-byte vector passed to a helper compiled without AVX-512 (the fuzz build).
+MMGRAD_TARGET_AVX512 inline float horizontal_sum_avx512(__m512 v) {
+  alignas(64) float lanes[16];
+  _mm512_store_ps(lanes, v);
+  const __m256 s8 = _mm256_add_ps(_mm256_load_ps(lanes), _mm256_load_ps(lanes + 8));
+  __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
+  s4 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+  s4 = _mm_add_ss(s4, _mm_shuffle_ps(s4, s4, 1));
+  return _mm_cvtss_f32(s4);
+}
+
 // DotColumns: 16 products of k per FMA, the last k % 16 under a mask, then one horizontal sum.
 MMGRAD_TARGET_AVX512 void dot_columns_avx512_f32(int64_t m, int64_t n, int64_t K, float alpha,
                                                  const float* A, int64_t rsa, const float* B,
@@ -744,10 +756,7 @@ MMGRAD_TARGET_AVX512 void dot_columns_avx512_f32(int64_t m, int64_t n, int64_t K
       if (rest)
         acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(rest, a + whole),
                               _mm512_maskz_loadu_ps(rest, b + whole), acc);
-      // fold_sum rather than _mm512_reduce_add_ps, whose GCC 12 header warns (-Wmaybe-uninitialized)
-      Vec<float, 64> lanes;
-      std::memcpy(&lanes, &acc, sizeof lanes);
-      float x = alpha * fold_sum<float, 64>(lanes);
+      float x = alpha * horizontal_sum_avx512(acc);
       if (bias) x += bias[j];
       float& cij = C[i * rsc + j];
       cij = beta == 0.0f ? x : x + beta * cij;

@@ -210,7 +210,8 @@ TEST(ImageIo, TruncatedFilesAreErrorsNamingTheFile) {
 }
 
 // Inputs fuzz/fuzz_image found (kept in its corpus): stb_image 2.27 wrote past its Huffman
-// arrays for a JPEG table declaring more than 256 codes, and allocated a PNG chunk's declared
+// arrays for a JPEG table declaring more than 256 codes, read uninitialised tables for a scan
+// naming tables no DHT defined, and allocated a PNG chunk's declared
 // length (2 GiB from a 132-byte file) before reading it. Both are refused before stb runs.
 TEST(ImageIo, FuzzFindingsAreRefusedBeforeStbSeesThem) {
   const std::string corpus = std::string(MMGRAD_SOURCE_DIR) + "/fuzz/corpus/image/";
@@ -218,6 +219,11 @@ TEST(ImageIo, FuzzFindingsAreRefusedBeforeStbSeesThem) {
                       "corrupt JPEG: a Huffman table declares 942 codes", "at most 256");
   EXPECT_MMGRAD_ERROR(decode_image_file(corpus + "found_png_chunk_2gib.png"), "image", "found_png_chunk_2gib.png",
                       "truncated");
+  // A scan naming DC table 3 and AC table 2 where only tables 0 and 1 exist: stb_image
+  // decoded with uninitialised tables and indexed its arrays at ~10 million.
+  EXPECT_MMGRAD_ERROR(decode_image_file(corpus + "found_scan_undefined_table.jpg"), "image",
+                      "found_scan_undefined_table.jpg", "corrupt JPEG: the scan at byte",
+                      "uses DC Huffman table 3, which no table before it defines");
   // A valid JPEG whose APP segment holds the bytes FF C4 followed by large counts (as an ICC
   // profile may) still decodes: segments before the first scan are skipped by length.
   const Image src = pattern_image(8, 8);

@@ -72,7 +72,7 @@ std::string jpeg_huffman_table_problem(const uint8_t* data, size_t size) {
     if (pos >= size) return {};
     const uint8_t marker = data[pos++];
     if (marker == kSos) {
-      --pos;  // the scan is checked below with every later one
+      pos -= 2;  // back to its FF: the scan is checked below with every later one
       break;
     }
     const bool standalone = marker == 0x01 || (marker >= 0xD0 && marker <= 0xD9);

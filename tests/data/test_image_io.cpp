@@ -230,6 +230,18 @@ TEST(ImageIo, FuzzFindingsAreRefusedBeforeStbSeesThem) {
   const std::string jpg = mmtest::temp_path("app_payload.jpg");
   ASSERT_TRUE(stbi_write_jpg(jpg.c_str(), 8, 8, 3, src.pixels.data(), 90));
   std::vector<uint8_t> bytes = read_bytes(jpg);
+  {
+    // The same file, well formed up to its first scan, with that scan's last component naming
+    // DC table 2 (the writer defines tables 0 and 1): refused, found by the segment walk.
+    std::vector<uint8_t> bad = bytes;
+    size_t sos = 2;
+    while (sos + 1 < bad.size() && !(bad[sos] == 0xFF && bad[sos + 1] == 0xDA)) ++sos;
+    ASSERT_LT(sos + 10, bad.size());
+    const size_t components = bad[sos + 4];
+    bad[sos + 5 + 2 * (components - 1) + 1] = 0x21;
+    EXPECT_MMGRAD_ERROR(decode_image_memory(bad.data(), bad.size(), "bad_scan.jpg"), "image", "bad_scan.jpg",
+                        "uses DC Huffman table 2, which no table before it defines");
+  }
   std::vector<uint8_t> app = {0xFF, 0xE2, 0x00, 0x16, 0xFF, 0xC4, 0x00, 0x20, 0x00};
   for (int i = 0; i < 16; ++i) app.push_back(0xFF);  // 16 code counts of 255
   app[3] = static_cast<uint8_t>(app.size() - 2);

@@ -83,21 +83,38 @@ void scores(const Slice<T>& a, T* s, int64_t Sp) {
 // applies to the [T, Dv] output rows instead of the [T, S] probabilities. lse gets each
 // row's log-sum-exp, inv_sum 1 / sum. A row that attends to nothing (all -inf) becomes
 // zeros with lse -inf and inv_sum 0, as the composed softmax gives zeros.
+// Three passes over the rows, not one: within a row, max, exps, sum, 1 / sum and log(sum)
+// form one long dependency chain (two horizontal folds, a division, a log) that out-of-order
+// execution did not overlap from row to row (a third of a 65 x 65 forward slice); here each
+// pass's rows are independent, and the last pass runs a vector of rows at a time.
 template <typename T>
 MMGRAD_MULTIVERSION void exp_rows_keep_lse(T* s, int64_t rows, int64_t Sp, T* lse, T* inv_sum) {
+  constexpr T kNegInf = -std::numeric_limits<T>::infinity();
+  for (int64_t i = 0; i < rows; ++i) lse[i] = row_max(s + i * Sp, Sp);
   for (int64_t i = 0; i < rows; ++i) {
     T* si = s + i * Sp;
-    const T mx = row_max(si, Sp);
-    if (mx == -std::numeric_limits<T>::infinity()) {
+    const T mx = lse[i];
+    if (mx == kNegInf) {
       std::fill(si, si + Sp, T(0));
-      lse[i] = mx;
-      inv_sum[i] = 0;
+      inv_sum[i] = 0;  // the row's sum, until the last pass
       continue;
     }
-    for (int64_t j = 0; j < Sp; ++j) si[j] = exp_nonpositive_fast(si[j] - mx);
-    const T total = row_dot<T>(si, nullptr, Sp);
-    inv_sum[i] = T(1) / total;
-    lse[i] = mx + std::log(total);
+    // The sum taken lane-wise as the exps are stored, folded once per row.
+    constexpr int64_t lanes = vec_lanes<T>();
+    alignas(kVecBytes) T acc[lanes] = {};
+    for (int64_t j = 0; j < Sp; j += lanes)
+      for (int64_t l = 0; l < lanes; ++l) {
+        const T e = exp_nonpositive_fast(si[j + l] - mx);
+        si[j + l] = e;
+        acc[l] += e;
+      }
+    inv_sum[i] = fold_sum<T, kVecBytes>(load_vec<T, kVecBytes>(acc));
+  }
+  for (int64_t i = 0; i < rows; ++i) {
+    const T total = inv_sum[i];  // >= 1 (the max's own exp), 0 for an empty row, or NaN
+    const bool empty = total == T(0);
+    lse[i] = empty ? kNegInf : lse[i] + log_positive_fast(empty ? T(1) : total);
+    inv_sum[i] = empty ? T(0) : T(1) / total;
   }
 }
 

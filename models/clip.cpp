@@ -115,9 +115,15 @@ FusionTransformer::FusionTransformer(const ModelConfig& c, Generator& gen)
   register_module("itm_head", itm_head);
 }
 
-Tensor FusionTransformer::forward(const Tensor& text, const Tensor& image) const {
+Tensor FusionTransformer::forward(const Tensor& text, const Tensor& image, const Tensor& image_index,
+                                  const Tensor& text_index) const {
   // Unmasked self-attention over the text states here (MODELS.md).
-  return encoder.forward(text, image_proj.forward(image), false);
+  const Tensor memory = image_proj.forward(image);
+  if (encoder.layers.empty()) return text_index.defined() ? index_select(text, 0, text_index) : text;
+  // Only the first layer sees distinct texts: after its cross-attention every pair differs.
+  Tensor h = encoder.layers.front()->forward(text, memory, false, image_index, text_index);
+  for (size_t i = 1; i < encoder.layers.size(); ++i) h = encoder.layers[i]->forward(h, memory, false, image_index);
+  return h;
 }
 
 Tensor FusionTransformer::itm_logits(const Tensor& fused) const { return itm_head.forward(select(fused, 1, 0)); }

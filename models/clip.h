@@ -72,8 +72,14 @@ class TextTransformer : public Module {
 class FusionTransformer : public Module {
  public:
   FusionTransformer(const ModelConfig& c, Generator& gen);
-  // text [B, T, Wt] (after final_layer_norm), image [B, N+1, Wv] -> fused [B, T, Wt]
-  Tensor forward(const Tensor& text, const Tensor& image) const;
+  // text [B, T, Wt] (after final_layer_norm), image [B, N+1, Wv] -> fused [B, T, Wt].
+  // With image_index and text_index (integer [P] each; either may be left undefined):
+  // image is [U, N+1, Wv], text [V, T, Wt], and pair p fuses text text_index[p] with image
+  // image_index[p] -> fused [P, T, Wt]. The same values as gathering the pairs first, but
+  // image_proj and every layer's k_proj / v_proj run once per image, and the first layer's
+  // self-attention once per text, rather than once per pair.
+  Tensor forward(const Tensor& text, const Tensor& image, const Tensor& image_index = Tensor(),
+                 const Tensor& text_index = Tensor()) const;
   Tensor itm_logits(const Tensor& fused) const;  // [B, 2]
   Linear image_proj;
   CrossAttentionEncoder encoder;

@@ -66,11 +66,19 @@ Attention::Attention(int64_t width, int64_t heads_, Generator& gen)
   register_module("out_proj", out_proj);
 }
 
-Tensor Attention::forward(const Tensor& x, const Tensor& memory, bool causal, const Tensor& mask) const {
+Tensor Attention::forward(const Tensor& x, const Tensor& memory, bool causal, const Tensor& mask,
+                          const Tensor& memory_index) const {
   if (x.dim() != 3) fail("Attention", "expects x [B, T, W]", {describe("x", x)});
   const Tensor& kv = memory.defined() ? memory : x;
-  if (kv.dim() != 3 || kv.shape()[0] != x.shape()[0])
+  if (memory_index.defined()) {
+    if (!memory.defined()) fail("Attention", "memory_index needs a memory (cross-attention)");
+    if (memory_index.dim() != 1 || memory_index.shape()[0] != x.shape()[0] || !is_integral(memory_index.dtype()))
+      fail("Attention", "expects memory_index as integers [B], one memory row per batch entry of x",
+           {describe("x", x), describe("memory_index", memory_index)});
+    if (kv.dim() != 3) fail("Attention", "expects memory [U, S, W]", {describe("memory", kv)});
+  } else if (kv.dim() != 3 || kv.shape()[0] != x.shape()[0]) {
     fail("Attention", "expects memory [B, S, W] with x's batch size", {describe("x", x), describe("memory", kv)});
+  }
   const int64_t B = x.shape()[0], T = x.shape()[1], S = kv.shape()[1], W = x.shape()[2];
   const int64_t D = W / heads;
   // [B, T, W] -> [B, heads, T, D]: a view and a permute; the kernels take the strides.
@@ -78,8 +86,13 @@ Tensor Attention::forward(const Tensor& x, const Tensor& memory, bool causal, co
     return permute(reshape(t, {B, len, heads, D}), {0, 2, 1, 3});
   };
   Tensor q = split_heads(q_proj.forward(x), T);
-  Tensor k = split_heads(k_proj.forward(kv), S);
-  Tensor v = split_heads(v_proj.forward(kv), S);
+  // Projected once per distinct memory, then gathered per row (index_select checks the range).
+  auto project = [&](const Linear& proj) {
+    Tensor t = proj.forward(kv);
+    return memory_index.defined() ? index_select(t, 0, memory_index) : t;
+  };
+  Tensor k = split_heads(project(k_proj), S);
+  Tensor v = split_heads(project(v_proj), S);
   Tensor o = scaled_dot_product_attention(q, k, v, causal, mask);
   return out_proj.forward(reshape(permute(o, {0, 2, 1, 3}), {B, T, W}));
 }
@@ -108,9 +121,14 @@ CrossAttentionLayer::CrossAttentionLayer(int64_t width, int64_t heads, Activatio
   register_module("mlp", mlp);
 }
 
-Tensor CrossAttentionLayer::forward(const Tensor& x, const Tensor& memory, bool causal) const {
+Tensor CrossAttentionLayer::forward(const Tensor& x, const Tensor& memory, bool causal,
+                                   const Tensor& memory_index, const Tensor& x_index) const {
+  if (x_index.defined() && (x_index.dim() != 1 || !is_integral(x_index.dtype())))
+    fail("CrossAttentionLayer", "expects x_index as integers [B], one row of x per output row",
+         {describe("x", x), describe("x_index", x_index)});
   Tensor h = add(x, self_attn.forward(layer_norm1.forward(x), Tensor(), causal));
-  h = add(h, cross_attn.forward(layer_norm_cross.forward(h), memory));
+  if (x_index.defined()) h = index_select(h, 0, x_index);
+  h = add(h, cross_attn.forward(layer_norm_cross.forward(h), memory, false, Tensor(), memory_index));
   return add(h, mlp.forward_normalised(layer_norm2, h));
 }
 

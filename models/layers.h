@@ -55,12 +55,16 @@ class Mlp : public Module {
 // Multi-head attention with separate q/k/v/out projections (all with bias), scores scaled by
 // 1/sqrt(head_dim). Self-attention when `memory` is undefined, cross-attention onto it
 // otherwise. x [B, T, W], memory [B, S, Wm] (Wm = W).
+// memory_index (integer [B], optional) lets B queries share U < B memories: memory is then
+// [U, S, Wm] and row b attends to memory[memory_index[b]]. The same result as gathering the
+// memory first, but k_proj and v_proj run once per distinct memory, not once per row (the
+// ITM pairs reuse each image three times).
 class Attention : public Module {
  public:
   Attention(int64_t width, int64_t heads, Generator& gen);
   // mask, if given, broadcasts to [B, heads, T, S] (see scaled_dot_product_attention).
   Tensor forward(const Tensor& x, const Tensor& memory = Tensor(), bool causal = false,
-                 const Tensor& mask = Tensor()) const;
+                 const Tensor& mask = Tensor(), const Tensor& memory_index = Tensor()) const;
   Linear q_proj, k_proj, v_proj, out_proj;
   int64_t heads;
 };
@@ -82,7 +86,13 @@ class EncoderLayer : public Module {
 class CrossAttentionLayer : public Module {
  public:
   CrossAttentionLayer(int64_t width, int64_t heads, Activation act, Generator& gen);
-  Tensor forward(const Tensor& x, const Tensor& memory, bool causal = false) const;
+  // memory_index: as in Attention (row b attends to memory[memory_index[b]]).
+  // x_index (integer [B], optional): x holds distinct sequences and output row b continues
+  // x[x_index[b]]. The self-attention half depends on the sequence alone, so it runs once per
+  // distinct sequence and is gathered before the cross-attention (the ITM pairs use each text
+  // two or three times).
+  Tensor forward(const Tensor& x, const Tensor& memory, bool causal = false,
+                 const Tensor& memory_index = Tensor(), const Tensor& x_index = Tensor()) const;
   LayerNorm layer_norm1;
   Attention self_attn;
   LayerNorm layer_norm_cross;

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include <fmt/format.h>
+
 #include "autograd/ops.h"
 #include "models/clip.h"
 
@@ -162,18 +164,39 @@ Tensor itm_loss(const FusionTransformer& fusion, const Tensor& text_hidden, cons
   if (static_cast<int64_t>(neg_image_for_text.size()) != B ||
       (!neg_text_for_image.empty() && static_cast<int64_t>(neg_text_for_image.size()) != B))
     fail("itm", "one negative per sample is needed", {describe("text_hidden", text_hidden)});
-  auto index = [&](const std::vector<int64_t>& v) { return from_data(v, {B}, text_hidden.device()); };
-  // Texts and images of every pair, positives first.
-  std::vector<Tensor> texts = {text_hidden, text_hidden};
-  const Tensor& images_from = image_pool.defined() ? image_pool : image_hidden;
-  const Tensor& texts_from = text_pool.defined() ? text_pool : text_hidden;
-  std::vector<Tensor> images = {image_hidden, index_select(images_from, 0, index(neg_image_for_text))};
-  if (!neg_text_for_image.empty()) {
-    texts.push_back(index_select(texts_from, 0, index(neg_text_for_image)));
-    images.push_back(image_hidden);
-  }
-  const int64_t pairs = static_cast<int64_t>(texts.size());
-  Tensor logits = fusion.itm_logits(fusion.forward(concat(texts, 0), concat(images, 0)));
+  // The pairs, positives first: (text b, image b), (text b, image neg_image_for_text[b]) and,
+  // with text negatives, (text neg_text_for_image[b], image b). The fusion model is given the
+  // distinct texts and images with an index per pair, so it projects each image once and runs
+  // its first layer's self-attention once per text (on the gathered pairs that work was done
+  // two or three times over). Negatives from the gathered pool (data parallel) are taken out
+  // of it first and follow this rank's rows.
+  auto distinct_rows = [&](const Tensor& own, const Tensor& pool, const std::vector<int64_t>& neg,
+                           const char* what, std::vector<int64_t>& neg_row) {
+    const int64_t n = pool.defined() ? pool.shape()[0] : B;
+    for (int64_t j : neg)
+      if (j < 0 || j >= n) fail("itm", fmt::format("negative {} index {} is out of range [0, {})", what, j, n));
+    if (!pool.defined()) {
+      neg_row = neg;
+      return own;
+    }
+    for (int64_t b = 0; b < B; ++b) neg_row.push_back(B + b);
+    return concat({own, index_select(pool, 0, from_data(neg, {B}, own.device()))}, 0);
+  };
+  const bool text_negatives = !neg_text_for_image.empty();
+  std::vector<int64_t> neg_image_row, neg_text_row;
+  const Tensor images = distinct_rows(image_hidden, image_pool, neg_image_for_text, "image", neg_image_row);
+  const Tensor texts = text_negatives ? distinct_rows(text_hidden, text_pool, neg_text_for_image, "text", neg_text_row)
+                                      : text_hidden;
+  std::vector<int64_t> text_of_pair, image_of_pair;
+  for (int64_t b = 0; b < B; ++b) text_of_pair.push_back(b), image_of_pair.push_back(b);
+  for (int64_t b = 0; b < B; ++b) text_of_pair.push_back(b), image_of_pair.push_back(neg_image_row[static_cast<size_t>(b)]);
+  if (text_negatives)
+    for (int64_t b = 0; b < B; ++b) text_of_pair.push_back(neg_text_row[static_cast<size_t>(b)]), image_of_pair.push_back(b);
+  const int64_t pairs = static_cast<int64_t>(text_of_pair.size()) / B;
+  auto index = [&](const std::vector<int64_t>& v) {
+    return from_data(v, {static_cast<int64_t>(v.size())}, text_hidden.device());
+  };
+  const Tensor logits = fusion.itm_logits(fusion.forward(texts, images, index(image_of_pair), index(text_of_pair)));
   std::vector<int64_t> labels(pairs * B, 0);
   std::fill(labels.begin(), labels.begin() + B, 1);
   return cross_entropy(logits, from_data(labels, {pairs * B}, text_hidden.device()));

@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include "autograd/engine.h"
 #include "autograd/gradcheck.h"
 #include "autograd/grad_mode.h"
 #include "autograd/ops.h"
@@ -150,6 +151,83 @@ TEST(Itm, CyclicAndHardNegatives) {
   EXPECT_MMGRAD_ERROR(hard_negatives(from_data(sim, {B, B}), gen, {0, 1}), "itm", "group id");
 }
 
+// Fusion of indexed pairs (distinct texts and images, one index per pair) against the same
+// pairs gathered first: equal values, and equal gradients for the texts, the images and
+// every parameter. Two layers: only the first runs its self-attention on the distinct texts.
+TEST(Fusion, IndexedPairsMatchGatheredPairsInValuesAndGradients) {
+  Generator gen(4);
+  ModelConfig c = preset("clip-tiny");
+  c.text_width = c.vision_width = 16;
+  c.text_heads = 2;
+  c.fusion_layers = 2;
+  FusionTransformer fusion(c, gen);
+  fusion.to(DType::F64);
+  auto leaf = [&](const Shape& shape) {
+    Tensor t = randn(shape, DType::F64, Device::cpu(), &gen);
+    t.set_requires_grad();
+    return t;
+  };
+  Tensor text = leaf({3, 4, 16}), image = leaf({2, 5, 16});
+  const std::vector<int64_t> ti = {0, 2, 2, 1, 0}, ii = {1, 0, 1, 1, 0}, identity_text = {0, 1};
+  auto idx = [](const std::vector<int64_t>& v) { return from_data(v, {static_cast<int64_t>(v.size())}); };
+  Tensor weights = randn({5, 4, 16}, DType::F64, Device::cpu(), &gen);
+  struct Result {
+    std::vector<double> fused, d_text, d_image;
+    std::vector<std::vector<double>> d_params;
+  };
+  auto run = [&](auto&& fuse) {
+    fusion.zero_grad();
+    text.set_grad(Tensor());
+    image.set_grad(Tensor());
+    Tensor fused = fuse();
+    autograd::backward(sum(mul(fused, narrow(weights, 0, 0, fused.shape()[0]))));
+    Result r{to_vector<double>(fused), to_vector<double>(text.grad()), to_vector<double>(image.grad()), {}};
+    for (const auto& [name, p] : fusion.named_parameters())
+      if (name.rfind("itm_head.", 0) != 0) r.d_params.push_back(to_vector<double>(p.grad()));  // the head is unused here
+    return r;
+  };
+  auto expect_same = [](const Result& a, const Result& b) {
+    auto near = [](const std::vector<double>& x, const std::vector<double>& y, const char* what) {
+      ASSERT_EQ(x.size(), y.size()) << what;
+      for (size_t i = 0; i < x.size(); ++i) EXPECT_NEAR(x[i], y[i], 1e-12 * (1 + std::abs(y[i]))) << what << " " << i;
+    };
+    near(a.fused, b.fused, "fused");
+    near(a.d_text, b.d_text, "text grad");
+    near(a.d_image, b.d_image, "image grad");
+    ASSERT_EQ(a.d_params.size(), b.d_params.size());
+    for (size_t p = 0; p < a.d_params.size(); ++p) near(a.d_params[p], b.d_params[p], "parameter grad");
+  };
+  const Result gathered = run([&] {
+    return fusion.forward(index_select(text, 0, idx(ti)), index_select(image, 0, idx(ii)));
+  });
+  // Every parameter, the texts and the images receive a gradient (none is cut off).
+  for (const auto& g : gathered.d_params) EXPECT_GT(std::abs(g[0]) + std::abs(g.back()), 0.0);
+  expect_same(run([&] { return fusion.forward(text, image, idx(ii), idx(ti)); }), gathered);
+  // Either index alone.
+  expect_same(run([&] { return fusion.forward(index_select(text, 0, idx(ti)), image, idx(ii)); }), gathered);
+  const Result two = run([&] { return fusion.forward(narrow(text, 0, 0, 2), image, Tensor(), idx(identity_text)); });
+  expect_same(two, run([&] { return fusion.forward(narrow(text, 0, 0, 2), image); }));
+}
+
+TEST(Fusion, BadPairIndicesAreClearErrors) {
+  Generator gen(5);
+  ModelConfig c = preset("clip-tiny");
+  c.text_width = c.vision_width = 16;
+  c.text_heads = 2;
+  c.fusion_layers = 1;
+  FusionTransformer fusion(c, gen);
+  Tensor text = randn({3, 4, 16}), image = randn({2, 5, 16});
+  auto idx = [](const std::vector<int64_t>& v) { return from_data(v, {static_cast<int64_t>(v.size())}); };
+  // An image index past the images, a text index past the texts, indices of unequal length.
+  EXPECT_MMGRAD_ERROR(fusion.forward(text, image, idx({0, 1, 2})), "index_select", "out of range");
+  EXPECT_MMGRAD_ERROR(fusion.forward(text, image, idx({0, 1, 1}), idx({0, 3, 1})), "index_select", "out of range");
+  EXPECT_MMGRAD_ERROR(fusion.forward(text, image, idx({0, 1}), idx({0, 1, 2})), "Attention", "memory_index");
+  EXPECT_MMGRAD_ERROR(fusion.forward(text, image, Tensor(), idx({0, 1, 2})), "Attention", "memory [B, S, W]");
+  EXPECT_MMGRAD_ERROR(fusion.forward(text, image, randn({3})), "Attention", "memory_index as integers");
+  Attention attn(16, 2, gen);
+  EXPECT_MMGRAD_ERROR(attn.forward(text, Tensor(), false, Tensor(), idx({0, 0, 0})), "Attention", "needs a memory");
+}
+
 TEST(Itm, LossIsCrossEntropyOverPositiveAndNegativePairs) {
   Generator gen(2);
   ModelConfig c = preset("clip-tiny");
@@ -175,4 +253,24 @@ TEST(Itm, LossIsCrossEntropyOverPositiveAndNegativePairs) {
   double total2 = 0;
   for (int64_t k = 0; k < 3; ++k) total2 += pair_loss(k, k, 1) + pair_loss(k, (k + 2) % 3, 0);
   EXPECT_NEAR(got2, total2 / 6, 1e-12);
+  // Negatives drawn from gathered pools (as in a data-parallel run: every rank's states), of
+  // a different size than the batch: the negatives are pool rows.
+  Tensor text_pool = randn({5, 4, 16}, DType::F64, Device::cpu(), &gen);
+  Tensor image_pool = randn({5, 5, 16}, DType::F64, Device::cpu(), &gen);
+  const std::vector<int64_t> pool_img = {4, 0, 3}, pool_txt = {1, 4, 4};
+  double got3 = item(itm_loss(fusion, text, image, pool_img, pool_txt, text_pool, image_pool));
+  auto pool_pair_loss = [&](const Tensor& t, const Tensor& i, int label) {
+    Tensor logits = fusion.itm_logits(fusion.forward(t, i));
+    return -to_vector<double>(log_softmax(logits, -1))[label];
+  };
+  double total3 = 0;
+  for (int64_t k = 0; k < 3; ++k)
+    total3 += pool_pair_loss(narrow(text, 0, k, 1), narrow(image, 0, k, 1), 1) +
+              pool_pair_loss(narrow(text, 0, k, 1), narrow(image_pool, 0, pool_img[k], 1), 0) +
+              pool_pair_loss(narrow(text_pool, 0, pool_txt[k], 1), narrow(image, 0, k, 1), 0);
+  EXPECT_NEAR(got3, total3 / 9, 1e-12);
+  EXPECT_MMGRAD_ERROR(itm_loss(fusion, text, image, {0, 5, 1}, pool_txt, text_pool, image_pool), "itm",
+                      "negative image index 5 is out of range [0, 5)");
+  EXPECT_MMGRAD_ERROR(itm_loss(fusion, text, image, neg_img, {0, -1, 1}), "itm",
+                      "negative text index -1 is out of range [0, 3)");
 }

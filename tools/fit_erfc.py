@@ -6,7 +6,8 @@ Needs numpy (Debian: python3-numpy). Prints the coefficients, lowest degree firs
 largest relative error of each fit evaluated in float32.
 
   P: erf(z) / z = P(z^2) on [0, 1], degree 7
-  Q: erfc(z) * exp(z^2) = Q(1 / (1 + z)) on [1, 9.2], degree 12
+  Q: erfc(z) * exp(z^2) = Q(2 / (2 + z)) on [0, 9.2], degree 9 (one piece for all z >= 0;
+     P now serves only erf near 0)
 
 The fit is least squares on Chebyshev nodes with weights 1/|f| (relative error), re-weighted
 a few dozen times towards the largest errors, which approaches the minimax fit.
@@ -50,11 +51,13 @@ def main():
     print("P (erf(z)/z in z^2):", ", ".join(f"{c:.17e}" for c in P))
     print(f"  worst relative error of z*P(z^2) in f32: {worst:.3g}")
 
-    zs = chebyshev_nodes(1, 9.2, 800)
+    # Nodes are Chebyshev in t, the polynomial's variable: z = 2 / t - 2.
+    ts = chebyshev_nodes(2 / 11.2, 1, 800)
     g = lambda z: math.erfc(z) * math.exp(z * z)
-    Q = fit_relative(zs, g, lambda z: 1 / (1 + z), 12)
-    worst = max(abs(float(horner_f32(Q, 1 / (1 + z))) - g(z)) / g(z) for z in np.linspace(1, 9.2, 20001))
-    print("Q (erfc(z) exp(z^2) in 1/(1+z)):", ", ".join(f"{c:.17e}" for c in Q))
+    Q = fit_relative(2 / ts - 2, g, lambda z: 2 / (2 + z), 9)
+    worst = max(abs(float(horner_f32(Q, np.float32(2) / (np.float32(2) + np.float32(z)))) - g(z)) / g(z)
+                for z in np.linspace(0, 9.2, 20001))
+    print("Q (erfc(z) exp(z^2) in 2/(2+z)):", ", ".join(f"{c:.17e}" for c in Q))
     print(f"  worst relative error of Q in f32: {worst:.3g}")
 
 

@@ -64,7 +64,7 @@ inline float exp_nonpositive_f32(float x) {
 }
 
 // erf(x) / x as a polynomial in w = x^2, |x| <= 1: P of degree 7 fitted (relative least
-// squares) with numpy (float64) for mmgrad. erf_f32 uses it near 0, where erf(x) ~ x needs
+// squares) with numpy (float64) for mmgrad by tools/fit_erfc.py. erf_f32 uses it near 0, where erf(x) ~ x needs
 // relative accuracy that 1 - erfc(x) cannot give.
 inline float erf_over_x_f32(float w) {  // erf(x) / x as a polynomial in w = x^2, |x| <= 1
   float p = -9.6417129524656309e-06f;
@@ -96,23 +96,23 @@ inline float exp_neg_square_f32(float z) {
 
 // erfc(z) for z >= 0 given e = exp(-z^2) for min(z, 9.2) (gelu's derivative shares it):
 // e Q(t) with t = 2 / (2 + z), one piece for the whole range (0 from z = 9.2 on, where erfc
-// is below 1e-37). Q of degree 9 was fitted for mmgrad to erfc(z) exp(z^2) on [0, 9.2] with
-// mpmath (relative least squares on 400 Chebyshev nodes in t, Lawson-reweighted towards
-// minimax): 3e-8 relative in exact arithmetic, 2.8e-7 evaluated in float. It replaced a
+// is below 1e-37). Q of degree 9 was fitted for mmgrad to erfc(z) exp(z^2) on [0, 9.2] by
+// tools/fit_erfc.py (numpy: relative least squares on Chebyshev nodes in t, re-weighted
+// towards minimax): 3.1e-7 relative evaluated in float. It replaced a
 // two-piece form (a degree-7 polynomial below z = 1, degree 12 in 1 / (1 + z) above) that
 // computed both pieces for every element: a quarter of gelu's arithmetic.
 inline float erfc_nonneg_from_exp_f32(float z, float e) {
   const float t = 2.0f / (2.0f + z);
-  float q = -5.3495233359714178e-02f;
-  q = q * t + 2.5574405869042467e-01f;
-  q = q * t - 4.2303529003419845e-01f;
-  q = q * t + 1.9766774657794044e-01f;
-  q = q * t + 3.5684108096626019e-02f;
-  q = q * t + 1.7181183475630767e-01f;
-  q = q * t + 2.5285527124978537e-01f;
-  q = q * t + 2.8048735753802593e-01f;
-  q = q * t + 2.8228933361453086e-01f;
-  q = q * t - 9.2162733094591783e-06f;
+  float q = -5.3494347150967035e-02f;
+  q = q * t + 2.5573948241774402e-01f;
+  q = q * t - 4.2302512739964310e-01f;
+  q = q * t + 1.9765504662972364e-01f;
+  q = q * t + 3.5693919454763412e-02f;
+  q = q * t + 1.7180699053509557e-01f;
+  q = q * t + 2.5285679541096534e-01f;
+  q = q * t + 2.8048706355008257e-01f;
+  q = q * t + 2.8228936511151032e-01f;
+  q = q * t - 9.2177008458900540e-06f;
   const float y = z >= 9.2f ? 0.0f : e * q;
   return z != z ? z : y;
 }

@@ -5,23 +5,14 @@
 namespace mmgrad {
 namespace {
 
-// The 53 random bits as a double, as Philox::to_unit_open0 converts them but in two exact
-// int32 halves: AVX2 has no vector 64-bit integer conversion, and GCC left the whole loop
-// scalar for want of it.
-inline double bits53(uint32_t hi, uint32_t lo) {
-  const uint64_t bits = ((static_cast<uint64_t>(hi) << 21) ^ lo) & ((1ull << 53) - 1);
-  return static_cast<double>(static_cast<int32_t>(bits >> 26)) * 67108864.0 +
-         static_cast<double>(static_cast<int32_t>(bits & ((1u << 26) - 1)));
-}
-
 // Blocks b0 .. b0 + pairs - 1, two draws each. A separate function so that it alone is
 // multiversioned: its loop runs the ten rounds of several blocks side by side in vector
 // lanes (32 x 32 -> 64-bit products), which the per-draw loop of a caller cannot.
 MMGRAD_MULTIVERSION void uniform_pairs(uint64_t key, uint64_t b0, int64_t pairs, double* out) {
   for (int64_t p = 0; p < pairs; ++p) {
     const std::array<uint32_t, 4> r = Philox::block(key, b0 + static_cast<uint64_t>(p));
-    out[2 * p] = (bits53(r[0], r[1]) + 1.0) * (1.0 / 9007199254740992.0) - 0x1p-53;
-    out[2 * p + 1] = (bits53(r[2], r[3]) + 1.0) * (1.0 / 9007199254740992.0) - 0x1p-53;
+    out[2 * p] = Philox::to_unit_open0(r[0], r[1]) - 0x1p-53;  // as uniform() does
+    out[2 * p + 1] = Philox::to_unit_open0(r[2], r[3]) - 0x1p-53;
   }
 }
 

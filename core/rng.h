@@ -33,11 +33,15 @@ struct Philox {
     }
     return {c0, c1, c2, c3};
   }
-  // Uniform in (0, 1], never 0, so log() in Box-Muller is safe.
+  // Uniform in (0, 1], never 0, so log() in Box-Muller is safe. The 53 random bits become a
+  // double in two exact int32 halves, the same value as one 64-bit conversion: AVX2 has no
+  // vector 64-bit integer conversion, and GCC left uniform_many's loop scalar for want of it.
   MMGRAD_HOST_DEVICE static double to_unit_open0(uint32_t hi, uint32_t lo) {
     uint64_t bits = (static_cast<uint64_t>(hi) << 21) ^ lo;  // 53 random bits
     bits &= (1ull << 53) - 1;
-    return (static_cast<double>(bits) + 1.0) * (1.0 / 9007199254740992.0);
+    const double value = static_cast<double>(static_cast<int32_t>(bits >> 26)) * 67108864.0 +
+                         static_cast<double>(static_cast<int32_t>(bits & ((1u << 26) - 1)));
+    return (value + 1.0) * (1.0 / 9007199254740992.0);
   }
   // Element i of a uniform [0,1) stream: a pure function of (key, i).
   MMGRAD_HOST_DEVICE static double uniform(uint64_t key, uint64_t i) {

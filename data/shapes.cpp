@@ -220,8 +220,12 @@ ShapesSample ShapesDataset::get(int64_t index, bool render_image) const {
   const int64_t draws = 3 * image_size_ * image_size_;
   if (!render_image) rng.skip(static_cast<uint64_t>(draws));
   std::vector<float> pixels(render_image ? draws : 0);
-  std::vector<double> uniforms(render_image ? draws : 0);
-  if (render_image) rng.uniform_many(draws, uniforms.data());
+  // Scratch kept per thread (the loader renders on several): 24 KB a sample at 64 pixels.
+  thread_local std::vector<double> uniforms;
+  if (render_image) {
+    uniforms.resize(static_cast<size_t>(draws));
+    rng.uniform_many(draws, uniforms.data());
+  }
   for (int64_t y = 0; y < image_size_ && render_image; ++y)
     for (int64_t x = 0; x < image_size_; ++x) {
       float rgb[3] = {0.08f, 0.08f, 0.10f};

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <future>
+#include <memory>
 #include <mutex>
 #include <stdexcept>
 #include <thread>
@@ -222,6 +223,38 @@ TEST(ParallelFor, ConcurrentCallersFromOtherThreads) {
         EXPECT_EQ(failures.load(), 0);
       },
       60);
+}
+
+// Short jobs back to back, as a training step issues them: a worker that is still leaving
+// one job, or only joining it, while the caller publishes the next must neither run a chunk
+// twice, miss one, nor call a finished job's function (each job's function is a fresh
+// object, destroyed when its parallel_for returns). Jobs of 2 to 9 chunks, some with
+// chunks that take a while, so the workers join at every point of a job.
+TEST(ParallelFor, BackToBackJobsHandOffCleanly) {
+  ThreadCountGuard restore;
+  for (int threads : {2, 3}) {
+    set_num_threads(threads);
+    run_with_deadline(
+        [] {
+          int failures = 0;
+          for (int job = 0; job < 20000; ++job) {
+            const int64_t n = 2 + job % 8;
+            std::vector<std::atomic<int>> hits(static_cast<size_t>(n));
+            auto alive = std::make_unique<std::atomic<bool>>(true);
+            std::atomic<bool>* flag = alive.get();
+            parallel_for(0, n, 1, [&hits, flag, job](int64_t lo, int64_t hi) {
+              if (!flag->load()) std::abort();  // a finished job's function was called
+              if (job % 97 == 0) std::this_thread::sleep_for(std::chrono::microseconds(50));
+              for (int64_t i = lo; i < hi; ++i) hits[static_cast<size_t>(i)].fetch_add(1);
+            });
+            flag->store(false);
+            for (auto& h : hits)
+              if (h.load() != 1) ++failures;
+          }
+          EXPECT_EQ(failures, 0);
+        },
+        120);
+  }
 }
 
 TEST(ParallelFor, UsesWorkerThreadsForLargeRanges) {

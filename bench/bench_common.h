@@ -75,7 +75,11 @@ inline void add_attention(std::vector<GemmShape>& g, const std::string& name, in
 // towers, the projections, the contrastive logits, and, with fusion layers, the ITM pass
 // over 2B pairs (positives + one cyclic negative each). The caption decoder is not part of
 // the benchmark step. The model FLOPs that bench_clip_step and bench/torch_clip_step.py
-// report are the sum over this list (clip_torch.py's step_gemms mirrors it).
+// report are the sum over this list (clip_torch.py's step_gemms mirrors it). They are the
+// model's nominal FLOPs, with the pairs gathered, as PyTorch runs them: mmgrad's fusion runs
+// image_proj, the cross-attention k/v and the first layer's self-attention once per distinct
+// image or text (FusionTransformer's indexed pairs), about 6% fewer FLOPs on clip-tiny, so
+// its model GFLOP/s may exceed a plain sgemm's at these shapes.
 inline std::vector<GemmShape> clip_step_gemms(const nn::ModelConfig& c, int64_t B) {
   const int64_t Wv = c.vision_width, Wt = c.text_width, E = c.embed_dim, P = c.patch_size;
   const int64_t N = c.num_patches(), Nv = N + 1, T = c.context_length;

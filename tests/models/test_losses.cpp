@@ -30,6 +30,15 @@ double dot(const std::vector<double>& a, const std::vector<double>& b) {
   for (size_t i = 0; i < a.size(); ++i) s += a[i] * b[i];
   return s;
 }
+// A fusion model small enough for f64 gradient checks: width 16, 2 heads.
+ModelConfig small_fusion_config(int64_t layers) {
+  ModelConfig c = preset("clip-tiny");
+  c.text_width = c.vision_width = 16;
+  c.text_heads = 2;
+  c.fusion_layers = layers;
+  return c;
+}
+
 }  // namespace
 
 TEST(Losses, ClipLossMatchesTheFormula) {
@@ -156,11 +165,7 @@ TEST(Itm, CyclicAndHardNegatives) {
 // every parameter. Two layers: only the first runs its self-attention on the distinct texts.
 TEST(Fusion, IndexedPairsMatchGatheredPairsInValuesAndGradients) {
   Generator gen(4);
-  ModelConfig c = preset("clip-tiny");
-  c.text_width = c.vision_width = 16;
-  c.text_heads = 2;
-  c.fusion_layers = 2;
-  FusionTransformer fusion(c, gen);
+  FusionTransformer fusion(small_fusion_config(2), gen);
   fusion.to(DType::F64);
   auto leaf = [&](const Shape& shape) {
     Tensor t = randn(shape, DType::F64, Device::cpu(), &gen);
@@ -211,11 +216,7 @@ TEST(Fusion, IndexedPairsMatchGatheredPairsInValuesAndGradients) {
 
 TEST(Fusion, BadPairIndicesAreClearErrors) {
   Generator gen(5);
-  ModelConfig c = preset("clip-tiny");
-  c.text_width = c.vision_width = 16;
-  c.text_heads = 2;
-  c.fusion_layers = 1;
-  FusionTransformer fusion(c, gen);
+  FusionTransformer fusion(small_fusion_config(1), gen);
   Tensor text = randn({3, 4, 16}), image = randn({2, 5, 16});
   auto idx = [](const std::vector<int64_t>& v) { return from_data(v, {static_cast<int64_t>(v.size())}); };
   // An image index past the images, a text index past the texts, indices of unequal length.
@@ -230,11 +231,7 @@ TEST(Fusion, BadPairIndicesAreClearErrors) {
 
 TEST(Itm, LossIsCrossEntropyOverPositiveAndNegativePairs) {
   Generator gen(2);
-  ModelConfig c = preset("clip-tiny");
-  c.text_width = c.vision_width = 16;
-  c.text_heads = 2;
-  c.fusion_layers = 1;
-  FusionTransformer fusion(c, gen);
+  FusionTransformer fusion(small_fusion_config(1), gen);
   fusion.to(DType::F64);
   Tensor text = randn({3, 4, 16}, DType::F64, Device::cpu(), &gen);
   Tensor image = randn({3, 5, 16}, DType::F64, Device::cpu(), &gen);

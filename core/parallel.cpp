@@ -142,7 +142,9 @@ class ThreadPool {
     for (;;) {
       uint64_t g = 0;
       auto new_job = [&] {
-        g = generation_.load(std::memory_order_acquire);
+        // seq_cst, not just acquire: in the sleep condition this load pairs with the caller's
+        // "publish, then read sleeping_workers_" (the same instruction as acquire on x86).
+        g = generation_.load();
         return g != seen && g % 2 == 0;
       };
       bool found = false;

@@ -161,6 +161,8 @@ Tensor itm_loss(const FusionTransformer& fusion, const Tensor& text_hidden, cons
                 const std::vector<int64_t>& neg_image_for_text, const std::vector<int64_t>& neg_text_for_image,
                 const Tensor& text_pool, const Tensor& image_pool) {
   const int64_t B = text_hidden.shape()[0];
+  if (image_hidden.dim() < 1 || image_hidden.shape()[0] != B)
+    fail("itm", "expects as many images as texts", {describe("text_hidden", text_hidden), describe("image_hidden", image_hidden)});
   if (static_cast<int64_t>(neg_image_for_text.size()) != B ||
       (!neg_text_for_image.empty() && static_cast<int64_t>(neg_text_for_image.size()) != B))
     fail("itm", "one negative per sample is needed", {describe("text_hidden", text_hidden)});

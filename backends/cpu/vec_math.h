@@ -17,11 +17,12 @@ namespace mmgrad::cpu {
 // Shared by the exps below: e^x = 2^n e^r with n = round(x log2 e) and |r| <= ln2 / 2; t holds
 // n in its low mantissa bits (x log2 e + 1.5 * 2^23), r is x - n ln2 and the result is e^r.
 constexpr float kExpRound = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
+// ln 2 split in two so that n * kLn2Hi is exact for an exponent n (kLn2Hi has 9 significant
+// bits, |n| <= 150): the exps' range reduction and the log's reassembly.
+constexpr float kLn2Hi = 0.693359375f, kLn2Lo = -2.12194440054690583e-4f;
 inline float exp_reduced_f32(float x, float* t_out) {
   const float t = x * 1.44269504088896341f + kExpRound;
   const float n = t - kExpRound;
-  // ln 2 split in two so that n * kLn2Hi is exact (kLn2Hi has 9 significant bits, |n| <= 150).
-  constexpr float kLn2Hi = 0.693359375f, kLn2Lo = -2.12194440054690583e-4f;
   const float r = (x - n * kLn2Hi) - n * kLn2Lo;
   // Taylor series to degree 7: the truncation error r^8 / 8! is below 6e-9.
   float p = 1.0f / 5040;
@@ -199,7 +200,6 @@ inline float log_positive_f32(float x) {
   p = p * s2 + 1.0f / 5;
   p = p * s2 + 1.0f / 3;
   const float ln_m = 2.0f * s + 2.0f * s * s2 * p;
-  constexpr float kLn2Hi = 0.693359375f, kLn2Lo = -2.12194440054690583e-4f;  // as in the exps
   const float ef = static_cast<float>(e);
   const float y = ef * kLn2Hi + (ln_m + ef * kLn2Lo);
   return x != x || x == std::numeric_limits<float>::infinity() ? x : y;

@@ -270,4 +270,7 @@ TEST(Itm, LossIsCrossEntropyOverPositiveAndNegativePairs) {
                       "negative image index 5 is out of range [0, 5)");
   EXPECT_MMGRAD_ERROR(itm_loss(fusion, text, image, neg_img, {0, -1, 1}), "itm",
                       "negative text index -1 is out of range [0, 3)");
+  // Unequal batches: the pairs would silently index the pool's rows.
+  EXPECT_MMGRAD_ERROR(itm_loss(fusion, text, narrow(image, 0, 0, 2), {1, 0, 0}, pool_txt, text_pool, image_pool),
+                      "itm", "as many images as texts");
 }

@@ -172,6 +172,9 @@ Tensor itm_loss(const FusionTransformer& fusion, const Tensor& text_hidden, cons
   // its first layer's self-attention once per text (on the gathered pairs that work was done
   // two or three times over). Negatives from the gathered pool (data parallel) are taken out
   // of it first and follow this rank's rows.
+  auto index = [&](const std::vector<int64_t>& v) {
+    return from_data(v, {static_cast<int64_t>(v.size())}, text_hidden.device());
+  };
   auto distinct_rows = [&](const Tensor& own, const Tensor& pool, const std::vector<int64_t>& neg,
                            const char* what, std::vector<int64_t>& neg_row) {
     const int64_t n = pool.defined() ? pool.shape()[0] : B;
@@ -182,7 +185,7 @@ Tensor itm_loss(const FusionTransformer& fusion, const Tensor& text_hidden, cons
       return own;
     }
     for (int64_t b = 0; b < B; ++b) neg_row.push_back(B + b);
-    return concat({own, index_select(pool, 0, from_data(neg, {B}, own.device()))}, 0);
+    return concat({own, index_select(pool, 0, index(neg))}, 0);
   };
   const bool text_negatives = !neg_text_for_image.empty();
   std::vector<int64_t> neg_image_row, neg_text_row;
@@ -195,9 +198,6 @@ Tensor itm_loss(const FusionTransformer& fusion, const Tensor& text_hidden, cons
   if (text_negatives)
     for (int64_t b = 0; b < B; ++b) text_of_pair.push_back(neg_text_row[static_cast<size_t>(b)]), image_of_pair.push_back(b);
   const int64_t pairs = static_cast<int64_t>(text_of_pair.size()) / B;
-  auto index = [&](const std::vector<int64_t>& v) {
-    return from_data(v, {static_cast<int64_t>(v.size())}, text_hidden.device());
-  };
   const Tensor logits = fusion.itm_logits(fusion.forward(texts, images, index(image_of_pair), index(text_of_pair)));
   std::vector<int64_t> labels(pairs * B, 0);
   std::fill(labels.begin(), labels.begin() + B, 1);

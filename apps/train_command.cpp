@@ -67,6 +67,10 @@ every step; gradients are averaged over the ranks while backward runs; the contr
 ITM losses see the whole batch. Rank 0 prints, evaluates and writes the checkpoints.
 Keys: dist_backend (auto|single|mpi|nccl), bucket_kib, dist_timeout (seconds).
 
+GPU: --set device=cuda trains on cuda:0 (evaluation on the CPU). matmul_precision f32|tf32|bf16
+chooses how the GEMMs run; cuda_graph=true records forward and backward as a CUDA graph after
+two eager steps and replays it (one launch per step; one process, fixed batch shapes).
+
 keys (--set): )";
 
 const char* const kEvalHelp = R"(usage: mmgrad eval --checkpoint FILE [options]

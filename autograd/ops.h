@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -219,6 +220,10 @@ std::vector<Tensor> chunk(const Tensor& x, int64_t chunks, int64_t dim);
 double item(const Tensor& t);  // a one-element tensor's value as double
 template <typename T>
 std::vector<T> to_vector(const Tensor& t);  // all values, row-major, converted to T
+// Fails with mmgrad::Error(op, message) unless every element of `cond` (Bool) is true. The
+// check runs where cond lives: on a GPU it is a kernel whose failure is reported at the next
+// synchronisation, so it costs no round trip and may sit inside a captured step.
+void assert_all(const Tensor& cond, const char* op, const std::string& message);
 
 // Whether two tensors are elementwise close: |a - b| <= atol + rtol * |b|.
 bool allclose(const Tensor& a, const Tensor& b, double rtol = 1e-5, double atol = 1e-8);

@@ -2,12 +2,14 @@
 #include <cmath>
 
 #include "autograd/op_helpers.h"
+#include "core/host_transfer_ban.h"
 
 namespace mmgrad {
 
 template <typename T>
 std::vector<T> to_vector(const Tensor& t) {
   detail::check_defined(t, "to_vector", "x");
+  check_host_transfer_allowed("to_vector", "a tensor read back to the host");
   NoGradGuard no_grad;
   Tensor host = contiguous(to(to(t, Device::cpu()), dtype_of<T>::value));
   const T* p = host.data_ptr<T>();
@@ -23,6 +25,14 @@ double item(const Tensor& t) {
   if (t.numel() != 1)
     fail("item", "only a tensor with one element has an item", {describe("x", t)});
   return to_vector<double>(t)[0];
+}
+
+void assert_all(const Tensor& cond, const char* op, const std::string& message) {
+  detail::check_defined(cond, "assert_all", "cond");
+  if (cond.dtype() != DType::Bool) fail("assert_all", "expects a Bool tensor", {describe("cond", cond)});
+  if (cond.numel() == 0) return;
+  NoGradGuard no_grad;
+  MMGRAD_DISPATCH(assert_all, cond.device(), contiguous(cond), register_assert_message(op, message));
 }
 
 bool allclose(const Tensor& a, const Tensor& b, double rtol, double atol) {

@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "autograd/op_helpers.h"
+#include "core/host_transfer_ban.h"
 
 namespace mmgrad {
 using autograd::record;
@@ -33,15 +34,16 @@ Tensor arange(double start, double end, double step, DType dtype, Device device)
     fail("arange", fmt::format("[{}, {}) in steps of {} has {:.3g} elements: too many", start, end,
                                step, count));
   const int64_t n = std::max<int64_t>(0, static_cast<int64_t>(count));
-  Tensor values = Tensor::empty({n}, DType::F64, Device::cpu());
-  double* v = values.data_ptr<double>();
-  for (int64_t i = 0; i < n; ++i) v[i] = start + static_cast<double>(i) * step;
-  return values.to(dtype).to(device);
+  // Filled on the device itself: no upload, so a captured step may use it.
+  Tensor values = Tensor::empty({n}, dtype, device);
+  if (n > 0) MMGRAD_DISPATCH(arange, device, values, start, step);
+  return values;
 }
 
 template <typename T>
 Tensor from_data(const std::vector<T>& values, const Shape& shape, Device device) {
   check_shape(shape, "from_data");
+  check_host_transfer_allowed("from_data", "a tensor made from host values");
   if (static_cast<int64_t>(values.size()) != numel_of(shape))
     fail("from_data", fmt::format("{} values do not fill shape {} ({} elements)", values.size(),
                                   shape_str(shape), numel_of(shape)));
@@ -59,6 +61,8 @@ template Tensor from_data(const std::vector<BFloat16>&, const Shape&, Device);
 // seed gives do not depend on the device.
 static Tensor random_tensor(const Shape& shape, DType dtype, Device device, Generator* gen,
                             bool normal, double a, double b) {
+  check_host_transfer_allowed(normal ? "randn" : "rand", "a random draw keyed by a host generator (a replay would "
+                              "repeat its numbers)");
   Generator& g = gen ? *gen : default_generator();
   DType draw_dtype = dtype == DType::F64 ? DType::F64 : DType::F32;
   Tensor t = Tensor::empty(shape, draw_dtype, device);
@@ -110,6 +114,7 @@ Tensor to(const Tensor& t, DType dtype) {
 Tensor to(const Tensor& t, Device device) {
   detail::check_defined(t, "to", "x");
   if (t.device() == device) return t;
+  check_host_transfer_allowed("to", "a copy between devices");
   Tensor src = t.contiguous();
   Tensor out = Tensor::empty(t.shape(), t.dtype(), device);
   // The copy kernel of whichever side is not the CPU knows how to cross (host <-> device).

@@ -1,5 +1,7 @@
 #include "backends/backend.h"
 
+#include <map>
+#include <mutex>
 #include <string>
 
 namespace mmgrad {
@@ -68,6 +70,35 @@ const char* compare_op_name(CompareOp op) {
 const char* reduce_op_name(ReduceOp op) {
   static const char* names[] = {"sum", "max", "min"};
   return names[static_cast<int>(op)];
+}
+
+
+namespace {
+struct AssertMessages {
+  std::mutex mu;
+  std::map<std::pair<std::string, std::string>, int64_t> ids;
+  std::vector<std::pair<std::string, std::string>> by_id;
+};
+AssertMessages& assert_messages() {
+  static AssertMessages* m = new AssertMessages;  // never destroyed: read while reporting at exit
+  return *m;
+}
+}  // namespace
+
+int64_t register_assert_message(const std::string& op, const std::string& message) {
+  AssertMessages& m = assert_messages();
+  std::lock_guard<std::mutex> lock(m.mu);
+  auto [it, added] = m.ids.try_emplace({op, message}, static_cast<int64_t>(m.by_id.size()));
+  if (added) m.by_id.emplace_back(op, message);
+  return it->second;
+}
+
+std::pair<std::string, std::string> assert_message(int64_t id) {
+  AssertMessages& m = assert_messages();
+  std::lock_guard<std::mutex> lock(m.mu);
+  if (id < 0 || id >= static_cast<int64_t>(m.by_id.size()))
+    fail("assert_all", "unknown check id " + std::to_string(id));
+  return m.by_id[static_cast<size_t>(id)];
 }
 
 }  // namespace mmgrad

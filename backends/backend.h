@@ -7,6 +7,8 @@
 // "op X is not implemented on <device>", never a crash.
 #pragma once
 #include <cstdint>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "core/rng.h"
@@ -40,6 +42,12 @@ const char* reduce_op_name(ReduceOp op);
   /* dst <- src, same shape, any strides, converting dtype */                                 \
   X(copy, (const Tensor& dst, const Tensor& src))                                             \
   X(fill, (const Tensor& dst, double value))                                                  \
+  /* dst [n] contiguous: dst[i] = start + i step, computed in f64 and converted (arange)    */ \
+  X(arange, (const Tensor& dst, double start, double step))                                   \
+  /* checks that every element of cond (Bool, contiguous) is true; otherwise the message     */ \
+  /* registered as message_id is raised: at once on the CPU, at the next synchronisation on  */ \
+  /* a GPU (so a check costs the device no round trip to the host)                          */ \
+  X(assert_all, (const Tensor& cond, int64_t message_id))                                     \
   /* dst[i] = U[low, high) or N(mean, std) of Philox stream `key`, i the row-major index */   \
   X(random_uniform, (const Tensor& dst, uint64_t key, double low, double high))               \
   X(random_normal, (const Tensor& dst, uint64_t key, double mean, double std))                \
@@ -135,6 +143,11 @@ struct Backend {
 };
 
 void register_backend(DeviceType type, const Backend* backend);
+// The messages of assert_all checks, by id (the same op and text always get the same id):
+// a GPU kernel can only record a number.
+int64_t register_assert_message(const std::string& op, const std::string& message);
+// [op, message] of a registered id; throws for an unknown one.
+std::pair<std::string, std::string> assert_message(int64_t id);
 // The backend for a device; throws if that device type is not built in.
 const Backend& backend_for(Device device);
 [[noreturn]] void fail_not_implemented(const char* op, Device device);

@@ -3,8 +3,11 @@
 // GEMM of the step at its own shape (attention's per-head products as one strided batch),
 // run bare through mmgrad's matmul on CUDA, count-weighted. MFU = model FLOP/s / ceiling.
 //
-//   bench_cuda_step [--preset clip-tiny|clip-b32] [--batch N] [--steps N] [--precision f32|tf32|bf16]
+//   bench_cuda_step [--preset clip-tiny|clip-b32] [--batch N] [--steps N] [--precision f32|tf32|bf16] [--graph]
 //
+// --graph: forward and backward recorded once as a CUDA graph (train/step_graph.h, the
+// cuda_graph run key) and replayed each step; the optimizer runs eagerly after it, as in
+// training. The kernel profile then covers only the eager part (a replay is one launch).
 // --precision: how the f32 GEMMs run (backends/cuda/cuda.h); bf16 is the mixed-precision
 // setting (bf16 tensor-core GEMMs, everything else f32). With MMGRAD_CUDA_PROFILE=1 the
 // GPU time per kernel over the timed steps is printed too.
@@ -23,6 +26,7 @@
 #include "models/clip.h"
 #include "models/objectives.h"
 #include "train/optimizer.h"
+#include "train/step_graph.h"
 
 #ifdef MMGRAD_HAVE_CUDA
 #include "backends/cuda/cuda.h"
@@ -40,13 +44,15 @@ int main(int argc, char** argv) {
   std::string preset = "clip-tiny";
   int64_t batch = 0, steps = 10;
   std::string precision = "f32";
+  bool graph = false;
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--preset") && i + 1 < argc) preset = argv[++i];
     else if (!std::strcmp(argv[i], "--batch") && i + 1 < argc) batch = std::atoll(argv[++i]);
     else if (!std::strcmp(argv[i], "--steps") && i + 1 < argc) steps = std::atoll(argv[++i]);
     else if (!std::strcmp(argv[i], "--precision") && i + 1 < argc) precision = argv[++i];
+    else if (!std::strcmp(argv[i], "--graph")) graph = true;
     else {
-      fmt::print(stderr, "usage: {} [--preset clip-tiny|clip-b32] [--batch N] [--steps N] [--precision f32|tf32|bf16]\n", argv[0]);
+      fmt::print(stderr, "usage: {} [--preset clip-tiny|clip-b32] [--batch N] [--steps N] [--precision f32|tf32|bf16] [--graph]\n", argv[0]);
       return 2;
     }
   }
@@ -70,10 +76,18 @@ int main(int argc, char** argv) {
   // Host time to issue one step (the CPU side: autograd, launches) is measured apart from the
   // whole step: when it is close to the step time, the step is launch-bound.
   std::vector<double> enqueue_ms;
+  train::StepGraph step_graph(model, weights);
+  int eager_steps = 0;
   auto step = [&] {
     const auto t0 = std::chrono::steady_clock::now();
     opt.zero_grad();
-    nn::compute_losses(model, images, tokens, weights, gen).total.backward();
+    // With --graph: two eager steps, then the recorded step (as the trainer does).
+    if (graph && eager_steps >= 2) {
+      (void)step_graph.run({nn::make_loss_inputs(images, tokens, weights, gen)});
+    } else {
+      nn::compute_losses(model, images, tokens, weights, gen).total.backward();
+      ++eager_steps;
+    }
     opt.step(1e-4);
     enqueue_ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
     cuda::synchronize();
@@ -109,7 +123,8 @@ int main(int argc, char** argv) {
     }
   }
   const double model_tflops = flops / ms * 1e-9, ceiling_tflops = flops / gemm_ms * 1e-9;
-  fmt::print("# training step (MODELS.md benchmark) on cuda:0, f32, GEMMs at {} precision\n", precision);
+  fmt::print("# training step (MODELS.md benchmark) on cuda:0, f32, GEMMs at {} precision{}\n", precision,
+             graph ? fmt::format(", forward and backward replayed as a CUDA graph of {} nodes", step_graph.nodes()) : "");
   fmt::print("{:<10} {:>6} {:>12} {:>10} {:>12} {:>10} {:>12} {:>8} {:>12}\n", "preset", "batch", "params", "ms/step",
              "samples/s", "TFLOP/s", "cuBLAS TF/s", "MFU", "peak mem");
   fmt::print("{:<10} {:>6} {:>12} {:>10.2f} {:>12.1f} {:>10.2f} {:>12.2f} {:>8.2f} {:>8.0f} MiB\n", preset, batch,
@@ -120,9 +135,9 @@ int main(int argc, char** argv) {
              "reserved {:.0f} MiB\n",
              host_ms, mem.malloc_calls - mallocs_before, static_cast<double>(mem.reserved) / (1 << 20));
   if (cuda::profiling()) fmt::print("# GPU time per kernel over the timed steps:\n{}", profile);
-  fmt::print("RESULT impl=mmgrad device=cuda preset={} batch={} precision={} ms_per_step={:.3f} samples_per_s={:.2f} "
+  fmt::print("RESULT impl=mmgrad device=cuda preset={} batch={} precision={} graph={} ms_per_step={:.3f} samples_per_s={:.2f} "
              "model_tflops={:.3f} ceiling_tflops={:.3f} mfu={:.3f} peak_mem_mib={:.1f} host_ms={:.2f}\n",
-             preset, batch, precision, ms, batch / ms * 1e3, model_tflops, ceiling_tflops,
+             preset, batch, precision, graph ? 1 : 0, ms, batch / ms * 1e3, model_tflops, ceiling_tflops,
              model_tflops / ceiling_tflops, peak_mib, host_ms);
   return 0;
 #endif

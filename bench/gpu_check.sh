@@ -47,7 +47,11 @@ run_test() {  # run_test NAME BINARY FILTER
     cp "$LOGS/$1.log" "$OUT/"
   fi
 }
-run_test cuda_backend test_backends 'Cuda*:SumOfSquares.Cuda*:LinearOnCuda.*'
+run_test cuda_backend test_backends 'Cuda.*:SumOfSquares.Cuda*:LinearOnCuda.*'
+# CUDA graphs: replay on new inputs, the graph's private memory, errors inside a capture and a
+# replay; then whole training runs recorded and replayed against the same runs done eagerly.
+run_test cuda_graph test_backends 'CudaGraph.*'
+run_test step_graph test_train 'StepGraph.*'
 run_test cuda_model test_models 'CudaModel*'
 run_test op_parity test_ops 'Ops/OpDeviceParity*:OpParityDevices*'
 run_test op_gradcheck test_ops 'Ops/OpGradcheckDevice*'
@@ -97,6 +101,9 @@ for pb in "${presets[@]}"; do
   bench "mmgrad-f32 $p" build-gpu/bench/bench_cuda_step --preset "$p" --batch "$b" --steps 10
   [ "$p" = clip-b32 ] && bench "mmgrad-tf32 $p" build-gpu/bench/bench_cuda_step --preset "$p" --batch "$b" --steps 10 --precision tf32
   bench "mmgrad-bf16 $p" build-gpu/bench/bench_cuda_step --preset "$p" --batch "$b" --steps 10 --precision bf16
+  # Forward and backward replayed as one CUDA graph (the cuda_graph run key).
+  bench "mmgrad-f32-graph $p" build-gpu/bench/bench_cuda_step --preset "$p" --batch "$b" --steps 10 --graph
+  bench "mmgrad-bf16-graph $p" build-gpu/bench/bench_cuda_step --preset "$p" --batch "$b" --steps 10 --precision bf16 --graph
   # The same step with attention composed of matmul and softmax kernels: what the fused
   # attention kernels gain (or lose) at this model's sizes.
   # (the fused kernels run only with f32 matmuls: autograd/ops_nn.cpp, fused_attention_pays).
@@ -125,7 +132,19 @@ if [ $quick -eq 0 ]; then
       --run-dir "$LOGS/run-$prec" --eval-samples 200 >"$LOGS/train-$prec.log" 2>&1 || { status=1; tail -20 "$LOGS/train-$prec.log"; }
     grep -E "samples/s\)|shape accuracy|colour accuracy" "$LOGS/train-$prec.log"
   done
+  # The same f32 run with the step recorded as a CUDA graph: the same curve, faster.
+  stamp "train shapes-small on cuda, f32, cuda_graph=true (300 steps)"
+  mkdir -p "$LOGS/run-graph"
+  build-gpu/apps/mmgrad train --set device=cuda --set cuda_graph=true --set steps=300 \
+    --run-dir "$LOGS/run-graph" --eval-samples 200 >"$LOGS/train-graph.log" 2>&1 || { status=1; tail -20 "$LOGS/train-graph.log"; }
+  grep -E "cuda_graph:|samples/s\)|shape accuracy|colour accuracy" "$LOGS/train-graph.log"
   cp "$LOGS/run-f32/metrics.jsonl" "$OUT/metrics-f32.jsonl" 2>/dev/null
+  python3 - "$LOGS/run-f32/metrics.jsonl" "$LOGS/run-graph/metrics.jsonl" <<'PY'
+import json, sys
+runs = [[json.loads(l) for l in open(f)] for f in sys.argv[1:3]]
+worst = max((abs(a["loss"] - b["loss"]) / abs(a["loss"]) for a, b in zip(*runs) if "loss" in a and "loss" in b), default=-1)
+print(f"f32 eager vs f32 cuda_graph: {len(runs[1])} steps, largest relative loss difference {worst:.2e}")
+PY
   python3 - "$LOGS/run-f32/metrics.jsonl" "$LOGS/run-bf16/metrics.jsonl" <<'PY'
 import json, sys
 runs = [[json.loads(l) for l in open(f)] for f in sys.argv[1:3]]

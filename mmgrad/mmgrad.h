@@ -16,6 +16,7 @@
 #include "autograd/grad_mode.h"
 #include "autograd/ops.h"
 #include "core/error.h"
+#include "core/host_transfer_ban.h"
 #include "core/parallel.h"
 #include "core/rng.h"
 #include "core/tensor.h"
@@ -35,6 +36,7 @@
 #include "train/run_config.h"
 #include "train/run_files.h"
 #include "train/safetensors.h"
+#include "train/step_graph.h"
 #include "train/trainer.h"
 
 // Data.

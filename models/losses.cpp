@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include "autograd/grad_mode.h"
 #include "autograd/ops.h"
 #include "models/clip.h"
 
@@ -77,24 +78,22 @@ Tensor siglip_loss_rows(const Tensor& image, const Tensor& all_text, const Tenso
 }
 
 int64_t caption_target_count(const Tensor& ids, int64_t eot_token_id) {
-  const std::vector<int64_t> t = to_vector<int64_t>(caption_targets(ids, eot_token_id));
-  return static_cast<int64_t>(std::count_if(t.begin(), t.end(), [](int64_t v) { return v != kIgnore; }));
+  return static_cast<int64_t>(item(sum(ne(caption_targets(ids, eot_token_id), static_cast<double>(kIgnore)).to(DType::I64))));
 }
 
 Tensor caption_targets(const Tensor& ids, int64_t eot_token_id) {
   if (ids.dim() != 2 || ids.shape()[1] < 2)
     fail("caption_loss", "expects token ids [B, T] with T >= 2", {describe("ids", ids)});
-  const int64_t B = ids.shape()[0], T = ids.shape()[1];
-  std::vector<int64_t> v = to_vector<int64_t>(ids);
-  std::vector<int64_t> targets(B * (T - 1), kIgnore);
-  for (int64_t b = 0; b < B; ++b) {
-    // Position t predicts ids[t + 1]; stop after the position that predicts the first EOT.
-    for (int64_t t = 0; t + 1 < T; ++t) {
-      targets[b * (T - 1) + t] = v[b * T + t + 1];
-      if (v[b * T + t + 1] == eot_token_id) break;
-    }
-  }
-  return from_data(targets, {B, T - 1}, ids.device());
+  const int64_t T = ids.shape()[1];
+  // Position t predicts ids[t + 1]; the positions after the one that predicts the first EOT
+  // are ignored. Computed with tensor ops where the ids live (no read back to the host).
+  NoGradGuard no_grad;
+  Tensor next = narrow(ids.to(DType::I64), 1, 1, T - 1);
+  Tensor is_eot = eq(next, static_cast<double>(eot_token_id)).to(DType::I32);
+  Tensor first_eot = argmax(is_eot, 1);  // the first maximum: the first EOT, or 0 when none
+  Tensor last_kept = where(gt(amax(is_eot, {1}), 0.0), first_eot, static_cast<double>(T - 1));
+  Tensor position = unsqueeze(arange(0, static_cast<double>(T - 1), 1, DType::I64, ids.device()), 0);
+  return where(le(position, unsqueeze(last_kept, 1)), next, static_cast<double>(kIgnore));
 }
 
 Tensor caption_loss(const Tensor& logits, const Tensor& ids, int64_t eot_token_id) {
@@ -108,100 +107,131 @@ Tensor caption_loss(const Tensor& logits, const Tensor& ids, int64_t eot_token_i
   return cross_entropy(predicting, reshape(targets, {-1}), kIgnore);
 }
 
-std::vector<int64_t> cyclic_negatives(int64_t batch) {
+Tensor cyclic_negatives(int64_t batch, Device device) {
   if (batch < 2) fail("itm", "negatives need a batch of at least 2");
-  std::vector<int64_t> out(batch);
-  for (int64_t i = 0; i < batch; ++i) out[i] = (i + batch - 1) % batch;
-  return out;
+  const Tensor i = arange(0, static_cast<double>(batch), 1, DType::I64, device);
+  return where(gt(i, 0.0), sub(i, 1.0), static_cast<double>(batch - 1));
 }
 
-std::vector<int64_t> hard_negatives(const Tensor& similarity, Generator& gen, const std::vector<int64_t>& groups,
-                                    int64_t first_row) {
+std::vector<int64_t> cyclic_negatives(int64_t batch) { return to_vector<int64_t>(cyclic_negatives(batch, Device::cpu())); }
+
+Tensor negative_draws(Generator& gen, int64_t rows, int64_t first_row, Device device) {
+  const uint64_t key = gen.next_key();
+  std::vector<double> u(static_cast<size_t>(rows));
+  for (int64_t r = 0; r < rows; ++r) u[static_cast<size_t>(r)] = Philox::uniform(key, static_cast<uint64_t>(first_row + r));
+  return from_data(u, {rows}, device);
+}
+
+Tensor sample_hard_negatives(const Tensor& similarity, const Tensor& draws, const Tensor& groups, int64_t first_row) {
   if (similarity.dim() != 2 || first_row < 0 || first_row + similarity.shape()[0] > similarity.shape()[1])
     fail("itm", "similarity must be rows [b, B] of the square [B, B] matrix, starting at row first_row",
          {describe("similarity", similarity)});
   const int64_t rows = similarity.shape()[0], B = similarity.shape()[1];
   if (B < 2) fail("itm", "negatives need a batch of at least 2");
-  if (!groups.empty() && static_cast<int64_t>(groups.size()) != B)
-    fail("itm", "one group id per sample is needed", {describe("similarity", similarity)});
-  std::vector<double> sim = to_vector<double>(similarity);
-  const uint64_t key = gen.next_key();
-  std::vector<int64_t> out(rows);
-  for (int64_t r = 0; r < rows; ++r) {
-    const int64_t i = first_row + r;  // the global row
-    const double* row = sim.data() + r * B;
-    // softmax over the candidates, then the inverse CDF of one uniform draw. Candidates: every
-    // j != i outside i's group (BLIP's mask of same-image pairs); every j != i when the whole
-    // batch shares i's group.
-    auto candidate = [&](int64_t j) { return j != i && (groups.empty() || groups[j] != groups[i]); };
-    bool any = false;
-    for (int64_t j = 0; j < B && !any; ++j) any = candidate(j);
-    auto allowed = [&](int64_t j) { return any ? candidate(j) : j != i; };
-    double mx = -INFINITY;
-    for (int64_t j = 0; j < B; ++j)
-      if (allowed(j)) mx = std::max(mx, row[j]);
-    std::vector<double> w(B, 0.0);
-    double total = 0;
-    for (int64_t j = 0; j < B; ++j)
-      if (allowed(j)) total += w[j] = std::exp(row[j] - mx);
-    double u = Philox::uniform(key, static_cast<uint64_t>(i)) * total;
-    int64_t pick = -1;
-    for (int64_t j = 0; j < B; ++j) {
-      if (!allowed(j)) continue;
-      pick = j;
-      if (u < w[j]) break;
-      u -= w[j];
-    }
-    out[r] = pick;
+  if (groups.defined() && (groups.dim() != 1 || groups.shape()[0] != B))
+    fail("itm", "one group id per sample is needed", {describe("similarity", similarity), describe("groups", groups)});
+  if (draws.dim() != 1 || draws.shape()[0] != rows)
+    fail("itm", "one draw per similarity row is needed", {describe("similarity", similarity), describe("draws", draws)});
+  // Tensor ops on the similarity's device, nothing read back: the softmax over the
+  // candidates, then the inverse CDF of the row's draw. Candidates: every j != i outside i's
+  // group (BLIP's mask of same-image pairs); every j != i when the whole batch shares i's group.
+  NoGradGuard no_grad;
+  const Device device = similarity.device();
+  const Tensor sim = similarity.to(DType::F64);
+  const Tensor column = unsqueeze(arange(0, static_cast<double>(B), 1, DType::F64, device), 0);  // [1, B]
+  const Tensor row = unsqueeze(arange(static_cast<double>(first_row), static_cast<double>(first_row + rows), 1,
+                                      DType::F64, device), 1);                                   // [rows, 1]
+  Tensor allowed = ne(row, column).to(DType::F64);                                               // j != i
+  if (groups.defined()) {
+    const Tensor g = groups.to(DType::F64);
+    const Tensor row_group = unsqueeze(narrow(g, 0, first_row, rows), 1);
+    const Tensor candidate = mul(allowed, ne(row_group, unsqueeze(g, 0)).to(DType::F64));
+    allowed = where(gt(amax(candidate, {1}, true), 0.0), candidate, allowed);
   }
-  return out;
+  const Tensor is_allowed = gt(allowed, 0.0);
+  const Tensor top = amax(where(is_allowed, sim, -INFINITY), {1}, true);
+  const Tensor weight = where(is_allowed, exp(sub(sim, top)), 0.0);
+  // Running sums by one product with the upper triangle of ones: cdf[i, j] = sum_{k<=j} w[i, k].
+  const Tensor upper = le(transpose(column, 0, 1), column).to(DType::F64);
+  const Tensor cdf = matmul(weight, upper);
+  const Tensor target = mul(unsqueeze(draws.to(DType::F64), 1), narrow(cdf, 1, B - 1, 1));
+  // The first j whose running sum exceeds the target (its weight is > 0, so it is allowed);
+  // when rounding leaves none, the last allowed j.
+  const Tensor first_above = sum(le(cdf, target).to(DType::F64), {1});
+  const Tensor last_allowed = amax(where(is_allowed, column, -1.0), {1});
+  return minimum(first_above, last_allowed).to(DType::I64);
+}
+
+std::vector<int64_t> hard_negatives(const Tensor& similarity, Generator& gen, const std::vector<int64_t>& groups,
+                                    int64_t first_row) {
+  if (similarity.dim() != 2) fail("itm", "similarity must be rows [b, B] of the square [B, B] matrix", {describe("similarity", similarity)});
+  if (!groups.empty() && static_cast<int64_t>(groups.size()) != similarity.shape()[1])
+    fail("itm", "one group id per sample is needed", {describe("similarity", similarity)});
+  const Device device = similarity.device();
+  const Tensor group_ids = groups.empty() ? Tensor() : from_data(groups, {static_cast<int64_t>(groups.size())}, device);
+  const Tensor draws = negative_draws(gen, similarity.shape()[0], first_row, device);
+  return to_vector<int64_t>(sample_hard_negatives(similarity, draws, group_ids, first_row));
+}
+
+Tensor itm_loss(const FusionTransformer& fusion, const Tensor& text_hidden, const Tensor& image_hidden,
+                const Tensor& neg_image_for_text, const Tensor& neg_text_for_image, const Tensor& text_pool,
+                const Tensor& image_pool) {
+  const int64_t B = text_hidden.shape()[0];
+  if (image_hidden.dim() < 1 || image_hidden.shape()[0] != B)
+    fail("itm", "expects as many images as texts", {describe("text_hidden", text_hidden), describe("image_hidden", image_hidden)});
+  auto one_per_sample = [&](const Tensor& neg) {
+    if (neg.dim() != 1 || neg.shape()[0] != B || (neg.dtype() != DType::I64 && neg.dtype() != DType::I32))
+      fail("itm", "one negative index per sample is needed", {describe("text_hidden", text_hidden), describe("negatives", neg)});
+  };
+  one_per_sample(neg_image_for_text);
+  const bool text_negatives = neg_text_for_image.defined();
+  if (text_negatives) one_per_sample(neg_text_for_image);
+  // The pairs, positives first: (text b, image b), (text b, image neg_image_for_text[b]) and,
+  // with text negatives, (text neg_text_for_image[b], image b). The fusion model is given the
+  // distinct texts and images with an index per pair, so it projects each image once and runs
+  // its first layer's self-attention once per text (on the gathered pairs that work was done
+  // two or three times over). Negatives from the gathered pool (data parallel) are taken out
+  // of it first and follow this rank's rows. Index tensors only: nothing is read back, so the
+  // loss may run inside a captured step (the index kernels check the ranges).
+  const Device device = text_hidden.device();
+  const Tensor own = arange(0, static_cast<double>(B), 1, DType::I64, device);
+  const Tensor after_own = arange(static_cast<double>(B), static_cast<double>(2 * B), 1, DType::I64, device);
+  auto distinct_rows = [&](const Tensor& rows, const Tensor& pool, const Tensor& neg, Tensor& neg_row) {
+    if (!pool.defined()) {
+      neg_row = neg.to(DType::I64);
+      return rows;
+    }
+    neg_row = after_own;
+    return concat({rows, index_select(pool, 0, neg.to(DType::I64))}, 0);
+  };
+  Tensor neg_image_row, neg_text_row;
+  const Tensor images = distinct_rows(image_hidden, image_pool, neg_image_for_text, neg_image_row);
+  const Tensor texts = text_negatives ? distinct_rows(text_hidden, text_pool, neg_text_for_image, neg_text_row)
+                                      : text_hidden;
+  std::vector<Tensor> text_of_pair{own, own}, image_of_pair{own, neg_image_row};
+  if (text_negatives) text_of_pair.push_back(neg_text_row), image_of_pair.push_back(own);
+  const int64_t pairs = static_cast<int64_t>(text_of_pair.size());
+  const Tensor logits = fusion.itm_logits(fusion.forward(texts, images, concat(image_of_pair, 0), concat(text_of_pair, 0)));
+  const Tensor labels = concat({ones({B}, DType::I64, device), zeros({(pairs - 1) * B}, DType::I64, device)}, 0);
+  return cross_entropy(logits, labels);
 }
 
 Tensor itm_loss(const FusionTransformer& fusion, const Tensor& text_hidden, const Tensor& image_hidden,
                 const std::vector<int64_t>& neg_image_for_text, const std::vector<int64_t>& neg_text_for_image,
                 const Tensor& text_pool, const Tensor& image_pool) {
   const int64_t B = text_hidden.shape()[0];
-  if (image_hidden.dim() < 1 || image_hidden.shape()[0] != B)
-    fail("itm", "expects as many images as texts", {describe("text_hidden", text_hidden), describe("image_hidden", image_hidden)});
   if (static_cast<int64_t>(neg_image_for_text.size()) != B ||
       (!neg_text_for_image.empty() && static_cast<int64_t>(neg_text_for_image.size()) != B))
     fail("itm", "one negative per sample is needed", {describe("text_hidden", text_hidden)});
-  // The pairs, positives first: (text b, image b), (text b, image neg_image_for_text[b]) and,
-  // with text negatives, (text neg_text_for_image[b], image b). The fusion model is given the
-  // distinct texts and images with an index per pair, so it projects each image once and runs
-  // its first layer's self-attention once per text (on the gathered pairs that work was done
-  // two or three times over). Negatives from the gathered pool (data parallel) are taken out
-  // of it first and follow this rank's rows.
-  auto index = [&](const std::vector<int64_t>& v) {
-    return from_data(v, {static_cast<int64_t>(v.size())}, text_hidden.device());
-  };
-  auto distinct_rows = [&](const Tensor& own, const Tensor& pool, const std::vector<int64_t>& neg,
-                           const char* what, std::vector<int64_t>& neg_row) {
+  auto index = [&](const std::vector<int64_t>& neg, const Tensor& pool, const char* what) {
     const int64_t n = pool.defined() ? pool.shape()[0] : B;
     for (int64_t j : neg)
       if (j < 0 || j >= n) fail("itm", fmt::format("negative {} index {} is out of range [0, {})", what, j, n));
-    if (!pool.defined()) {
-      neg_row = neg;
-      return own;
-    }
-    for (int64_t b = 0; b < B; ++b) neg_row.push_back(B + b);
-    return concat({own, index_select(pool, 0, index(neg))}, 0);
+    return from_data(neg, {B}, text_hidden.device());
   };
-  const bool text_negatives = !neg_text_for_image.empty();
-  std::vector<int64_t> neg_image_row, neg_text_row;
-  const Tensor images = distinct_rows(image_hidden, image_pool, neg_image_for_text, "image", neg_image_row);
-  const Tensor texts = text_negatives ? distinct_rows(text_hidden, text_pool, neg_text_for_image, "text", neg_text_row)
-                                      : text_hidden;
-  std::vector<int64_t> text_of_pair, image_of_pair;
-  for (int64_t b = 0; b < B; ++b) text_of_pair.push_back(b), image_of_pair.push_back(b);
-  for (int64_t b = 0; b < B; ++b) text_of_pair.push_back(b), image_of_pair.push_back(neg_image_row[static_cast<size_t>(b)]);
-  if (text_negatives)
-    for (int64_t b = 0; b < B; ++b) text_of_pair.push_back(neg_text_row[static_cast<size_t>(b)]), image_of_pair.push_back(b);
-  const int64_t pairs = static_cast<int64_t>(text_of_pair.size()) / B;
-  const Tensor logits = fusion.itm_logits(fusion.forward(texts, images, index(image_of_pair), index(text_of_pair)));
-  std::vector<int64_t> labels(pairs * B, 0);
-  std::fill(labels.begin(), labels.begin() + B, 1);
-  return cross_entropy(logits, from_data(labels, {pairs * B}, text_hidden.device()));
+  return itm_loss(fusion, text_hidden, image_hidden, index(neg_image_for_text, image_pool, "image"),
+                  neg_text_for_image.empty() ? Tensor() : index(neg_text_for_image, text_pool, "text"), text_pool,
+                  image_pool);
 }
 
 }  // namespace mmgrad::nn

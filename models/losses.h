@@ -46,6 +46,7 @@ int64_t caption_target_count(const Tensor& ids, int64_t eot_token_id);
 
 // ITM negatives: for each i an index j != i. Cyclic (the benchmark's): j = i - 1 mod B.
 std::vector<int64_t> cyclic_negatives(int64_t batch);
+Tensor cyclic_negatives(int64_t batch, Device device);  // the same as an I64 tensor made on `device`
 // Hard negatives (ALBEF): row i of `similarity` [B, B] (temperature-scaled logits, as the
 // contrastive loss sees them) gives the weights softmax(sim[i, j]) over j != i, from which j
 // is drawn. Deterministic for a given generator state. `groups` (optional, one id per
@@ -57,6 +58,13 @@ std::vector<int64_t> cyclic_negatives(int64_t batch);
 // whole matrix would give (row i uses the generator's draw for row first_row + i).
 std::vector<int64_t> hard_negatives(const Tensor& similarity, Generator& gen, const std::vector<int64_t>& groups = {},
                                     int64_t first_row = 0);
+// hard_negatives in two halves, for a step that must not read back to the host (a captured
+// one): negative_draws takes the uniforms from `gen` on the host, one per row (row r's is
+// Philox::uniform(key, first_row + r), one key per call), and uploads them; then
+// sample_hard_negatives draws with tensor ops on the similarity's device: draws [b] (f64),
+// groups [B] (integers) or undefined; the result is I64 [b].
+Tensor negative_draws(Generator& gen, int64_t rows, int64_t first_row, Device device);
+Tensor sample_hard_negatives(const Tensor& similarity, const Tensor& draws, const Tensor& groups, int64_t first_row);
 
 class FusionTransformer;
 // 2-way cross-entropy over B positive pairs (text i, image i) labelled 1 and the negative
@@ -64,8 +72,14 @@ class FusionTransformer;
 // text_hidden [B, T, Wt] (after final_layer_norm), image_hidden [B, N+1, Wv].
 // The negatives index text_pool and image_pool (every rank's hidden states, gathered, in a
 // data-parallel run); undefined pools mean this batch's own.
+// The vector form checks the indices on the host; the tensor form (I64 or I32 [B]; an undefined
+// neg_text_for_image means none) leaves that to the index kernels, reads nothing back and so
+// may run inside a captured step.
 Tensor itm_loss(const FusionTransformer& fusion, const Tensor& text_hidden, const Tensor& image_hidden,
                 const std::vector<int64_t>& neg_image_for_text, const std::vector<int64_t>& neg_text_for_image = {},
+                const Tensor& text_pool = Tensor(), const Tensor& image_pool = Tensor());
+Tensor itm_loss(const FusionTransformer& fusion, const Tensor& text_hidden, const Tensor& image_hidden,
+                const Tensor& neg_image_for_text, const Tensor& neg_text_for_image = Tensor(),
                 const Tensor& text_pool = Tensor(), const Tensor& image_pool = Tensor());
 
 }  // namespace mmgrad::nn

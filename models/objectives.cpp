@@ -11,9 +11,36 @@
 
 namespace mmgrad::nn {
 
-Losses compute_losses(const ClipModel& model, const Tensor& images, const Tensor& ids,
-                      const ObjectiveWeights& w, Generator& gen, const std::vector<int64_t>& groups,
+LossInputs make_loss_inputs(const Tensor& images, const Tensor& ids, const ObjectiveWeights& w, Generator& gen,
+                            const std::vector<int64_t>& groups, int64_t first_row) {
+  LossInputs in{images, ids, Tensor(), Tensor()};
+  const Device device = images.device();
+  const int64_t B = images.dim() > 0 ? images.shape()[0] : 0;
+  if (!groups.empty()) {
+    if (static_cast<int64_t>(groups.size()) != B)
+      fail("objectives", fmt::format("{} group ids for a batch of {} images", groups.size(), B));
+    in.groups = from_data(groups, {B}, device);
+  }
+  if (w.itm > 0 && w.hard_negatives) {
+    // One key per direction, in this order (image negatives for the texts, then text
+    // negatives for the images), as hard_negatives would take them.
+    Tensor for_texts = negative_draws(gen, B, first_row, device);
+    Tensor for_images = negative_draws(gen, B, first_row, device);
+    in.negative_draws = stack({for_texts, for_images}, 0);
+  }
+  return in;
+}
+
+Losses compute_losses(const ClipModel& model, const Tensor& images, const Tensor& ids, const ObjectiveWeights& w,
+                      Generator& gen, const std::vector<int64_t>& groups, dist::Communicator* comm) {
+  const int64_t first_row = comm ? static_cast<int64_t>(comm->rank()) * (images.dim() > 0 ? images.shape()[0] : 0) : 0;
+  return compute_losses(model, make_loss_inputs(images, ids, w, gen, groups, first_row), w, comm);
+}
+
+Losses compute_losses(const ClipModel& model, const LossInputs& in, const ObjectiveWeights& w,
                       dist::Communicator* comm) {
+  const Tensor& images = in.images;
+  const Tensor& ids = in.ids;
   dist::SingleCommunicator single;
   dist::Communicator& c = comm ? *comm : single;
   const bool distributed = c.size() > 1;
@@ -50,7 +77,7 @@ Losses compute_losses(const ClipModel& model, const Tensor& images, const Tensor
     add_part(siglip ? "siglip" : "clip", w.contrastive, loss);
   }
   if (w.itm > 0) {
-    std::vector<int64_t> neg_image, neg_text;
+    Tensor neg_image, neg_text;
     // Negatives come from the global batch: every rank's hidden states, with gradient.
     Tensor text_pool, image_pool;
     if (distributed) {
@@ -58,23 +85,24 @@ Losses compute_losses(const ClipModel& model, const Tensor& images, const Tensor
       image_pool = dist::all_gather_with_grad(c, vis.last_hidden_state.contiguous());
     }
     if (w.hard_negatives) {
-      std::vector<int64_t> all_groups = groups;
-      if (distributed && !groups.empty()) {
-        NoGradGuard no_grad;
-        all_groups = to_vector<int64_t>(c.all_gather(from_data(groups, {B})));
-      }
+      if (!in.negative_draws.defined() || in.negative_draws.dim() != 2 || in.negative_draws.shape()[0] != 2 ||
+          in.negative_draws.shape()[1] != B)
+        fail("objectives", "hard ITM negatives need the step's draws [2, B] (make_loss_inputs makes them)",
+             {describe("images", images), describe("negative_draws", in.negative_draws)});
       NoGradGuard no_grad;  // sampling only: no gradient through the choice
+      Tensor all_groups = in.groups;
+      if (distributed && all_groups.defined()) all_groups = c.all_gather(all_groups.to(Device::cpu())).to(images.device());
       const Tensor scale = w.negative_scale > 0 ? Tensor() : exp(model.logit_scale.detach());
       auto scaled = [&](const Tensor& sim) { return scale.defined() ? mul(sim, scale) : mul(sim, w.negative_scale); };
       // [this rank's texts, all images] and [this rank's images, all texts]: rows of the
       // global similarity matrix and of its transpose.
       Tensor sim_text = scaled(matmul(txt_emb, transpose(all_img, 0, 1)));
       Tensor sim_image = distributed ? scaled(matmul(img_emb, transpose(all_txt, 0, 1))) : transpose(sim_text, 0, 1);
-      neg_image = hard_negatives(sim_text, gen, all_groups, first_row);
-      neg_text = hard_negatives(sim_image, gen, all_groups, first_row);
+      neg_image = sample_hard_negatives(sim_text, select(in.negative_draws, 0, 0), all_groups, first_row);
+      neg_text = sample_hard_negatives(sim_image, select(in.negative_draws, 0, 1), all_groups, first_row);
     } else {
       if (distributed) fail("objectives", "cyclic ITM negatives (hard_negatives = false) are not defined across ranks");
-      neg_image = cyclic_negatives(B);
+      neg_image = cyclic_negatives(B, images.device());
     }
     add_part("itm", w.itm, itm_loss(*model.fusion_model, txt.last_hidden_state, vis.last_hidden_state, neg_image,
                                     neg_text, text_pool, image_pool));

@@ -36,15 +36,39 @@ struct Losses {
   std::vector<std::pair<std::string, Tensor>> parts;  // each objective before weighting
 };
 
-// images [B, 3, S, S], ids [B, T]. `gen` draws the hard negatives; `groups` (optional, one
-// id per sample) keeps samples of a group from being each other's negatives (losses.h).
+// What the losses read besides the model, all tensors on the model's device. A captured step
+// (a CUDA graph, train/step_graph.h) is recorded on one set of these and replays on new values
+// copied into them, so everything that varies from step to step is here, the random draws
+// included.
+struct LossInputs {
+  Tensor images;          // [B, 3, S, S]
+  Tensor ids;             // [B, T] token ids
+  Tensor groups;          // [B] integers: a group's samples are not each other's ITM negatives; or undefined
+  Tensor negative_draws;  // [2, B] f64 uniforms of the hard negatives (image for text, text for image),
+                          // defined when weights.itm > 0 and weights.hard_negatives
+};
+
+// The host side of a step's inputs: draws the hard negatives' uniforms from `gen` (only when
+// the weights use them, so a generator's sequence does not depend on the other objectives)
+// and puts groups and draws on the images' device. first_row: the shard's first row in the
+// global batch.
+LossInputs make_loss_inputs(const Tensor& images, const Tensor& ids, const ObjectiveWeights& weights, Generator& gen,
+                            const std::vector<int64_t>& groups = {}, int64_t first_row = 0);
+
+// The weighted losses of one batch. Nothing is read back to the host on one process: the
+// whole computation, backward included, may be captured (HostTransferBan holds it to that).
 //
 // With a communicator of several ranks, images and ids are this rank's shard of the global
 // batch (rank r holds rows [r b, (r + 1) b), all shards of one size) and `groups` is this
 // shard's too. The contrastive losses then see the global batch (features gathered with
 // gradient), ITM draws hard negatives from it, and every part is scaled so that the mean
 // over the ranks of each loss (and, after gradients are averaged, of each gradient) is that
-// of one process training on the whole batch. `gen` must be in the same state on every rank.
+// of one process training on the whole batch. The generator that made the draws must be in
+// the same state on every rank.
+Losses compute_losses(const ClipModel& model, const LossInputs& inputs, const ObjectiveWeights& weights,
+                      dist::Communicator* comm = nullptr);
+
+// make_loss_inputs, then compute_losses (images [B, 3, S, S], ids [B, T]).
 Losses compute_losses(const ClipModel& model, const Tensor& images, const Tensor& ids,
                       const ObjectiveWeights& weights, Generator& gen, const std::vector<int64_t>& groups = {},
                       dist::Communicator* comm = nullptr);

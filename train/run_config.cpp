@@ -89,6 +89,7 @@ const std::vector<Field>& fields() {
       MMGRAD_INT("seed", seed, 0),
       MMGRAD_FIELD("device", Text, device),
       MMGRAD_FIELD("matmul_precision", Text, matmul_precision),
+      MMGRAD_FIELD("cuda_graph", Bool, cuda_graph),
       MMGRAD_FIELD("dist_backend", Text, dist_backend),
       MMGRAD_INT("bucket_kib", bucket_kib, 1),
       MMGRAD_FIELD("dist_timeout", Double, dist_timeout),
@@ -274,6 +275,9 @@ void validate(const RunConfig& c) {
         "matmul_precision must be f32, tf32 or bf16, not '" + c.matmul_precision + "'");
   check(c.matmul_precision == "f32" || c.device != "cpu",
         "matmul_precision " + c.matmul_precision + " needs device=cuda (the CPU computes f32 matmuls in f32)");
+  check(!c.cuda_graph || c.device != "cpu", "cuda_graph needs device=cuda (it records the GPU's work)");
+  check(!c.cuda_graph || !c.detect_anomaly,
+        "cuda_graph and detect_anomaly do not go together (anomaly mode reads every op's result back)");
   check(c.dist_backend == "auto" || c.dist_backend == "single" || c.dist_backend == "mpi" || c.dist_backend == "nccl",
         "dist_backend must be auto, single, mpi or nccl, not '" + c.dist_backend + "'");
   check(c.dist_backend != "nccl" || c.device != "cpu", "dist_backend nccl needs device=cuda (NCCL moves GPU tensors)");

@@ -70,6 +70,10 @@ struct RunConfig {
   // How f32 matmuls run on CUDA: "f32", "tf32" or "bf16" (mixed precision: bf16 tensor-core
   // GEMMs with f32 accumulation; activations, master weights and optimizer state stay f32).
   std::string matmul_precision = "f32";
+  // Record the step's forward and backward as a CUDA graph after two eager steps and replay it
+  // (train/step_graph.h): one launch instead of about a thousand for a small model. Needs
+  // device=cuda and one process; the batch shapes must not change.
+  bool cuda_graph = false;
 
   // Data-parallel training (`mpirun -np N mmgrad train`, dist/): which communicator
   // ("auto": MPI when started by mpirun with several processes; "single", "mpi", "nccl"),

@@ -22,6 +22,7 @@
 #include "train/checkpoint.h"
 #include "train/optimizer.h"
 #include "train/progress.h"
+#include "train/step_graph.h"
 #include "train/tensorboard.h"
 #include "train/throughput.h"
 #include "autograd/anomaly.h"
@@ -195,6 +196,18 @@ TrainSummary train_model(nn::ClipModel& model, const RunConfig& c, const BatchSo
   if (c.detect_anomaly || autograd::anomaly_mode_from_environment())
     anomaly = std::make_unique<autograd::DetectAnomaly>(model.named_parameters());
 
+  // cuda_graph: a few eager steps first (cuBLAS picks its algorithms, kernels load, the
+  // allocator's cache fills), then the step is recorded once and replayed.
+  constexpr int64_t kEagerStepsBeforeRecording = 2;
+  std::unique_ptr<StepGraph> step_graph;
+  if (c.cuda_graph) {
+    if (comm.name() != "single")
+      fail("train", "cuda_graph records one process's step; it does not combine with data-parallel training "
+                    "(dist_backend " + comm.name() + ")");
+    if (anomaly) fail("train", "cuda_graph and anomaly mode (MMGRAD_DETECT_ANOMALY) do not go together");
+    step_graph = std::make_unique<StepGraph>(model, weights);
+  }
+
   int64_t step = first_step;
   for (; step < c.steps; ++step) {
     const auto t0 = std::chrono::steady_clock::now();
@@ -203,14 +216,22 @@ TrainSummary train_model(nn::ClipModel& model, const RunConfig& c, const BatchSo
     optimizer->zero_grad();
     double loss = 0, data_ms = 0;
     std::vector<std::pair<std::string, double>> parts;
+    const bool replay = step_graph && step - first_step >= kEagerStepsBeforeRecording;
+    const bool recording = replay && !step_graph->recorded();
+    std::vector<nn::LossInputs> micro_inputs;
     for (int64_t a = 0; a < c.accum_steps; ++a) {
       const auto td = std::chrono::steady_clock::now();
       Batch b = batches(state.data_position + comm.rank() * shard, shard);
       state.data_position += micro;
       b.images = b.images.to(device);  // no-ops on the CPU
       b.ids = b.ids.to(device);
+      nn::LossInputs inputs = nn::make_loss_inputs(b.images, b.ids, weights, gen, b.groups, comm.rank() * shard);
       data_ms += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - td).count();
-      nn::Losses l = nn::compute_losses(model, b.images, b.ids, weights, gen, b.groups, ranks > 1 ? &comm : nullptr);
+      if (replay) {
+        micro_inputs.push_back(std::move(inputs));
+        continue;
+      }
+      nn::Losses l = nn::compute_losses(model, inputs, weights, ranks > 1 ? &comm : nullptr);
       Tensor scaled = c.accum_steps > 1 ? mul(l.total, 1.0 / static_cast<double>(c.accum_steps)) : l.total;
       if (reducer && a + 1 == c.accum_steps) {
         // The last micro-batch: gradient buckets start their all-reduce as backward completes them.
@@ -223,6 +244,16 @@ TrainSummary train_model(nn::ClipModel& model, const RunConfig& c, const BatchSo
       if (parts.empty())
         for (const auto& [name, t] : l.parts) parts.emplace_back(name, 0.0);
       for (size_t i = 0; i < l.parts.size(); ++i) parts[i].second += item(l.parts[i].second) / static_cast<double>(c.accum_steps);
+    }
+    uint64_t replayed_flops = 0;
+    if (replay) {
+      const StepLosses l = step_graph->run(micro_inputs);
+      loss = item(l.total);  // waits for the replay; a device-side error in it is raised here
+      for (const auto& [name, t] : l.parts) parts.emplace_back(name, item(t));
+      if (recording && lead)
+        fmt::print("cuda_graph: step {} recorded as a CUDA graph of {} nodes; later steps replay it\n", step + 1,
+                   step_graph->nodes());
+      if (!recording) replayed_flops = step_graph->matmul_flops();
     }
     double comm_ms = 0;
     bool stop_requested = StopSignals::requested();
@@ -256,7 +287,7 @@ TrainSummary train_model(nn::ClipModel& model, const RunConfig& c, const BatchSo
     }
     const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     const double samples_per_s = static_cast<double>(c.batch_size) / (ms / 1000.0);
-    const uint64_t step_flops = matmul_flops() - flops_at_start;  // this rank's
+    const uint64_t step_flops = matmul_flops() - flops_at_start + replayed_flops;  // this rank's
     const double gflops = static_cast<double>(step_flops) / (ms * 1e6);
     const double peak_mib = static_cast<double>(peak_tensor_memory(device)) / (1 << 20);
 

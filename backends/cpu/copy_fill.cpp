@@ -1,4 +1,4 @@
-// copy (with dtype conversion), fill and the random fills.
+// copy (with dtype conversion), fill, arange, the random fills and assert_all.
 #include <algorithm>
 #include <cmath>
 
@@ -88,6 +88,23 @@ void fill(const Tensor& dst, double value) {
       for (int64_t i = 0; i < n; ++i) *reinterpret_cast<T*>(p[0] + i * st[0]) = v;
     });
   });
+}
+
+void arange(const Tensor& dst, double start, double step) {
+  dispatch_all(dst.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    T* d = dst.data_ptr<T>();
+    for (int64_t i = 0; i < dst.numel(); ++i) d[i] = convert<T>(start + static_cast<double>(i) * step);
+  });
+}
+
+void assert_all(const Tensor& cond, int64_t message_id) {
+  const bool* c = cond.data_ptr<bool>();
+  for (int64_t i = 0; i < cond.numel(); ++i)
+    if (!c[i]) {
+      auto [op, message] = assert_message(message_id);
+      fail(op, message);
+    }
 }
 
 // Element i of a random tensor is drawn from counter i, whatever the thread split.

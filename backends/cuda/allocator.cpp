@@ -3,9 +3,11 @@
 #include <cuda_runtime.h>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <mutex>
 #include <set>
 #include <unordered_map>
+#include <vector>
 
 #include "backends/cuda/context.h"
 #include "backends/cuda/kernels.h"
@@ -28,6 +30,7 @@ struct Block {
   bool small = false;
   Block* prev = nullptr;  // neighbours within the same segment
   Block* next = nullptr;
+  int pool = 0;           // 0: the shared pool; else a CUDA graph's private pool (below)
 };
 
 struct BySizeThenAddress {
@@ -46,24 +49,27 @@ class CachingAllocator final : public Allocator {
     set_device(0);
     const size_t size = round_up(std::max<size_t>(nbytes, 1), kMinBlock);
     const bool small = size <= kSmallRequest;
-    auto& pool = small ? small_free_ : large_free_;
+    Pool& pool = pools_[capture_pool_];
+    auto& free_blocks = small ? pool.small_free : pool.large_free;
     Block key;
     key.size = size;
-    auto it = pool.lower_bound(&key);  // the smallest free block that fits
+    auto it = free_blocks.lower_bound(&key);  // the smallest free block that fits
     Block* block;
-    if (it != pool.end()) {
+    if (it != free_blocks.end()) {
       block = *it;
-      pool.erase(it);
+      free_blocks.erase(it);
     } else {
       block = new_segment(segment_size(size), small);
+      block->pool = capture_pool_;
+      pool.segments.push_back(block);
     }
     const size_t remainder = block->size - size;
     if (remainder >= (small ? kMinBlock : kSmallRequest)) {
-      Block* rest = new Block{block->ptr + size, remainder, false, small, block, block->next};
+      Block* rest = new Block{block->ptr + size, remainder, false, small, block, block->next, block->pool};
       if (block->next) block->next->prev = rest;
       block->next = rest;
       block->size = size;
-      pool.insert(rest);
+      free_blocks.insert(rest);
     }
     block->allocated = true;
     live_[block->ptr] = block;
@@ -78,26 +84,46 @@ class CachingAllocator final : public Allocator {
     if (it == live_.end()) return;  // not ours: never happens through Storage
     Block* block = it->second;
     live_.erase(it);
-    stats_.in_use -= block->size;
-    block->allocated = false;
-    auto& pool = block->small ? small_free_ : large_free_;
-    for (Block* nb : {block->prev, block->next}) {
-      if (!nb || nb->allocated) continue;
-      pool.erase(nb);
-      if (nb == block->prev) {
-        nb->size += block->size;
-        nb->next = block->next;
-        if (block->next) block->next->prev = nb;
-        delete block;
-        block = nb;
-      } else {
-        block->size += nb->size;
-        block->next = nb->next;
-        if (nb->next) nb->next->prev = block;
-        delete nb;
-      }
+    if (capture_pool_ != 0 && block->pool != capture_pool_) {
+      // Memory from outside the graph, last used inside it: every replay touches it again,
+      // so nothing else may have it until the graph is gone.
+      pools_[capture_pool_].held.push_back(block);
+      return;
     }
-    pool.insert(block);
+    release_block(block);
+  }
+
+  // ---- CUDA graph pools (graph.cpp). While a graph is captured, allocations come from a pool
+  // of its own: the addresses recorded in the graph are used again by every replay, so they
+  // must not be handed to anyone else while the graph exists. Freed inside the capture, a
+  // block is reused by later allocations of the same capture (stream order holds within the
+  // graph); freed after it, it stays in the pool.
+  int begin_graph_pool() {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (capture_pool_ != 0) fail("cuda graph", "a CUDA graph is already being captured");
+    capture_pool_ = next_pool_id_++;
+    pools_[capture_pool_];
+    return capture_pool_;
+  }
+  void end_graph_pool() {
+    std::lock_guard<std::mutex> lock(mu_);
+    capture_pool_ = 0;
+  }
+  // The graph is gone: its pool's memory (and what it held) goes back to the shared pool.
+  void release_graph_pool(int id) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto found = pools_.find(id);
+    if (found == pools_.end() || id == 0) return;
+    Pool& pool = found->second;
+    Pool& shared = pools_[0];
+    for (Block* first : pool.segments)
+      for (Block* b = first; b; b = b->next) b->pool = 0;
+    for (Block* b : pool.small_free) shared.small_free.insert(b);
+    for (Block* b : pool.large_free) shared.large_free.insert(b);
+    for (Block* b : pool.segments) shared.segments.push_back(b);
+    std::vector<Block*> held = std::move(pool.held);
+    pools_.erase(found);
+    for (Block* b : held) release_block(b);
   }
 
   DeviceMemoryStats stats() {
@@ -118,6 +144,38 @@ class CachingAllocator final : public Allocator {
   }
 
  private:
+  struct Pool {
+    std::set<Block*, BySizeThenAddress> small_free, large_free;
+    std::vector<Block*> segments;  // each segment's first block (never merged away)
+    std::vector<Block*> held;      // shared-pool blocks freed during this pool's capture
+  };
+
+  // A block no one uses any more goes back to its pool's free blocks, merged with free
+  // neighbours of its segment.
+  void release_block(Block* block) {
+    stats_.in_use -= block->size;
+    block->allocated = false;
+    Pool& pool = pools_[block->pool];
+    auto& free_blocks = block->small ? pool.small_free : pool.large_free;
+    for (Block* nb : {block->prev, block->next}) {
+      if (!nb || nb->allocated) continue;
+      free_blocks.erase(nb);
+      if (nb == block->prev) {
+        nb->size += block->size;
+        nb->next = block->next;
+        if (block->next) block->next->prev = nb;
+        delete block;
+        block = nb;
+      } else {
+        block->size += nb->size;
+        block->next = nb->next;
+        if (nb->next) nb->next->prev = block;
+        delete nb;
+      }
+    }
+    free_blocks.insert(block);
+  }
+
   static size_t segment_size(size_t size) {
     if (size <= kSmallRequest) return kSmallSegment;
     if (size < kMidRequest) return kMidSegment;
@@ -127,8 +185,9 @@ class CachingAllocator final : public Allocator {
   Block* new_segment(size_t bytes, bool small) {
     void* p = nullptr;
     cudaError_t err = try_malloc(&p, bytes);
-    if (err != cudaSuccess) {
-      // Give the cache back and try once more before reporting.
+    if (err != cudaSuccess && capture_pool_ == 0) {
+      // Give the cache back and try once more before reporting (not while a graph is being
+      // captured: cudaFree would end the capture).
       release_free_segments();
       err = try_malloc(&p, bytes);
     }
@@ -141,7 +200,8 @@ class CachingAllocator final : public Allocator {
                        "and {:.1f} MiB cached{}; the device has {:.1f} MiB free of {:.1f} MiB",
                        bytes / kMiB, stats_.in_use / kMiB, (stats_.reserved - stats_.in_use) / kMiB,
                        limit_ ? fmt::format(" (limit {:.1f} MiB set by set_device_memory_limit)", limit_ / kMiB) : "",
-                       free_b / kMiB, total_b / kMiB));
+                       free_b / kMiB, total_b / kMiB) +
+               (capture_pool_ != 0 ? " (while capturing a CUDA graph: the cache could not be released)" : ""));
     }
     stats_.reserved += bytes;
     stats_.segments += 1;
@@ -153,23 +213,28 @@ class CachingAllocator final : public Allocator {
 
   cudaError_t try_malloc(void** p, size_t bytes) {
     if (limit_ && stats_.reserved + bytes > limit_) return cudaErrorMemoryAllocation;
+    RelaxedCaptureMode relaxed;  // a graph's pool may grow while it is recorded
     cudaError_t err = cudaMalloc(p, bytes);
     if (err != cudaSuccess) cudaGetLastError();
     return err;
   }
 
-  // A segment is wholly free when its first block is free and has no neighbours.
+  // A segment is wholly free when its first block is free and has no neighbours. Only the
+  // shared pool's: a graph's pool belongs to its graph.
   void release_free_segments() {
-    for (auto* pool : {&small_free_, &large_free_}) {
-      for (auto it = pool->begin(); it != pool->end();) {
+    if (capture_pool_ != 0) return;
+    Pool& shared = pools_[0];
+    for (auto* free_blocks : {&shared.small_free, &shared.large_free}) {
+      for (auto it = free_blocks->begin(); it != free_blocks->end();) {
         Block* b = *it;
         if (!b->prev && !b->next && segment_bytes_.count(b->ptr)) {
           cudaFree(b->ptr);
           stats_.reserved -= segment_bytes_[b->ptr];
           stats_.segments -= 1;
           segment_bytes_.erase(b->ptr);
+          shared.segments.erase(std::find(shared.segments.begin(), shared.segments.end(), b));
           delete b;
-          it = pool->erase(it);
+          it = free_blocks->erase(it);
         } else {
           ++it;
         }
@@ -178,7 +243,9 @@ class CachingAllocator final : public Allocator {
   }
 
   std::mutex mu_;
-  std::set<Block*, BySizeThenAddress> small_free_, large_free_;
+  std::unordered_map<int, Pool> pools_{{0, Pool{}}};  // 0: shared; others: CUDA graphs' pools
+  int capture_pool_ = 0;                            // where allocations go now
+  int next_pool_id_ = 1;
   std::unordered_map<char*, Block*> live_;
   std::unordered_map<char*, size_t> segment_bytes_;  // segment start -> cudaMalloc size
   DeviceMemoryStats stats_;
@@ -206,5 +273,8 @@ DeviceMemoryStats device_memory_stats() { return caching_allocator().stats(); }
 void reset_peak_device_memory() { caching_allocator().reset_peak(); }
 void empty_device_cache() { caching_allocator().empty_cache(); }
 void set_device_memory_limit(size_t bytes) { caching_allocator().set_limit(bytes); }
+int begin_graph_pool() { return caching_allocator().begin_graph_pool(); }
+void end_graph_pool() { caching_allocator().end_graph_pool(); }
+void release_graph_pool(int id) { caching_allocator().release_graph_pool(id); }
 
 }  // namespace mmgrad::cuda

@@ -11,6 +11,8 @@
 //    if it still fails, the error says what was asked, what is in use and what is cached.
 // All kernels run on one stream, so a block freed by the host can be reused by the next op
 // at once: the stream orders the old reads before the new writes.
+//  - while a CUDA graph is captured, a pool of its own (begin_graph_pool): its addresses are
+//    reused by every replay, so they stay the graph's until it is released.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -34,5 +36,12 @@ void reset_peak_device_memory();
 void empty_device_cache();
 // A limit on reserved bytes (0 = none): lets a test force the out-of-memory path.
 void set_device_memory_limit(size_t bytes);
+
+// CUDA graph pools (graph.cpp): between begin and end every allocation comes from a pool
+// private to the graph being captured, and shared-pool blocks freed meanwhile are held; the
+// pool and what it held go back to the shared pool when the graph is released.
+int begin_graph_pool();
+void end_graph_pool();
+void release_graph_pool(int id);
 
 }  // namespace mmgrad::cuda

@@ -9,6 +9,8 @@
 #include <mutex>
 #include <vector>
 
+#include "backends/backend.h"
+#include "backends/cuda/graph.h"
 #include "core/error.h"
 
 namespace mmgrad::cuda {
@@ -19,8 +21,10 @@ struct Context {
   cudaStream_t stream = nullptr;
   cublasHandle_t cublas = nullptr;
   int64_t* error_record = nullptr;
+  void* cublas_workspace = nullptr;
   MatmulPrecision precision = MatmulPrecision::F32;
 };
+constexpr size_t kCublasWorkspaceBytes = size_t{32} << 20;
 
 cublasMath_t math_mode(MatmulPrecision p) {
   return p == MatmulPrecision::TF32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH;
@@ -34,6 +38,11 @@ Context& context() {
     check(cudaStreamCreateWithFlags(&ctx.stream, cudaStreamNonBlocking), "cuda init");
     if (cublasCreate(&ctx.cublas) != CUBLAS_STATUS_SUCCESS) fail("cuda init", "cublasCreate failed");
     cublasSetStream(ctx.cublas, ctx.stream);
+    // A workspace of our own: cuBLAS then never allocates while it runs, which a CUDA graph
+    // capture requires (32 MiB: what NVIDIA advises for Hopper).
+    check(cudaMalloc(&ctx.cublas_workspace, kCublasWorkspaceBytes), "cuda init");
+    if (cublasSetWorkspace(ctx.cublas, ctx.cublas_workspace, kCublasWorkspaceBytes) != CUBLAS_STATUS_SUCCESS)
+      fail("cuda init", "cublasSetWorkspace failed");
     check(cudaMalloc(&ctx.error_record, 4 * sizeof(int64_t)), "cuda init");
     check(cudaMemset(ctx.error_record, 0, 4 * sizeof(int64_t)), "cuda init");
     if (const char* p = std::getenv("MMGRAD_CUDA_MATMUL")) ctx.precision = parse_matmul_precision(p);
@@ -74,11 +83,21 @@ cudaStream_t stream() { return context().stream; }
 void* cublas_handle() { return context().cublas; }
 
 void synchronize() {
+  if (capturing())
+    fail("synchronize", "waiting for the GPU inside a CUDA graph capture (the recorded work has not run; read "
+                        "results after a replay)");
   check(cudaStreamSynchronize(stream()), "synchronize");
   raise_device_error();
 }
 
 int64_t* device_error_record() { return context().error_record; }
+
+void prepare_for_capture() { context(); }
+
+RelaxedCaptureMode::RelaxedCaptureMode() : previous_(cudaStreamCaptureModeRelaxed) {
+  cudaThreadExchangeStreamCaptureMode(&previous_);
+}
+RelaxedCaptureMode::~RelaxedCaptureMode() { cudaThreadExchangeStreamCaptureMode(&previous_); }
 
 void raise_device_error() {
   int64_t rec[4] = {};
@@ -97,6 +116,10 @@ void raise_device_error() {
                            rec[2], rec[3]));
     case kIntegerDivisionByZero:
       fail(op, "integer division by zero (found on cuda:0; reported at the next synchronisation)");
+    case kAssertionFailed: {
+      auto [check_op, message] = assert_message(rec[2]);
+      fail(check_op, message + " (found on cuda:0; reported at the next synchronisation)");
+    }
   }
   fail(op, fmt::format("device-side error code {}", rec[0]));
 }
@@ -147,7 +170,8 @@ Profile& profile() {
 bool profiling() { return profile().on; }
 
 ProfileScope::ProfileScope(const char* name) {
-  if (!profile().on) return;
+  // Events recorded into a graph cannot be timed; a graph's replay is profiled as a whole.
+  if (!profile().on || capturing()) return;
   name_ = name;
   cudaEventCreate(&start_);
   cudaEventRecord(start_, stream());

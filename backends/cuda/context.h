@@ -36,10 +36,29 @@ enum DeviceErrorCode : int64_t {
   kIndexOutOfRange = 1,
   kTargetOutOfRange = 2,
   kIntegerDivisionByZero = 3,
+  kAssertionFailed = 4,  // value: the assert_all message id (backend.h)
 };
 enum DeviceErrorOp : int64_t {
-  kOpIndexSelect = 1, kOpIndexAdd, kOpGather, kOpScatterAdd, kOpCrossEntropy, kOpDiv,
+  kOpIndexSelect = 1, kOpIndexAdd, kOpGather, kOpScatterAdd, kOpCrossEntropy, kOpDiv, kOpAssert,
 };
+// Initialises what a CUDA graph capture must not create lazily (the cuBLAS handle and its
+// workspace); graph.cpp calls it before capturing.
+void prepare_for_capture();
+
+// While alive, lets this thread make calls a stream capture would otherwise refuse and
+// abort on (cudaMalloc: the allocator grows a graph's pool while recording, as PyTorch's
+// does; the allocation itself is not part of the graph, which is what the pool wants).
+class RelaxedCaptureMode {
+ public:
+  RelaxedCaptureMode();
+  ~RelaxedCaptureMode();
+  RelaxedCaptureMode(const RelaxedCaptureMode&) = delete;
+  RelaxedCaptureMode& operator=(const RelaxedCaptureMode&) = delete;
+
+ private:
+  cudaStreamCaptureMode previous_;
+};
+
 // Device pointer to int64[4]: code, op, value, bound. Zero while nothing went wrong.
 int64_t* device_error_record();
 // Reads the record (after a synchronisation) and throws if a kernel wrote to it.

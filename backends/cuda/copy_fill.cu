@@ -3,6 +3,7 @@
 #include <mutex>
 
 #include "backends/cpu/kernels.h"
+#include "backends/cuda/graph.h"
 #include "backends/cuda/kernels.h"
 #include "backends/cuda/launch.cuh"
 #include "core/rng.h"
@@ -100,6 +101,8 @@ void upload(void* device_dst, const void* host_src, size_t bytes) {
 void copy(const Tensor& dst, const Tensor& src) {
   if (dst.numel() == 0) return;
   if (on_cuda(dst) && on_cuda(src)) return device_copy(dst, src);
+  // A recorded copy would replay from a staging buffer holding other data by then.
+  if (capturing()) fail("copy", "a copy between host and device inside a CUDA graph capture");
   const size_t bytes_src = src.numel() * src.element_size();
   if (on_cuda(dst)) {
     ProfileScope profile("copy host->device");
@@ -146,6 +149,28 @@ void fill_typed(const Tensor& dst, double value) {
 
 void fill(const Tensor& dst, double value) {
   dispatch_all(dst.dtype(), [&](auto tag) { fill_typed<decltype(tag)>(dst, value); });
+}
+
+namespace {
+template <typename T>
+void arange_typed(const Tensor& dst, double start, double step) {
+  T* d = static_cast<T*>(dst.raw_data());
+  launch_n(dst.numel(), "arange", [=] __device__(int64_t i) { d[i] = convert<T>(start + static_cast<double>(i) * step); });
+}
+}  // namespace
+
+void arange(const Tensor& dst, double start, double step) {
+  dispatch_all(dst.dtype(), [&](auto tag) { arange_typed<decltype(tag)>(dst, start, step); });
+}
+
+// A false element records the check's id; raise_device_error (context.cpp) turns it into the
+// registered message at the next synchronisation.
+void assert_all(const Tensor& cond, int64_t message_id) {
+  const bool* c = static_cast<const bool*>(cond.raw_data());
+  int64_t* rec = device_error_record();
+  launch_n(cond.numel(), "assert_all", [=] __device__(int64_t i) {
+    if (!c[i]) record_device_error(rec, kAssertionFailed, kOpAssert, message_id, 0);
+  });
 }
 
 namespace {

@@ -24,6 +24,10 @@ void adamw_update_many(const std::vector<Tensor>& params, const std::vector<Tens
                        const std::vector<double>& decays, double lr, double beta1, double beta2, double eps,
                        double bias_correction1, double bias_correction2);
 
+// Creates cuBLASLt's handle and workspace now rather than at the first linear layer (a CUDA
+// graph capture must not create them).
+void prepare_matmul_bias();
+
 // The backend when a usable GPU is present, else nullptr (cuda.h's unavailable_reason
 // says why).
 const Backend* backend_if_available();

@@ -205,4 +205,6 @@ void matmul_bias(const Tensor& out, const Tensor& a, const Tensor& b, const Tens
   matmul(out, a, b, /*accumulate=*/true);
 }
 
+void prepare_matmul_bias() { lt_state(); }
+
 }  // namespace mmgrad::cuda

@@ -94,13 +94,18 @@ TEST(Losses, ContrastiveGradientsMatchFiniteDifferences) {
 
 TEST(Losses, CaptionTargetsStopAtTheFirstEndOfText) {
   // EOT id 9; row 0 ends at position 3, row 1 fills the context, row 2 is EOT right away.
+  // Row 3 has no EOT at all (a truncated caption): every position is a target.
   Tensor ids = from_data<int64_t>({1, 4, 5, 9, 0, 0,
                                    2, 3, 4, 5, 6, 9,
-                                   1, 9, 0, 0, 0, 9}, {3, 6});
-  EXPECT_EQ(to_vector<int64_t>(caption_targets(ids, 9)),
-            (std::vector<int64_t>{4, 5, 9, -100, -100,
+                                   1, 9, 0, 0, 0, 9,
+                                   9, 1, 2, 3, 4, 5}, {4, 6});
+  const std::vector<int64_t> want{4, 5, 9, -100, -100,
                                   3, 4, 5, 6, 9,
-                                  9, -100, -100, -100, -100}));
+                                  9, -100, -100, -100, -100,
+                                  1, 2, 3, 4, 5};
+  EXPECT_EQ(to_vector<int64_t>(caption_targets(ids, 9)), want);
+  EXPECT_EQ(to_vector<int64_t>(caption_targets(ids.to(DType::I32), 9)), want);
+  EXPECT_EQ(caption_target_count(ids, 9), 3 + 5 + 1 + 5);
 }
 
 TEST(Losses, CaptionLossAveragesOverPredictedTokensOnly) {
@@ -158,6 +163,70 @@ TEST(Itm, CyclicAndHardNegatives) {
   std::vector<int64_t> one_group = hard_negatives(from_data(sim, {B, B}), gen, std::vector<int64_t>(B, 7));
   for (int64_t i = 0; i < B; ++i) EXPECT_NE(one_group[i], i);
   EXPECT_MMGRAD_ERROR(hard_negatives(from_data(sim, {B, B}), gen, {0, 1}), "itm", "group id");
+}
+
+// The device-side draw (sample_hard_negatives: masked softmax, running sums by a product with
+// a triangle of ones, the inverse CDF) against the plain sequential loop it replaced, on
+// random similarities: the same index for every row, with and without groups, for whole
+// matrices and for one rank's block of rows.
+namespace {
+std::vector<int64_t> hard_negatives_by_loop(const std::vector<double>& sim, int64_t rows, int64_t B,
+                                            const std::vector<double>& draws, const std::vector<int64_t>& groups,
+                                            int64_t first_row) {
+  std::vector<int64_t> out(rows);
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t i = first_row + r;
+    auto candidate = [&](int64_t j) { return j != i && (groups.empty() || groups[j] != groups[i]); };
+    bool any = false;
+    for (int64_t j = 0; j < B; ++j) any = any || candidate(j);
+    auto allowed = [&](int64_t j) { return any ? candidate(j) : j != i; };
+    double top = -INFINITY, total = 0;
+    for (int64_t j = 0; j < B; ++j)
+      if (allowed(j)) top = std::max(top, sim[r * B + j]);
+    std::vector<double> w(B, 0.0);
+    for (int64_t j = 0; j < B; ++j)
+      if (allowed(j)) total += w[j] = std::exp(sim[r * B + j] - top);
+    double u = draws[r] * total;
+    for (int64_t j = 0; j < B; ++j) {
+      if (!allowed(j)) continue;
+      out[r] = j;
+      if (u < w[j]) break;
+      u -= w[j];
+    }
+  }
+  return out;
+}
+}  // namespace
+
+TEST(Itm, HardNegativesOnTheDeviceMatchTheSequentialDraw) {
+  Generator gen(21);
+  for (int64_t B : {2, 5, 16, 64}) {
+    for (int trial = 0; trial < 20; ++trial) {
+      const int64_t first_row = trial % 2 ? B / 2 : 0, rows = trial % 2 ? B - B / 2 : B;
+      const std::vector<double> sim = to_vector<double>(mul(randn({rows, B}, DType::F64, Device::cpu(), &gen), 3.0));
+      const std::vector<double> u = to_vector<double>(rand({rows}, DType::F64, Device::cpu(), &gen));
+      std::vector<int64_t> groups;
+      if (trial % 3 == 1)
+        for (int64_t j = 0; j < B; ++j) groups.push_back(j / 3);
+      if (trial % 3 == 2) groups.assign(B, 4);  // one group: any j != i
+      const Tensor group_ids = groups.empty() ? Tensor() : from_data(groups, {B});
+      const std::vector<int64_t> got = to_vector<int64_t>(
+          sample_hard_negatives(from_data(sim, {rows, B}), from_data(u, {rows}), group_ids, first_row));
+      EXPECT_EQ(got, hard_negatives_by_loop(sim, rows, B, u, groups, first_row)) << "B " << B << " trial " << trial;
+    }
+  }
+  // Draws at the ends of [0, 1): the first and the last allowed index.
+  const std::vector<double> flat(4 * 4, 0.0);
+  EXPECT_EQ(to_vector<int64_t>(sample_hard_negatives(from_data(flat, {4, 4}), from_data<double>({0, 0, 0, 0}, {4}),
+                                                     Tensor(), 0)),
+            (std::vector<int64_t>{1, 0, 0, 0}));
+  const double below_one = std::nextafter(1.0, 0.0);
+  EXPECT_EQ(to_vector<int64_t>(sample_hard_negatives(from_data(flat, {4, 4}),
+                                                     from_data<double>({below_one, below_one, below_one, below_one}, {4}),
+                                                     Tensor(), 0)),
+            (std::vector<int64_t>{3, 3, 3, 2}));
+  EXPECT_MMGRAD_ERROR(sample_hard_negatives(from_data(flat, {4, 4}), from_data<double>({0, 0, 0}, {3}), Tensor(), 0),
+                      "itm", "one draw per similarity row");
 }
 
 // Fusion of indexed pairs (distinct texts and images, one index per pair) against the same

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "autograd/ops.h"
+#include "core/host_transfer_ban.h"
 #include "models/clip.h"
 #include "models/objectives.h"
 #include "tests/core/test_util.h"
@@ -88,4 +89,54 @@ TEST(Objectives, MissingHeadsAndZeroWeightsAreErrors) {
   EXPECT_MMGRAD_ERROR(compute_losses(model, images, ids, {1.0, 1.0, 0.0, true}, gen), "objectives", "fusion layers");
   EXPECT_MMGRAD_ERROR(compute_losses(model, images, ids, {1.0, 0.0, 1.0, true}, gen), "objectives", "caption decoder");
   EXPECT_MMGRAD_ERROR(compute_losses(model, images, ids, {0.0, 0.0, 0.0, true}, gen), "objectives", "weight 0");
+}
+
+// ---- a step that may be recorded as a CUDA graph (train/step_graph.h) reads nothing back and
+// uploads nothing: checked here on the CPU, where HostTransferBan refuses the same things a
+// capture would.
+
+TEST(Objectives, TheStepReadsNothingBackWithEveryObjective) {
+  Generator gen(5);
+  ModelConfig c = small_config();
+  for (const char* contrastive : {"clip", "siglip"}) {
+    c.contrastive = contrastive;
+    ClipModel model(c, gen);
+    Tensor images = randn({6, 3, 16, 16}, DType::F32, Device::cpu(), &gen);
+    Tensor ids = token_ids(6, c, gen);
+    for (bool hard : {true, false}) {
+      SCOPED_TRACE(std::string(contrastive) + (hard ? " hard negatives" : " cyclic negatives"));
+      const ObjectiveWeights w{1.0, 0.5, 0.25, hard};
+      const std::vector<int64_t> groups = hard ? std::vector<int64_t>{0, 0, 1, 2, 2, 3} : std::vector<int64_t>{};
+      Generator draws(9), same_draws(9);
+      const LossInputs in = make_loss_inputs(images, ids, w, draws, groups);
+      EXPECT_EQ(in.negative_draws.defined(), hard);
+      Losses banned;
+      {
+        HostTransferBan ban("this test's step");
+        banned = compute_losses(model, in, w);
+        banned.total.backward();
+      }
+      // The same step through the convenience overload (draws from the generator inside):
+      // the same draws, so the same losses.
+      Losses plain = compute_losses(model, images, ids, w, same_draws, groups);
+      EXPECT_EQ(item(banned.total), item(plain.total));
+      EXPECT_EQ(draws.draws(), same_draws.draws());
+      for (const auto& [name, p] : model.named_parameters()) {
+        EXPECT_TRUE(p.grad().defined()) << name;
+        p.set_grad(Tensor());
+      }
+    }
+  }
+}
+
+TEST(Objectives, AHostReadInsideTheBanIsAClearError) {
+  Generator gen(6);
+  ModelConfig c = small_config();
+  ClipModel model(c, gen);
+  Tensor images = randn({3, 3, 16, 16}, DType::F32, Device::cpu(), &gen);
+  Tensor ids = token_ids(3, c, gen);
+  HostTransferBan ban("a recorded step");
+  // The convenience overload draws and uploads the negatives' uniforms: refused, by name.
+  EXPECT_MMGRAD_ERROR(compute_losses(model, images, ids, {1.0, 1.0, 0.0, true}, gen), "from_data",
+                      "inside a recorded step");
 }

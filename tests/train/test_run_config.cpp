@@ -108,6 +108,13 @@ TEST(RunConfig, ValidateChecksFieldsTogether) {
   EXPECT_NO_THROW(validate(c));
   c.matmul_precision = "fp8";
   EXPECT_NE(error_of([&] { validate(c); }).find("matmul_precision must be f32, tf32 or bf16"), std::string::npos);
+  c = run_preset("shapes-small");
+  set_assignment(c, "cuda_graph=true");  // on the CPU
+  EXPECT_NE(error_of([&] { validate(c); }).find("cuda_graph needs device=cuda"), std::string::npos);
+  c.device = "cuda";
+  EXPECT_NO_THROW(validate(c));
+  c.detect_anomaly = true;
+  EXPECT_NE(error_of([&] { validate(c); }).find("cuda_graph and detect_anomaly do not go together"), std::string::npos);
   EXPECT_NO_THROW(validate(run_preset("shapes-small")));
 }
 

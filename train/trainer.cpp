@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <optional>
 
 #include <fmt/format.h>
 
@@ -225,35 +226,49 @@ TrainSummary train_model(nn::ClipModel& model, const RunConfig& c, const BatchSo
       state.data_position += micro;
       b.images = b.images.to(device);  // no-ops on the CPU
       b.ids = b.ids.to(device);
-      nn::LossInputs inputs = nn::make_loss_inputs(b.images, b.ids, weights, gen, b.groups, comm.rank() * shard);
+      micro_inputs.push_back(nn::make_loss_inputs(b.images, b.ids, weights, gen, b.groups, comm.rank() * shard));
       data_ms += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - td).count();
-      if (replay) {
-        micro_inputs.push_back(std::move(inputs));
-        continue;
-      }
-      nn::Losses l = nn::compute_losses(model, inputs, weights, ranks > 1 ? &comm : nullptr);
-      Tensor scaled = c.accum_steps > 1 ? mul(l.total, 1.0 / static_cast<double>(c.accum_steps)) : l.total;
-      if (reducer && a + 1 == c.accum_steps) {
-        // The last micro-batch: gradient buckets start their all-reduce as backward completes them.
-        dist::GradReducer::ReadyScope overlap(*reducer);
-        scaled.backward();
-      } else {
-        scaled.backward();
-      }
-      loss += item(l.total) / static_cast<double>(c.accum_steps);
-      if (parts.empty())
-        for (const auto& [name, t] : l.parts) parts.emplace_back(name, 0.0);
-      for (size_t i = 0; i < l.parts.size(); ++i) parts[i].second += item(l.parts[i].second) / static_cast<double>(c.accum_steps);
     }
     uint64_t replayed_flops = 0;
+    std::optional<StepLosses> replayed;
     if (replay) {
-      const StepLosses l = step_graph->run(micro_inputs);
-      loss = item(l.total);  // waits for the replay; a device-side error in it is raised here
-      for (const auto& [name, t] : l.parts) parts.emplace_back(name, item(t));
-      if (recording && lead)
+      try {
+        replayed = step_graph->run(micro_inputs);
+      } catch (const Error& e) {
+        // Recording can meet something CUDA will not put in a graph; nothing of the step ran
+        // yet, so it runs eagerly below, on the same inputs, and so do the steps after it.
+        if (!recording) throw;
+        progress.clear();
+        if (lead) fmt::print(stderr, "warning: {}; training continues without a CUDA graph\n", e.what());
+        step_graph.reset();
+      }
+    }
+    if (replayed) {
+      loss = item(replayed->total);  // waits for the replay; a device-side error in it is raised here
+      for (const auto& [name, t] : replayed->parts) parts.emplace_back(name, item(t));
+      if (recording && lead) {
+        progress.clear();
         fmt::print("cuda_graph: step {} recorded as a CUDA graph of {} nodes; later steps replay it\n", step + 1,
                    step_graph->nodes());
+      }
       if (!recording) replayed_flops = step_graph->matmul_flops();
+    } else {
+      for (size_t a = 0; a < micro_inputs.size(); ++a) {
+        nn::Losses l = nn::compute_losses(model, micro_inputs[a], weights, ranks > 1 ? &comm : nullptr);
+        Tensor scaled = c.accum_steps > 1 ? mul(l.total, 1.0 / static_cast<double>(c.accum_steps)) : l.total;
+        if (reducer && a + 1 == micro_inputs.size()) {
+          // The last micro-batch: gradient buckets start their all-reduce as backward completes them.
+          dist::GradReducer::ReadyScope overlap(*reducer);
+          scaled.backward();
+        } else {
+          scaled.backward();
+        }
+        loss += item(l.total) / static_cast<double>(c.accum_steps);
+        if (parts.empty())
+          for (const auto& [name, t] : l.parts) parts.emplace_back(name, 0.0);
+        for (size_t i = 0; i < l.parts.size(); ++i)
+          parts[i].second += item(l.parts[i].second) / static_cast<double>(c.accum_steps);
+      }
     }
     double comm_ms = 0;
     bool stop_requested = StopSignals::requested();

@@ -14,7 +14,7 @@
 #include "core/host_allocator.h"
 
 #ifdef MMGRAD_HAVE_CUDA
-#include "backends/cuda/cuda.h"
+#include "tests/core/gpu_test_util.h"
 #endif
 
 using namespace mmgrad;
@@ -109,7 +109,7 @@ TEST(FusedAttention, MatchesComposedOpsInF32AndF64) {
 // sizes, where the key loop runs over several 32-key chunks (S = 50, 77) and each lane owns
 // several output columns (D = 64, 80): the op harness's small cases cover neither.
 TEST(FusedAttention, CudaMatchesTheCpu) {
-  if (!cuda::available()) GTEST_SKIP() << "no usable GPU: " << cuda::unavailable_reason();
+  MMGRAD_REQUIRE_GPU();
   // The fused kernels run with f32 matmuls (ops_nn.cpp's fused_attention_pays).
   const cuda::MatmulPrecision precision = cuda::matmul_precision();
   cuda::set_matmul_precision(cuda::MatmulPrecision::F32);

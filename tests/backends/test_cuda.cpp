@@ -7,6 +7,7 @@
 
 #include "autograd/grad_mode.h"
 #include "autograd/ops.h"
+#include "tests/core/gpu_test_util.h"
 #include "tests/core/test_util.h"
 
 #ifdef MMGRAD_HAVE_CUDA
@@ -20,15 +21,11 @@ namespace {
 #ifndef MMGRAD_HAVE_CUDA
 TEST(Cuda, NeedsABuildWithCuda) { GTEST_SKIP() << "this build has no CUDA backend (meson -Dcuda=enabled)"; }
 #else
-#define REQUIRE_GPU()                                                                        \
-  do {                                                                                       \
-    if (!cuda::available()) GTEST_SKIP() << "no usable GPU: " << cuda::unavailable_reason(); \
-  } while (0)
 
 const Device kGpu = Device::cuda(0);
 
 TEST(Cuda, RoundTripsEveryDtypeExactly) {
-  REQUIRE_GPU();
+  MMGRAD_REQUIRE_GPU();
   Generator gen(3);
   Tensor x = randn({5, 7}, DType::F64, Device::cpu(), &gen);
   for (DType dt : {DType::F32, DType::F64, DType::BF16, DType::I32, DType::I64, DType::Bool}) {
@@ -40,7 +37,7 @@ TEST(Cuda, RoundTripsEveryDtypeExactly) {
 }
 
 TEST(Cuda, CopiesStridedViewsAndConvertsAcrossDevices) {
-  REQUIRE_GPU();
+  MMGRAD_REQUIRE_GPU();
   Generator gen(4);
   Tensor x = randn({6, 9}, DType::F32, Device::cpu(), &gen);
   Tensor t = x.transpose(0, 1).narrow(0, 1, 5);  // non-contiguous, offset
@@ -58,7 +55,7 @@ TEST(Cuda, CopiesStridedViewsAndConvertsAcrossDevices) {
 }
 
 TEST(Cuda, RandomDrawsMatchTheCpu) {
-  REQUIRE_GPU();
+  MMGRAD_REQUIRE_GPU();
   Generator a(11), b(11);
   Tensor cpu_n = randn({1000}, DType::F64, Device::cpu(), &a);
   Tensor gpu_n = randn({1000}, DType::F64, kGpu, &b);
@@ -69,7 +66,7 @@ TEST(Cuda, RandomDrawsMatchTheCpu) {
 }
 
 TEST(Cuda, CachingAllocatorReusesFreedBlocks) {
-  REQUIRE_GPU();
+  MMGRAD_REQUIRE_GPU();
   cuda::synchronize();
   {
     Tensor a = empty({1 << 20}, DType::F32, kGpu);
@@ -97,7 +94,7 @@ TEST(Cuda, CachingAllocatorReusesFreedBlocks) {
 }
 
 TEST(Cuda, OutOfMemoryIsAClearErrorAndTheCacheIsRetried) {
-  REQUIRE_GPU();
+  MMGRAD_REQUIRE_GPU();
   cuda::synchronize();
   cuda::empty_device_cache();
   const auto s = cuda::device_memory_stats();
@@ -112,7 +109,7 @@ TEST(Cuda, OutOfMemoryIsAClearErrorAndTheCacheIsRetried) {
 }
 
 TEST(Cuda, BadIndicesAreReportedAtTheNextSynchronisation) {
-  REQUIRE_GPU();
+  MMGRAD_REQUIRE_GPU();
   Tensor table = ones({4, 3}, DType::F32, kGpu);
   Tensor ids = from_data(std::vector<int64_t>{1, 7}, {2}, kGpu);
   mmtest::expect_error([&] { (void)to_vector<float>(index_select(table, 0, ids)); }, "index_select",
@@ -126,7 +123,7 @@ TEST(Cuda, BadIndicesAreReportedAtTheNextSynchronisation) {
 }
 
 TEST(Cuda, MatmulPrecisionTradesBitsForSpeedWithinItsRounding) {
-  REQUIRE_GPU();
+  MMGRAD_REQUIRE_GPU();
   Generator gen(5);
   Tensor a = randn({256, 256}, DType::F32, Device::cpu(), &gen), b = randn({256, 256}, DType::F32, Device::cpu(), &gen);
   Tensor want = matmul(a.to(DType::F64), b.to(DType::F64));
@@ -152,13 +149,13 @@ TEST(Cuda, MatmulPrecisionTradesBitsForSpeedWithinItsRounding) {
 }
 
 TEST(Cuda, ProfileIsOffUnlessAsked) {
-  REQUIRE_GPU();
+  MMGRAD_REQUIRE_GPU();
   if (cuda::profiling()) GTEST_SKIP() << "MMGRAD_CUDA_PROFILE=1 is set";
   EXPECT_NE(cuda::profile_report().find("off"), std::string::npos);
 }
 
 TEST(Cuda, MixingDevicesInOneOpIsAnError) {
-  REQUIRE_GPU();
+  MMGRAD_REQUIRE_GPU();
   Tensor a = ones({3}, DType::F32, kGpu), b = ones({3});
   EXPECT_THROW(add(a, b), Error);
 }

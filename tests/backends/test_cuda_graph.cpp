@@ -6,6 +6,7 @@
 
 #include "autograd/grad_mode.h"
 #include "autograd/ops.h"
+#include "tests/core/gpu_test_util.h"
 #include "tests/core/test_util.h"
 
 #ifdef MMGRAD_HAVE_CUDA
@@ -20,10 +21,6 @@ namespace {
 #ifndef MMGRAD_HAVE_CUDA
 TEST(CudaGraph, NeedsABuildWithCuda) { GTEST_SKIP() << "this build has no CUDA backend (meson -Dcuda=enabled)"; }
 #else
-#define REQUIRE_GPU()                                                                        \
-  do {                                                                                       \
-    if (!cuda::available()) GTEST_SKIP() << "no usable GPU: " << cuda::unavailable_reason(); \
-  } while (0)
 
 const Device kGpu = Device::cuda(0);
 
@@ -31,7 +28,7 @@ const Device kGpu = Device::cuda(0);
 Tensor small_program(const Tensor& x, const Tensor& w) { return sum(matmul(relu(add(mul(x, 2.0), 1.0)), w), {1}); }
 
 TEST(CudaGraph, ReplayRunsTheRecordedKernelsOnNewInputs) {
-  REQUIRE_GPU();
+  MMGRAD_REQUIRE_GPU();
   NoGradGuard no_grad;
   Generator gen(1);
   Tensor x = randn({64, 32}, DType::F32, kGpu, &gen);
@@ -49,7 +46,7 @@ TEST(CudaGraph, ReplayRunsTheRecordedKernelsOnNewInputs) {
 }
 
 TEST(CudaGraph, HostTransfersInsideTheCaptureAreClearErrorsAndTheDeviceStaysUsable) {
-  REQUIRE_GPU();
+  MMGRAD_REQUIRE_GPU();
   NoGradGuard no_grad;
   Tensor x = ones({8}, DType::F32, kGpu);
   mmtest::expect_error([&] { cuda::capture_graph([&] { (void)item(sum(x)); }, "a step that reads back"); },
@@ -66,7 +63,7 @@ TEST(CudaGraph, HostTransfersInsideTheCaptureAreClearErrorsAndTheDeviceStaysUsab
 }
 
 TEST(CudaGraph, ItsMemoryIsItsOwnUntilItIsReleased) {
-  REQUIRE_GPU();
+  MMGRAD_REQUIRE_GPU();
   NoGradGuard no_grad;
   const int64_t n = 1 << 18;
   // `before` is allocated outside the graph and released inside it: every replay reads it
@@ -101,7 +98,7 @@ TEST(CudaGraph, ItsMemoryIsItsOwnUntilItIsReleased) {
 }
 
 TEST(CudaGraph, DeviceSideErrorsInAReplayAreReportedAtTheNextSynchronisation) {
-  REQUIRE_GPU();
+  MMGRAD_REQUIRE_GPU();
   NoGradGuard no_grad;
   Tensor table = ones({4, 3}, DType::F32, kGpu);
   Tensor ids = from_data(std::vector<int64_t>{1, 2}, {2}, kGpu);
@@ -116,7 +113,7 @@ TEST(CudaGraph, DeviceSideErrorsInAReplayAreReportedAtTheNextSynchronisation) {
 }
 
 TEST(CudaGraph, AssertionsRunOnTheDeviceAndReportAtTheNextSynchronisation) {
-  REQUIRE_GPU();
+  MMGRAD_REQUIRE_GPU();
   Tensor ids = from_data(std::vector<int64_t>{3, 1, 4, 1}, {4}, kGpu);
   assert_all(gt(ids, 0.0), "check", "all positive");
   cuda::synchronize();
@@ -134,7 +131,7 @@ TEST(CudaGraph, AssertionsRunOnTheDeviceAndReportAtTheNextSynchronisation) {
 }
 
 TEST(CudaGraph, ArangeIsFilledOnTheDevice) {
-  REQUIRE_GPU();
+  MMGRAD_REQUIRE_GPU();
   for (DType dt : {DType::F32, DType::F64, DType::I64, DType::I32, DType::BF16}) {
     EXPECT_EQ(to_vector<double>(arange(-3, 7, 0.5, dt, kGpu)), to_vector<double>(arange(-3, 7, 0.5, dt)))
         << dtype_name(dt);

@@ -11,6 +11,7 @@
 
 #include "autograd/ops.h"
 #include "backends/cuda/cuda.h"
+#include "tests/core/gpu_test_util.h"
 #include "tests/core/test_util.h"
 
 using namespace mmgrad;
@@ -63,7 +64,7 @@ const LinearCase kCases[] = {
 };
 
 TEST(LinearOnCuda, MatchesTheCpuInEveryPrecision) {
-  if (!cuda::available()) GTEST_SKIP() << "no usable GPU: " << cuda::unavailable_reason();
+  MMGRAD_REQUIRE_GPU();
   const cuda::MatmulPrecision previous = cuda::matmul_precision();
   // Tolerances relative to the largest value: f32 sums of up to 768 products; TF32 and bf16
   // round the inputs to 10 and 7 mantissa bits (the bias is added in f32 either way).

@@ -9,6 +9,7 @@
 
 #include "autograd/ops.h"
 #include "core/parallel.h"
+#include "tests/core/gpu_test_util.h"
 #include "tests/core/test_util.h"
 
 #ifdef MMGRAD_HAVE_CUDA
@@ -78,7 +79,7 @@ TEST(SumOfSquares, TakesViewsAndRejectsMixedDtypes) {
 
 #ifdef MMGRAD_HAVE_CUDA
 TEST(SumOfSquares, CudaMatchesTheCpu) {
-  if (!cuda::available()) GTEST_SKIP() << "no usable GPU: " << cuda::unavailable_reason();
+  MMGRAD_REQUIRE_GPU();
   for (DType dt : {DType::F32, DType::F64}) {
     const std::vector<Tensor> ts = gradient_like(dt);
     std::vector<Tensor> on_gpu;

@@ -17,6 +17,7 @@
 #include "dist/collective_ops.h"
 #include "dist/communicator.h"
 #include "tests/core/test_util.h"
+#include "tests/train/tiny_config.h"
 #include "train/trainer.h"
 
 using namespace mmgrad;
@@ -97,15 +98,8 @@ TEST(DistMpi, GatherWithGradSendsEveryRanksGradientToTheOwner) {
 // ---- Whole training steps: 2 ranks x B/2 against 1 x B ----
 
 RunConfig tiny_config() {
-  RunConfig c = run_preset("shapes-small");
-  nn::ModelConfig& m = c.model;
-  m.image_size = 16, m.patch_size = 8;
-  m.vision_width = m.text_width = m.embed_dim = 16;
-  m.vision_layers = m.text_layers = 1;
-  m.vision_heads = m.text_heads = 2;
-  m.context_length = 8, m.vocab_size = 20, m.eot_token_id = 18;
-  m.fusion_layers = 1, m.caption_layers = 1;
-  c.batch_size = 8, c.steps = 3, c.warmup_steps = 1, c.lr = 1e-2;
+  RunConfig c = mmtest::tiny_training_config();
+  c.steps = 3, c.warmup_steps = 1;
   c.log_every = 1, c.checkpoint_every = 100;
   c.bucket_kib = 4;  // several buckets even for this small model
   return c;

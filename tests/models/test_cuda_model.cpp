@@ -13,7 +13,7 @@
 #include "train/optimizer.h"
 
 #ifdef MMGRAD_HAVE_CUDA
-#include "backends/cuda/cuda.h"
+#include "tests/core/gpu_test_util.h"
 #endif
 
 using namespace mmgrad;
@@ -101,7 +101,7 @@ void expect_close(const std::string& what, const std::vector<double>& got, const
 }
 
 void compare_devices(DType dtype, double tol) {
-  if (!cuda::available()) GTEST_SKIP() << "no usable GPU: " << cuda::unavailable_reason();
+  MMGRAD_REQUIRE_GPU();
   StepResult cpu = run_step(Device::cpu(), dtype);
   StepResult gpu = run_step(Device::cuda(0), dtype);
   EXPECT_NEAR(gpu.loss, cpu.loss, tol * std::abs(cpu.loss)) << "loss";

@@ -5,6 +5,7 @@
 
 #include "autograd/grad_mode.h"
 #include "autograd/ops.h"
+#include "tests/core/gpu_test_util.h"
 #include "tests/core/test_util.h"
 #include "train/optimizer.h"
 
@@ -105,7 +106,7 @@ TEST(AdamW, OneFusedUpdateOfManyParametersEqualsOneUpdateEach) {
 
 #ifdef MMGRAD_HAVE_CUDA
 TEST(AdamW, CudaFusedUpdateMatchesTheCpu) {
-  if (!cuda::available()) GTEST_SKIP() << "no usable GPU: " << cuda::unavailable_reason();
+  MMGRAD_REQUIRE_GPU();
   NoGradGuard no_grad;
   for (DType dt : {DType::F32, DType::F64}) {
     ManyParams cpu = many_params(dt), gpu = many_params(dt, Device::cuda(0));

@@ -11,7 +11,9 @@
 #include "autograd/ops.h"
 #include "core/json.h"
 #include "models/clip.h"
+#include "tests/core/gpu_test_util.h"
 #include "tests/core/test_util.h"
+#include "tests/train/tiny_config.h"
 #include "train/step_graph.h"
 #include "train/trainer.h"
 
@@ -32,21 +34,12 @@ TEST(StepGraph, NeedsCudaInTheBuildOrSaysSo) {
 }
 
 #ifdef MMGRAD_HAVE_CUDA
-#define REQUIRE_GPU()                                                                        \
-  do {                                                                                       \
-    if (!cuda::available()) GTEST_SKIP() << "no usable GPU: " << cuda::unavailable_reason(); \
-  } while (0)
 
 RunConfig tiny_gpu_config(int64_t accum_steps) {
-  RunConfig c = run_preset("shapes-small");
-  nn::ModelConfig& m = c.model;
-  m.image_size = 16, m.patch_size = 8;
-  m.vision_width = m.text_width = m.embed_dim = 32;
-  m.vision_layers = m.text_layers = 2;
-  m.vision_heads = m.text_heads = 2;
-  m.context_length = 8, m.vocab_size = 20, m.eot_token_id = 18;
-  m.fusion_layers = 1, m.caption_layers = 1;
-  c.batch_size = 8, c.accum_steps = accum_steps, c.steps = 7, c.warmup_steps = 2, c.lr = 1e-2;
+  RunConfig c = mmtest::tiny_training_config();
+  c.model.vision_width = c.model.text_width = c.model.embed_dim = 32;
+  c.model.vision_layers = c.model.text_layers = 2;
+  c.accum_steps = accum_steps, c.steps = 7, c.warmup_steps = 2;
   c.log_every = 7, c.checkpoint_every = 7;
   c.device = "cuda";
   return c;
@@ -108,17 +101,17 @@ void expect_same_training(int64_t accum_steps) {
 }
 
 TEST(StepGraph, ReplayedStepsTrainLikeEagerSteps) {
-  REQUIRE_GPU();
+  MMGRAD_REQUIRE_GPU();
   expect_same_training(1);
 }
 
 TEST(StepGraph, ReplayedStepsWithMicroBatchesTrainLikeEagerSteps) {
-  REQUIRE_GPU();
+  MMGRAD_REQUIRE_GPU();
   expect_same_training(2);
 }
 
 TEST(StepGraph, ABatchOfAnotherShapeIsAClearError) {
-  REQUIRE_GPU();
+  MMGRAD_REQUIRE_GPU();
   RunConfig c = tiny_gpu_config(1);
   Generator init(1), draws(2);
   nn::ClipModel model(c.model, init);

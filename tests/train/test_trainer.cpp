@@ -10,6 +10,7 @@
 #include "autograd/ops.h"
 #include "core/json.h"
 #include "tests/core/test_util.h"
+#include "tests/train/tiny_config.h"
 #include "train/checkpoint.h"
 #include "train/trainer.h"
 
@@ -19,15 +20,8 @@ using namespace mmgrad::train;
 namespace {
 
 RunConfig tiny_config() {
-  RunConfig c = run_preset("shapes-small");
-  nn::ModelConfig& m = c.model;
-  m.image_size = 16, m.patch_size = 8;
-  m.vision_width = m.text_width = m.embed_dim = 16;
-  m.vision_layers = m.text_layers = 1;
-  m.vision_heads = m.text_heads = 2;
-  m.context_length = 8, m.vocab_size = 20, m.eot_token_id = 18;
-  m.fusion_layers = 1, m.caption_layers = 1;
-  c.batch_size = 8, c.steps = 6, c.warmup_steps = 2, c.lr = 1e-2;
+  RunConfig c = mmtest::tiny_training_config();
+  c.steps = 6, c.warmup_steps = 2;
   c.log_every = 2, c.checkpoint_every = 3;
   return c;
 }

@@ -122,12 +122,40 @@ Tensor negative_draws(Generator& gen, int64_t rows, int64_t first_row, Device de
   return from_data(u, {rows}, device);
 }
 
-Tensor sample_hard_negatives(const Tensor& similarity, const Tensor& draws, const Tensor& groups, int64_t first_row) {
+namespace {
+void check_similarity_rows(const Tensor& similarity, int64_t first_row) {
   if (similarity.dim() != 2 || first_row < 0 || first_row + similarity.shape()[0] > similarity.shape()[1])
     fail("itm", "similarity must be rows [b, B] of the square [B, B] matrix, starting at row first_row",
          {describe("similarity", similarity)});
+  if (similarity.shape()[1] < 2) fail("itm", "negatives need a batch of at least 2");
+}
+
+// Running sums along each row of w [rows, B] (f64): cdf[i, j] = sum_{k <= j} w[i, k], with
+// tensor ops only. The row is cut into chunks of about sqrt(B): sums within each chunk by one
+// product with a k x k triangle of ones, then the chunks' totals summed the same way and
+// added as offsets, so the work is O(rows B sqrt(B)), not the O(rows B^2) of one B x B
+// triangle (a large global batch in a data-parallel run would feel that).
+Tensor running_sums(const Tensor& w) {
+  const int64_t rows = w.shape()[0], B = w.shape()[1];
+  const Device device = w.device();
+  const int64_t k = std::max<int64_t>(1, static_cast<int64_t>(std::ceil(std::sqrt(static_cast<double>(B)))));
+  const int64_t chunks = (B + k - 1) / k;
+  auto triangle = [&](int64_t n, bool strict) {  // [n, n]: 1 where row <= column (strict: <)
+    const Tensor i = arange(0, static_cast<double>(n), 1, DType::F64, device);
+    const Tensor r = unsqueeze(i, 1), c = unsqueeze(i, 0);
+    return (strict ? lt(r, c) : le(r, c)).to(DType::F64);
+  };
+  Tensor padded = chunks * k == B ? w : concat({w, zeros({rows, chunks * k - B}, DType::F64, device)}, 1);
+  Tensor by_chunk = reshape(padded, {rows, chunks, k});
+  Tensor within = matmul(by_chunk, triangle(k, false));                       // [rows, chunks, k]
+  Tensor before = matmul(sum(by_chunk, {2}), triangle(chunks, true));         // [rows, chunks]
+  return narrow(reshape(add(within, unsqueeze(before, 2)), {rows, chunks * k}), 1, 0, B);
+}
+}  // namespace
+
+Tensor sample_hard_negatives(const Tensor& similarity, const Tensor& draws, const Tensor& groups, int64_t first_row) {
+  check_similarity_rows(similarity, first_row);
   const int64_t rows = similarity.shape()[0], B = similarity.shape()[1];
-  if (B < 2) fail("itm", "negatives need a batch of at least 2");
   if (groups.defined() && (groups.dim() != 1 || groups.shape()[0] != B))
     fail("itm", "one group id per sample is needed", {describe("similarity", similarity), describe("groups", groups)});
   if (draws.dim() != 1 || draws.shape()[0] != rows)
@@ -151,20 +179,20 @@ Tensor sample_hard_negatives(const Tensor& similarity, const Tensor& draws, cons
   const Tensor is_allowed = gt(allowed, 0.0);
   const Tensor top = amax(where(is_allowed, sim, -INFINITY), {1}, true);
   const Tensor weight = where(is_allowed, exp(sub(sim, top)), 0.0);
-  // Running sums by one product with the upper triangle of ones: cdf[i, j] = sum_{k<=j} w[i, k].
-  const Tensor upper = le(transpose(column, 0, 1), column).to(DType::F64);
-  const Tensor cdf = matmul(weight, upper);
+  const Tensor cdf = running_sums(weight);
   const Tensor target = mul(unsqueeze(draws.to(DType::F64), 1), narrow(cdf, 1, B - 1, 1));
-  // The first j whose running sum exceeds the target (its weight is > 0, so it is allowed);
-  // when rounding leaves none, the last allowed j.
-  const Tensor first_above = sum(le(cdf, target).to(DType::F64), {1});
+  // The first allowed j whose running sum exceeds the target (as the sequential draw picks);
+  // when rounding leaves none (or the row is NaN), the last allowed j. Masking by `allowed`
+  // keeps a disallowed j out whatever the sums' rounding.
+  const Tensor above = mul(gt(cdf, target).to(DType::F64), allowed);
+  const Tensor first_above = argmax(above, 1).to(DType::F64);
   const Tensor last_allowed = amax(where(is_allowed, column, -1.0), {1});
-  return minimum(first_above, last_allowed).to(DType::I64);
+  return where(gt(amax(above, {1}), 0.0), first_above, last_allowed).to(DType::I64);
 }
 
 std::vector<int64_t> hard_negatives(const Tensor& similarity, Generator& gen, const std::vector<int64_t>& groups,
                                     int64_t first_row) {
-  if (similarity.dim() != 2) fail("itm", "similarity must be rows [b, B] of the square [B, B] matrix", {describe("similarity", similarity)});
+  check_similarity_rows(similarity, first_row);  // before a draw is taken from gen
   if (!groups.empty() && static_cast<int64_t>(groups.size()) != similarity.shape()[1])
     fail("itm", "one group id per sample is needed", {describe("similarity", similarity)});
   const Device device = similarity.device();

@@ -16,12 +16,12 @@ LossInputs make_loss_inputs(const Tensor& images, const Tensor& ids, const Objec
   LossInputs in{images, ids, Tensor(), Tensor()};
   const Device device = images.device();
   const int64_t B = images.dim() > 0 ? images.shape()[0] : 0;
-  if (!groups.empty()) {
-    if (static_cast<int64_t>(groups.size()) != B)
-      fail("objectives", fmt::format("{} group ids for a batch of {} images", groups.size(), B));
-    in.groups = from_data(groups, {B}, device);
-  }
-  if (w.itm > 0 && w.hard_negatives) {
+  if (w.itm > 0 && w.hard_negatives) {  // the only use of groups and draws
+    if (!groups.empty()) {
+      if (static_cast<int64_t>(groups.size()) != B)
+        fail("objectives", fmt::format("{} group ids for a batch of {} images", groups.size(), B));
+      in.groups = from_data(groups, {B}, device);
+    }
     // One key per direction, in this order (image negatives for the texts, then text
     // negatives for the images), as hard_negatives would take them.
     Tensor for_texts = negative_draws(gen, B, first_row, device);

@@ -43,7 +43,7 @@ struct Losses {
 struct LossInputs {
   Tensor images;          // [B, 3, S, S]
   Tensor ids;             // [B, T] token ids
-  Tensor groups;          // [B] integers: a group's samples are not each other's ITM negatives; or undefined
+  Tensor groups;          // [B] integers: a group's samples are not each other's hard ITM negatives; or undefined
   Tensor negative_draws;  // [2, B] f64 uniforms of the hard negatives (image for text, text for image),
                           // defined when weights.itm > 0 and weights.hard_negatives
 };

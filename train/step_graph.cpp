@@ -61,13 +61,16 @@ StepLosses StepGraph::run(const std::vector<nn::LossInputs>& micro_batches) {
       g.inputs.push_back({input_slot(in.images), input_slot(in.ids), input_slot(in.groups), input_slot(in.negative_draws)});
     const double share = 1.0 / static_cast<double>(micro_batches.size());
     const uint64_t flops_before = mmgrad::matmul_flops();
-    // A failed recording leaves nothing behind: no inputs, outputs or gradients from it.
+    // A failed recording (or first replay) leaves nothing behind: no graph, inputs, outputs
+    // or gradients from it (the gradients would hold memory no kernel has written).
     struct ForgetOnFailure {
       Impl& g;
       bool done = false;
       ~ForgetOnFailure() {
         if (done) return;
+        g.graph = cuda::Graph();
         g.inputs.clear();
+        g.grads.clear();
         g.outputs = StepLosses{};
         for (const auto& [name, p] : g.model.named_parameters()) p.set_grad(Tensor());
       }
@@ -90,10 +93,12 @@ StepLosses StepGraph::run(const std::vector<nn::LossInputs>& micro_batches) {
           }
         },
         "the training step");
-    forget.done = true;
     flops_ = mmgrad::matmul_flops() - flops_before;
     for (const auto& [name, p] : g.model.named_parameters())
       if (p.grad().defined()) g.grads.emplace_back(p, p.grad());
+    g.graph.replay();
+    forget.done = true;
+    return g.outputs;
   } else {
     if (micro_batches.size() != g.inputs.size())
       fail("cuda_graph", fmt::format("{} micro-batches, but the step was recorded with {}", micro_batches.size(),

@@ -238,6 +238,7 @@ TrainSummary train_model(nn::ClipModel& model, const RunConfig& c, const BatchSo
         // Recording can meet something CUDA will not put in a graph; nothing of the step ran
         // yet, so it runs eagerly below, on the same inputs, and so do the steps after it.
         if (!recording) throw;
+        optimizer->zero_grad();  // StepGraph already dropped them; the eager step starts clean either way
         progress.clear();
         if (lead) fmt::print(stderr, "warning: {}; training continues without a CUDA graph\n", e.what());
         step_graph.reset();

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <mutex>
 #include <set>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -49,7 +50,9 @@ class CachingAllocator final : public Allocator {
     set_device(0);
     const size_t size = round_up(std::max<size_t>(nbytes, 1), kMinBlock);
     const bool small = size <= kSmallRequest;
-    Pool& pool = pools_[capture_pool_];
+    // Only the capturing thread's allocations belong to the graph being recorded.
+    const int pool_id = capture_pool_ != 0 && std::this_thread::get_id() == capture_thread_ ? capture_pool_ : 0;
+    Pool& pool = pools_[pool_id];
     auto& free_blocks = small ? pool.small_free : pool.large_free;
     Block key;
     key.size = size;
@@ -60,7 +63,7 @@ class CachingAllocator final : public Allocator {
       free_blocks.erase(it);
     } else {
       block = new_segment(segment_size(size), small);
-      block->pool = capture_pool_;
+      block->pool = pool_id;
       pool.segments.push_back(block);
     }
     const size_t remainder = block->size - size;
@@ -85,8 +88,9 @@ class CachingAllocator final : public Allocator {
     Block* block = it->second;
     live_.erase(it);
     if (capture_pool_ != 0 && block->pool != capture_pool_) {
-      // Memory from outside the graph, last used inside it: every replay touches it again,
-      // so nothing else may have it until the graph is gone.
+      // Memory from outside the graph freed while it is recorded: if the graph used it,
+      // every replay touches it again, so nothing else may have it until the graph is gone
+      // (held whichever thread frees it: holding is only ever too careful).
       pools_[capture_pool_].held.push_back(block);
       return;
     }
@@ -102,6 +106,7 @@ class CachingAllocator final : public Allocator {
     std::lock_guard<std::mutex> lock(mu_);
     if (capture_pool_ != 0) fail("cuda graph", "a CUDA graph is already being captured");
     capture_pool_ = next_pool_id_++;
+    capture_thread_ = std::this_thread::get_id();
     pools_[capture_pool_];
     return capture_pool_;
   }
@@ -244,7 +249,8 @@ class CachingAllocator final : public Allocator {
 
   std::mutex mu_;
   std::unordered_map<int, Pool> pools_{{0, Pool{}}};  // 0: shared; others: CUDA graphs' pools
-  int capture_pool_ = 0;                            // where allocations go now
+  int capture_pool_ = 0;                            // the pool of the graph being captured, if any
+  std::thread::id capture_thread_;                  // the thread capturing it
   int next_pool_id_ = 1;
   std::unordered_map<char*, Block*> live_;
   std::unordered_map<char*, size_t> segment_bytes_;  // segment start -> cudaMalloc size

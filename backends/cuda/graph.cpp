@@ -3,8 +3,6 @@
 #include <cuda_runtime.h>
 #include <fmt/format.h>
 
-#include <atomic>
-
 #include "backends/cuda/allocator.h"
 #include "backends/cuda/context.h"
 #include "backends/cuda/kernels.h"
@@ -13,7 +11,9 @@
 
 namespace mmgrad::cuda {
 namespace {
-std::atomic<bool> recording{false};
+// Per thread, as the capture mode is: other threads are not recording (and must not queue
+// work on the stream meanwhile; in mmgrad only the thread that trains touches the GPU).
+thread_local bool recording = false;
 
 // Ends a capture that failed or was abandoned, dropping whatever was recorded.
 void abandon_capture() {
@@ -50,7 +50,7 @@ void Graph::replay() {
 
 int64_t Graph::nodes() const { return impl_ ? static_cast<int64_t>(impl_->nodes) : 0; }
 
-bool capturing() { return recording.load(std::memory_order_relaxed); }
+bool capturing() { return recording; }
 
 Graph capture_graph(const std::function<void()>& record, const std::string& what) {
   if (capturing()) fail("cuda graph", "capturing " + what + " inside another capture");

@@ -47,7 +47,8 @@ class Graph {
 // `record` throws, or CUDA refuses the capture, nothing is kept and an mmgrad::Error says why.
 Graph capture_graph(const std::function<void()>& record, const std::string& what);
 
-// True while capture_graph is recording (ops that must not be recorded check it).
+// True on the thread running capture_graph while it records (ops that must not be recorded
+// check it).
 bool capturing();
 
 }  // namespace mmgrad::cuda

@@ -200,7 +200,8 @@ std::vector<int64_t> hard_negatives_by_loop(const std::vector<double>& sim, int6
 
 TEST(Itm, HardNegativesOnTheDeviceMatchTheSequentialDraw) {
   Generator gen(21);
-  for (int64_t B : {2, 5, 16, 64}) {
+  // Batch sizes that are and are not squares (the running sums go by chunks of ~sqrt(B)).
+  for (int64_t B : {2, 3, 5, 16, 64, 300}) {
     for (int trial = 0; trial < 20; ++trial) {
       const int64_t first_row = trial % 2 ? B / 2 : 0, rows = trial % 2 ? B - B / 2 : B;
       const std::vector<double> sim = to_vector<double>(mul(randn({rows, B}, DType::F64, Device::cpu(), &gen), 3.0));
@@ -227,6 +228,16 @@ TEST(Itm, HardNegativesOnTheDeviceMatchTheSequentialDraw) {
             (std::vector<int64_t>{3, 3, 3, 2}));
   EXPECT_MMGRAD_ERROR(sample_hard_negatives(from_data(flat, {4, 4}), from_data<double>({0, 0, 0}, {3}), Tensor(), 0),
                       "itm", "one draw per similarity row");
+  // A NaN row draws the last allowed index; the other rows are unaffected.
+  std::vector<double> with_nan = flat;
+  with_nan[1 * 4 + 2] = NAN;
+  EXPECT_EQ(to_vector<int64_t>(sample_hard_negatives(from_data(with_nan, {4, 4}), from_data<double>({0, 0, 0, 0}, {4}),
+                                                     Tensor(), 0)),
+            (std::vector<int64_t>{1, 3, 0, 0}));
+  // A rejected call takes no draw from the generator.
+  Generator untouched(3);
+  EXPECT_MMGRAD_ERROR(hard_negatives(from_data(flat, {4, 4}), untouched, {}, 2), "itm", "first_row");
+  EXPECT_EQ(untouched.draws(), 0u);
 }
 
 // Fusion of indexed pairs (distinct texts and images, one index per pair) against the same

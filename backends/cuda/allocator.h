@@ -1,18 +1,8 @@
-// The CUDA caching allocator (after PyTorch's CUDACachingAllocator, much reduced).
-//
-// cudaMalloc and cudaFree synchronise the device and cost tens of microseconds; a training
-// step allocates thousands of tensors. So freed blocks stay cached and are reused:
-//  - two pools: small requests (<= 1 MiB) are carved from 2 MiB segments, large ones from
-//    segments of their own size (rounded to 2 MiB; 20 MiB for requests under 10 MiB, so
-//    that mid-sized activations share segments);
-//  - best fit within a pool; a block larger than needed is split and the remainder stays
-//    free; a freed block merges with free neighbours of its segment;
-//  - on out-of-memory, every wholly free segment is released and the cudaMalloc retried;
-//    if it still fails, the error says what was asked, what is in use and what is cached.
+// The CUDA caching allocator: cached segments, best fit with splitting and merging, release
+// and retry on out-of-memory, private pools for CUDA graphs being recorded. The bookkeeping
+// is backends/block_pool.h (tested on any machine); this is its CUDA face.
 // All kernels run on one stream, so a block freed by the host can be reused by the next op
 // at once: the stream orders the old reads before the new writes.
-//  - while a CUDA graph is captured, a pool of its own (begin_graph_pool): its addresses are
-//    reused by every replay, so they stay the graph's until it is released.
 #pragma once
 #include <cstddef>
 #include <cstdint>

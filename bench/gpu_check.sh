@@ -108,6 +108,9 @@ for pb in "${presets[@]}"; do
   # attention kernels gain (or lose) at this model's sizes.
   # (the fused kernels run only with f32 matmuls: autograd/ops_nn.cpp, fused_attention_pays).
   MMGRAD_FUSED_ATTENTION=0 bench "mmgrad-f32-unfused-attn $p" build-gpu/bench/bench_cuda_step --preset "$p" --batch "$b" --steps 10
+  # Attention's head views copied into dense operands before their GEMMs (the composed
+  # attention of TF32/bf16), against the pointer-array batched GEMM that reads them in place.
+  MMGRAD_CUDA_POINTER_BATCH=0 bench "mmgrad-bf16-copied-heads $p" build-gpu/bench/bench_cuda_step --preset "$p" --batch "$b" --steps 10 --precision bf16
   # Linear layers without cuBLASLt's bias epilogue: the bias broadcast into the output, then the
   # product accumulated onto it (backends/cuda/matmul_bias.cpp's fallback).
   MMGRAD_CUDA_LT=0 bench "mmgrad-bf16-no-lt-bias $p" build-gpu/bench/bench_cuda_step --preset "$p" --batch "$b" --steps 10 --precision bf16

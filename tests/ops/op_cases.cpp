@@ -686,6 +686,15 @@ void add_matmul_cases(Registry& r) {
   r.add("matmul_bcast_batch", {"matmul"}, {F({2, 1, 3, 4}), F({3, 4, 2})}, mm, reduction_precision(6)).reference = mm_ref;
   r.add("matmul_bcast_expanded_batch", {"matmul"}, {F({3, 2, 4}, D::Normal, L::ExpandedFirst), F({3, 4, 2})}, mm, reduction_precision(3)).reference = mm_ref;
   r.add("matmul_3d_2d", {"matmul"}, {F({2, 3, 4}), F({4, 5})}, mm, reduction_precision(6)).reference = mm_ref;
+  // Attention's products on heads as views of [B, T, H, D] projections: batch dims [B, H]
+  // that no single stride walks (CUDA: the pointer-array batched GEMM), K^T transposed too.
+  auto heads = [](const Tensor& t) { return permute(t, {0, 2, 1, 3}); };
+  r.add("matmul_head_views_qk", {"matmul", "permute"}, {F({2, 3, 2, 4}), F({2, 4, 2, 4})},
+        [heads](const Ts& x) { return matmul(heads(x[0]), transpose(heads(x[1]), -1, -2)); }, reduction_precision(4))
+      .reference = [heads](const Ts& x) { return matmul_ref(heads(x[0]), transpose(heads(x[1]), -1, -2)); };
+  r.add("matmul_head_views_pv", {"matmul", "permute"}, {F({2, 2, 3, 4}), F({2, 4, 2, 3})},
+        [heads](const Ts& x) { return matmul(x[0], heads(x[1])); }, reduction_precision(6))
+      .reference = [heads](const Ts& x) { return matmul_ref(x[0], heads(x[1])); };
   r.add("matmul_1d_2d", {"matmul"}, {F({4}), F({4, 5})}, mm, p).reference = mm_ref;
   r.add("matmul_2d_1d", {"matmul"}, {F({3, 4}), F({4})}, mm, p).reference = mm_ref;
   r.add("matmul_1d_1d", {"matmul"}, {F({6}), F({6})}, mm, reduction_precision(6)).reference = mm_ref;

@@ -7,17 +7,14 @@
 namespace mmgrad {
 namespace {
 thread_local const HostTransferBan* innermost = nullptr;
-thread_local const std::string* innermost_during = nullptr;
 }  // namespace
 
 HostTransferBan::HostTransferBan(std::string during) : during_(std::move(during)), outer_(innermost) {
   innermost = this;
-  innermost_during = &during_;
 }
 
 HostTransferBan::~HostTransferBan() {
   innermost = outer_;
-  innermost_during = outer_ ? &outer_->during_ : nullptr;
 }
 
 bool host_transfers_banned() { return innermost != nullptr; }
@@ -27,7 +24,7 @@ void check_host_transfer_allowed(const char* op, const char* what) {
   fail(op, fmt::format("{} inside {}: nothing may pass between the host and a device there (a recorded step "
                        "replays its kernels only; give it device tensors as inputs and read its outputs "
                        "after it)",
-                       what, *innermost_during));
+                       what, innermost->during()));
 }
 
 }  // namespace mmgrad

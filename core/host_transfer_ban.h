@@ -23,6 +23,7 @@ class HostTransferBan {
   ~HostTransferBan();
   HostTransferBan(const HostTransferBan&) = delete;
   HostTransferBan& operator=(const HostTransferBan&) = delete;
+  const std::string& during() const { return during_; }
 
  private:
   std::string during_;

@@ -61,32 +61,29 @@ Graph capture_graph(const std::function<void()>& record, const std::string& what
   prepare_matmul_bias();
   auto impl = std::make_unique<Graph::Impl>();
   impl->pool = begin_graph_pool();
-  recording = true;
+  // The recording flag and the allocator's graph pool are on exactly while this scope records,
+  // however it ends.
+  struct Recording {
+    bool capture_open = false;
+    Recording() { recording = true; }
+    ~Recording() {
+      if (capture_open) abandon_capture();
+      recording = false;
+      end_graph_pool();
+    }
+  } scope;
   // Thread-local mode: only this thread's calls are checked, so data-loader threads may keep
   // pinning host memory while the step is recorded.
-  cudaError_t err = cudaStreamBeginCapture(stream(), cudaStreamCaptureModeThreadLocal);
-  if (err != cudaSuccess) {
-    recording = false;
-    end_graph_pool();
-    check(err, "cuda graph capture");
-  }
+  check(cudaStreamBeginCapture(stream(), cudaStreamCaptureModeThreadLocal), "cuda graph capture");
+  scope.capture_open = true;
   try {
     HostTransferBan ban("a CUDA graph capture of " + what);
     record();
   } catch (const Error& e) {
-    abandon_capture();
-    recording = false;
-    end_graph_pool();
     fail("cuda graph", fmt::format("capturing {} failed: {}", what, e.what()));
-  } catch (...) {
-    abandon_capture();
-    recording = false;
-    end_graph_pool();
-    throw;
   }
-  err = cudaStreamEndCapture(stream(), &impl->graph);
-  recording = false;
-  end_graph_pool();
+  scope.capture_open = false;
+  const cudaError_t err = cudaStreamEndCapture(stream(), &impl->graph);
   if (err != cudaSuccess || !impl->graph) {
     cudaGetLastError();
     fail("cuda graph", fmt::format("capturing {} failed: CUDA ended the capture with {} ({}); something in it is "

@@ -1,7 +1,8 @@
 // The MODELS.md benchmark step (as bench_clip_step) on CUDA: the model and the batch are
 // moved to cuda:0, nothing else changes. Then, in the same run, the cuBLAS ceiling: every
 // GEMM of the step at its own shape (attention's per-head products as one strided batch),
-// run bare through mmgrad's matmul on CUDA, count-weighted. MFU = model FLOP/s / ceiling.
+// run bare through the CUDA backend's matmul (with --precision bf16: on bf16 operands),
+// count-weighted. MFU = model FLOP/s / ceiling.
 //
 //   bench_cuda_step [--preset clip-tiny|clip-b32] [--batch N] [--steps N] [--precision f32|tf32|bf16] [--graph]
 //
@@ -29,7 +30,9 @@
 #include "train/step_graph.h"
 
 #ifdef MMGRAD_HAVE_CUDA
+#include "backends/cuda/bf16_operand.h"
 #include "backends/cuda/cuda.h"
+#include "backends/cuda/kernels.h"
 #endif
 
 using namespace mmgrad;
@@ -106,17 +109,22 @@ int main(int argc, char** argv) {
   const std::vector<bench::GemmShape> gemms = bench::clip_step_gemms(c, batch);
   const double flops = bench::total_flops(gemms);
 
-  // The cuBLAS ceiling at the step's shapes.
+  // The cuBLAS ceiling at the step's shapes. With bf16 GEMM operands (the default of mixed
+  // precision, backends/cuda/bf16_operand.h) the operands are bf16 already, so the ceiling is
+  // cuBLAS's bf16 GEMM alone and the step's rounding passes count against its MFU.
+  const bool bf16_ceiling = precision == "bf16" && cuda::bf16_gemm_operands();
   double gemm_ms = 0;
   {
     NoGradGuard no_grad;
+    const DType operands = bf16_ceiling ? DType::BF16 : DType::F32;
     for (const bench::GemmShape& s : gemms) {
-      Tensor a = s.ta ? randn({s.batch, s.K, s.M}, DType::F32, gpu, &gen).transpose(1, 2)
-                      : randn({s.batch, s.M, s.K}, DType::F32, gpu, &gen);
-      Tensor b = s.tb ? randn({s.batch, s.N, s.K}, DType::F32, gpu, &gen).transpose(1, 2)
-                      : randn({s.batch, s.K, s.N}, DType::F32, gpu, &gen);
+      Tensor a = s.ta ? randn({s.batch, s.K, s.M}, DType::F32, gpu, &gen).to(operands).transpose(1, 2)
+                      : randn({s.batch, s.M, s.K}, DType::F32, gpu, &gen).to(operands);
+      Tensor b = s.tb ? randn({s.batch, s.N, s.K}, DType::F32, gpu, &gen).to(operands).transpose(1, 2)
+                      : randn({s.batch, s.K, s.N}, DType::F32, gpu, &gen).to(operands);
+      const Tensor out = Tensor::empty({s.batch, s.M, s.N}, DType::F32, gpu);
       const double one = bench::median_ms([&] {
-        for (int r = 0; r < 10; ++r) (void)matmul(a, b);
+        for (int r = 0; r < 10; ++r) cuda::matmul(out, a, b, /*accumulate=*/false);
         cuda::synchronize();
       }, 5, 1) / 10;
       gemm_ms += one * static_cast<double>(s.count);
@@ -135,9 +143,9 @@ int main(int argc, char** argv) {
              "reserved {:.0f} MiB\n",
              host_ms, mem.malloc_calls - mallocs_before, static_cast<double>(mem.reserved) / (1 << 20));
   if (cuda::profiling()) fmt::print("# GPU time per kernel over the timed steps:\n{}", profile);
-  fmt::print("RESULT impl=mmgrad device=cuda preset={} batch={} precision={} graph={} ms_per_step={:.3f} samples_per_s={:.2f} "
-             "model_tflops={:.3f} ceiling_tflops={:.3f} mfu={:.3f} peak_mem_mib={:.1f} host_ms={:.2f}\n",
-             preset, batch, precision, graph ? 1 : 0, ms, batch / ms * 1e3, model_tflops, ceiling_tflops,
+  fmt::print("RESULT impl=mmgrad device=cuda preset={} batch={} precision={} gemm_operands={} graph={} ms_per_step={:.3f} "
+             "samples_per_s={:.2f} model_tflops={:.3f} ceiling_tflops={:.3f} mfu={:.3f} peak_mem_mib={:.1f} host_ms={:.2f}\n",
+             preset, batch, precision, bf16_ceiling ? "bf16" : "f32", graph ? 1 : 0, ms, batch / ms * 1e3, model_tflops, ceiling_tflops,
              model_tflops / ceiling_tflops, peak_mib, host_ms);
   return 0;
 #endif

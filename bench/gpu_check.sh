@@ -48,6 +48,10 @@ run_test() {  # run_test NAME BINARY FILTER
   fi
 }
 run_test cuda_backend test_backends 'Cuda.*:SumOfSquares.Cuda*:LinearOnCuda.*'
+# Mixed precision's GEMMs on operands rounded to bf16 (every layout, the linear layer), and the
+# column-reduction kernel (bias gradients) at the models' sizes.
+run_test bf16_gemm test_backends 'Bf16GemmCuda.*'
+run_test reduce_columns test_backends 'ReduceOnCuda.*'
 # CUDA graphs: replay on new inputs, the graph's private memory, errors inside a capture and a
 # replay; then whole training runs recorded and replayed against the same runs done eagerly.
 run_test cuda_graph test_backends 'CudaGraph.*'
@@ -111,6 +115,9 @@ for pb in "${presets[@]}"; do
   # Attention's head views copied into dense operands before their GEMMs (the composed
   # attention of TF32/bf16), against the pointer-array batched GEMM that reads them in place.
   MMGRAD_CUDA_POINTER_BATCH=0 bench "mmgrad-bf16-copied-heads $p" build-gpu/bench/bench_cuda_step --preset "$p" --batch "$b" --steps 10 --precision bf16
+  # bf16 GEMMs as cuBLAS's FAST_16BF compute type on the f32 operands, against the default:
+  # operands rounded to bf16 tensors first and bf16 GEMMs (backends/cuda/bf16_operand.h).
+  MMGRAD_CUDA_BF16_OPERANDS=0 bench "mmgrad-bf16-fast16bf $p" build-gpu/bench/bench_cuda_step --preset "$p" --batch "$b" --steps 10 --precision bf16
   # Linear layers without cuBLASLt's bias epilogue: the bias broadcast into the output, then the
   # product accumulated onto it (backends/cuda/matmul_bias.cpp's fallback).
   MMGRAD_CUDA_LT=0 bench "mmgrad-bf16-no-lt-bias $p" build-gpu/bench/bench_cuda_step --preset "$p" --batch "$b" --steps 10 --precision bf16

@@ -17,7 +17,10 @@ template <typename D, typename S>
 void device_copy_typed(const Tensor& dst, const Tensor& src, const Strided<2>& s) {
   D* d = static_cast<D*>(dst.raw_data());
   const S* p = static_cast<const S*>(src.raw_data());
-  launch_n(dst.numel(), "copy (strided)", [=] __device__(int64_t i) {
+  // Rounding to bf16 is named apart: it is mixed precision's price for bf16 GEMMs
+  // (bf16_operand.h), and the kernel profile should show it.
+  const char* name = std::is_same_v<D, Bf16> && std::is_same_v<S, float> ? "copy (round f32 to bf16)" : "copy (strided)";
+  launch_n(dst.numel(), name, [=] __device__(int64_t i) {
     int64_t off[2];
     s.offsets(i, off);
     d[off[0]] = convert<D>(p[off[1]]);

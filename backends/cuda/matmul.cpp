@@ -7,6 +7,11 @@
 // projections) go to the pointer-array batched call, its address tables written by a kernel
 // (batch_pointers.cu), again without copying the operand. A matrix no flag describes, or an
 // output that is not row-major with one batch stride, is made contiguous first.
+//
+// Mixed precision (matmul precision BF16): f32 operands are rounded to bf16 tensors first
+// (bf16_operand.h) and the GEMM reads those with bf16 tensor-core kernels, accumulating and
+// writing f32. The backend also takes bf16 operands with an f32 product directly (the
+// benchmark's GEMM ceiling). Every other dtype mix is an error.
 #include <cublas_v2.h>
 #include <fmt/format.h>
 
@@ -17,6 +22,7 @@
 #include <optional>
 
 #include "backends/cuda/batch_pointers.h"
+#include "backends/cuda/bf16_operand.h"
 #include "backends/cuda/context.h"
 #include "backends/cuda/gemm_layout.h"
 #include "backends/cuda/cuda.h"
@@ -25,23 +31,6 @@
 
 namespace mmgrad::cuda {
 namespace {
-
-// One stride that walks every batch element of t in row-major batch order, if there is one.
-std::optional<int64_t> batch_stride(const Tensor& t, const Shape& batch) {
-  std::optional<int64_t> stride;
-  int64_t expected_next = -1;  // stride the next (inner) batch dim must have times its size
-  for (int d = static_cast<int>(batch.size()) - 1; d >= 0; --d) {
-    if (batch[d] == 1) continue;
-    const int64_t s = t.strides()[d];
-    if (!stride) {
-      stride = s;
-    } else if (s != expected_next) {
-      return std::nullopt;
-    }
-    expected_next = s * batch[d];
-  }
-  return stride.value_or(0);
-}
 
 // MMGRAD_CUDA_POINTER_BATCH=0 copies multi-stride batches into dense operands instead (what
 // bench/gpu_check.sh compares the pointer-array path against).
@@ -59,35 +48,52 @@ Tensor contiguous_copy(const Tensor& t) {
   return c;
 }
 
-// One strided-batched GEMM through cublasGemmStridedBatchedEx: f64 exactly, f32 at the
+// The element types and the compute type of one GEMM. f64 runs exactly; f32 at the
 // precision set in cuda.h (f32 arithmetic, or tensor cores on TF32- or bf16-rounded inputs
-// with f32 accumulation).
-template <typename T>
-void gemm(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, const T* A, int lda,
-          long long sa, const T* B, int ldb, long long sb, T beta, T* C, int ldc, long long sc, int batch) {
-  const T alpha = 1;
-  cudaDataType_t type = std::is_same_v<T, float> ? CUDA_R_32F : CUDA_R_64F;
-  cublasComputeType_t compute = CUBLAS_COMPUTE_64F;
-  if constexpr (std::is_same_v<T, float>) compute = f32_compute_type(matmul_precision());
-  cublasStatus_t st = cublasGemmStridedBatchedEx(h, ta, tb, m, n, k, &alpha, A, type, lda, sa, B, type, ldb, sb,
-                                                 &beta, C, type, ldc, sc, batch, compute, CUBLAS_GEMM_DEFAULT);
+// with f32 accumulation); bf16 operands with f32 accumulation and an f32 product. Scale
+// factors (alpha, beta) are f64 for an f64 GEMM, f32 otherwise.
+struct GemmTypes {
+  cudaDataType_t operands, product;
+  cublasComputeType_t compute;
+  bool f64;
+};
+
+GemmTypes gemm_types(DType operands, DType product) {
+  if (product == DType::F64) return {CUDA_R_64F, CUDA_R_64F, CUBLAS_COMPUTE_64F, true};
+  if (operands == DType::BF16) return {CUDA_R_16BF, CUDA_R_32F, CUBLAS_COMPUTE_32F, false};
+  return {CUDA_R_32F, CUDA_R_32F, f32_compute_type(matmul_precision()), false};
+}
+
+// alpha = 1 and beta (0, or 1 to accumulate) in the GEMM's scale type.
+struct Scales {
+  double alpha64 = 1, beta64;
+  float alpha32 = 1, beta32;
+  explicit Scales(bool accumulate) : beta64(accumulate ? 1 : 0), beta32(accumulate ? 1.f : 0.f) {}
+  const void* alpha(const GemmTypes& t) const { return t.f64 ? static_cast<const void*>(&alpha64) : &alpha32; }
+  const void* beta(const GemmTypes& t) const { return t.f64 ? static_cast<const void*>(&beta64) : &beta32; }
+};
+
+// One strided-batched GEMM through cublasGemmStridedBatchedEx.
+void gemm(cublasHandle_t h, const GemmTypes& types, const Scales& scales, cublasOperation_t ta,
+          cublasOperation_t tb, int m, int n, int k, const void* A, int lda, long long sa, const void* B, int ldb,
+          long long sb, void* C, int ldc, long long sc, int batch) {
+  cublasStatus_t st = cublasGemmStridedBatchedEx(h, ta, tb, m, n, k, scales.alpha(types), A, types.operands, lda, sa,
+                                                 B, types.operands, ldb, sb, scales.beta(types), C, types.product,
+                                                 ldc, sc, batch, types.compute, CUBLAS_GEMM_DEFAULT);
   if (st != CUBLAS_STATUS_SUCCESS)
     fail("matmul", fmt::format("cuBLAS gemm failed: {} (m {}, n {}, k {}, batch {})", cublasGetStatusString(st), m,
                                n, k, batch));
 }
 
 // The pointer-array form: tables[0..n) the A matrices, [n..2n) the B ones, [2n..3n) the Cs.
-template <typename T>
-void gemm_batched(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
-                  const Tensor& tables, int lda, int ldb, T beta, int ldc, int batch) {
-  const T alpha = 1;
-  cudaDataType_t type = std::is_same_v<T, float> ? CUDA_R_32F : CUDA_R_64F;
-  cublasComputeType_t compute = CUBLAS_COMPUTE_64F;
-  if constexpr (std::is_same_v<T, float>) compute = f32_compute_type(matmul_precision());
+void gemm_batched(cublasHandle_t h, const GemmTypes& types, const Scales& scales, cublasOperation_t ta,
+                  cublasOperation_t tb, int m, int n, int k, const Tensor& tables, int lda, int ldb, int ldc,
+                  int batch) {
   void** p = static_cast<void**>(tables.raw_data());
-  cublasStatus_t st = cublasGemmBatchedEx(h, ta, tb, m, n, k, &alpha, p, type, lda, p + batch, type, ldb, &beta,
-                                          p + 2 * static_cast<int64_t>(batch), type, ldc, batch, compute,
-                                          CUBLAS_GEMM_DEFAULT);
+  cublasStatus_t st = cublasGemmBatchedEx(h, ta, tb, m, n, k, scales.alpha(types), p, types.operands, lda, p + batch,
+                                          types.operands, ldb, scales.beta(types),
+                                          p + 2 * static_cast<int64_t>(batch), types.product, ldc, batch,
+                                          types.compute, CUBLAS_GEMM_DEFAULT);
   if (st != CUBLAS_STATUS_SUCCESS)
     fail("matmul", fmt::format("cuBLAS batched gemm failed: {} (m {}, n {}, k {}, batch {})", cublasGetStatusString(st),
                                m, n, k, batch));
@@ -100,20 +106,34 @@ void matmul(const Tensor& out_in, const Tensor& a_in, const Tensor& b_in, bool a
   const int64_t M = out_in.shape()[nd - 2], N = out_in.shape()[nd - 1], K = a_in.shape()[nd - 1];
   const Shape batch(out_in.shape().begin(), out_in.shape().end() - 2);
   const int64_t n_batch = numel_of(batch);
+  const DType product = out_in.dtype(), operands = a_in.dtype();
+  const bool same = operands == product && b_in.dtype() == product;
+  const bool bf16_in = operands == DType::BF16 && b_in.dtype() == DType::BF16 && product == DType::F32;
+  if (!((same && (product == DType::F32 || product == DType::F64)) || bf16_in))
+    fail("matmul", fmt::format("{} x {} -> {} matmul is not supported on CUDA (f32 or f64 throughout, or bf16 "
+                               "operands with an f32 product)",
+                               dtype_name(operands), dtype_name(b_in.dtype()), dtype_name(product)));
   if (M == 0 || N == 0 || n_batch == 0) return;
   if (K == 0) {  // an empty sum
     if (!accumulate) fill(out_in, 0);
     return;
   }
-  if (out_in.dtype() != DType::F32 && out_in.dtype() != DType::F64)
-    fail("matmul", std::string(dtype_name(out_in.dtype())) + " matmul is not supported on CUDA (f32 or f64)");
 
+  // Mixed precision: f32 operands rounded to bf16 once, for the bf16 tensor-core GEMM.
+  const bool round_to_bf16 =
+      product == DType::F32 && !bf16_in && matmul_precision() == MatmulPrecision::BF16 && bf16_gemm_operands();
+  // An operand cuBLAS can read in place: a transpose flag describes its matrices and either
+  // one stride walks its batch or the pointer-array call may (its address tables hold one
+  // element size for all three operands, so not for bf16 operands under an f32 product).
   auto usable = [&](const Tensor& t, int64_t rows, int64_t cols) {
     return gemm_layout_of(rows, cols, t.strides()[nd - 2], t.strides()[nd - 1]).has_value() &&
-           (pointer_batches() || batch_stride(t, batch));
+           ((pointer_batches() && t.dtype() == product) || batch_stride(t, batch));
   };
-  Tensor a = usable(a_in, M, K) ? a_in : contiguous_copy(a_in);
-  Tensor b = usable(b_in, K, N) ? b_in : contiguous_copy(b_in);
+  auto operand = [&](const Tensor& t, int64_t rows, int64_t cols) {
+    if (round_to_bf16) return bf16_operand(t);
+    return usable(t, rows, cols) ? t : contiguous_copy(t);
+  };
+  const Tensor a = operand(a_in, M, K), b = operand(b_in, K, N);
   // The output must be row-major (cuBLAS writes C^T column-major) with one batch stride.
   std::optional<GemmLayout> lc = gemm_layout_of(M, N, out_in.strides()[nd - 2], out_in.strides()[nd - 1]);
   const bool out_ok = lc && !lc->transposed && batch_stride(out_in, batch) &&
@@ -132,19 +152,17 @@ void matmul(const Tensor& out_in, const Tensor& a_in, const Tensor& b_in, bool a
     fail("matmul", "a matrix dimension over 2^31 is not supported by cuBLAS's 32-bit interface");
 
   auto h = static_cast<cublasHandle_t>(cublas_handle());
+  const GemmTypes types = gemm_types(a.dtype(), product);
+  const Scales scales(accumulate);
   // Column-major C^T[N, M] = B^T[N, K] * A^T[K, M]: a row-major operand needs no flag.
   const cublasOperation_t opb = lb.transposed ? CUBLAS_OP_T : CUBLAS_OP_N;
   const cublasOperation_t opa = la.transposed ? CUBLAS_OP_T : CUBLAS_OP_N;
-  auto run = [&](auto tag) {
-    using T = decltype(tag);
-    if (sa && sb) {
-      ProfileScope profile("matmul");
-      gemm<T>(h, opb, opa, static_cast<int>(N), static_cast<int>(M), static_cast<int>(K),
-              static_cast<const T*>(b.raw_data()), static_cast<int>(lb.ld), *sb, static_cast<const T*>(a.raw_data()),
-              static_cast<int>(la.ld), *sa, accumulate ? T(1) : T(0), static_cast<T*>(out.raw_data()),
-              static_cast<int>(lc->ld), sc, static_cast<int>(n_batch));
-      return;
-    }
+  if (sa && sb) {
+    ProfileScope profile(types.operands == CUDA_R_16BF ? "matmul (bf16 operands)" : "matmul");
+    gemm(h, types, scales, opb, opa, static_cast<int>(N), static_cast<int>(M), static_cast<int>(K), b.raw_data(),
+         static_cast<int>(lb.ld), *sb, a.raw_data(), static_cast<int>(la.ld), *sa, out.raw_data(),
+         static_cast<int>(lc->ld), sc, static_cast<int>(n_batch));
+  } else {
     // cuBLAS's A is our b, its B our a, its C our out (the column-major swap above).
     auto batch_view = [&](const Tensor& t) {
       return Tensor::alias(t, batch, Shape(t.strides().begin(), t.strides().end() - 2), t.offset());
@@ -153,16 +171,12 @@ void matmul(const Tensor& out_in, const Tensor& a_in, const Tensor& b_in, bool a
     const Strided<3> walk = make_strided<3>(batch, {&vb, &va, &vo}, "matmul");
     Tensor tables = Tensor::empty({3 * n_batch}, DType::I64, out.device());
     fill_batch_pointer_tables(tables, walk, n_batch, {b.raw_data(), a.raw_data(), out.raw_data()},
-                              static_cast<int64_t>(sizeof(T)));
+                              static_cast<int64_t>(out.element_size()));
     ProfileScope profile("matmul (pointer-array batch)");
-    gemm_batched<T>(h, opb, opa, static_cast<int>(N), static_cast<int>(M), static_cast<int>(K), tables,
-                    static_cast<int>(lb.ld), static_cast<int>(la.ld), accumulate ? T(1) : T(0),
-                    static_cast<int>(lc->ld), static_cast<int>(n_batch));
-  };
-  if (out.dtype() == DType::F32)
-    run(float{});
-  else
-    run(double{});
+    gemm_batched(h, types, scales, opb, opa, static_cast<int>(N), static_cast<int>(M), static_cast<int>(K), tables,
+                 static_cast<int>(lb.ld), static_cast<int>(la.ld), static_cast<int>(lc->ld),
+                 static_cast<int>(n_batch));
+  }
   if (!out.is_same(out_in)) copy(out_in, out);
 }
 

@@ -10,6 +10,9 @@
 // strides, alignment and matmul precision: the heuristic query costs host time a
 // launch-bound step cannot spare.
 //
+// Mixed precision (matmul precision BF16): the operands are rounded to bf16 tensors first
+// (bf16_operand.h) and cuBLASLt reads them with bf16 kernels into the f32 output and bias.
+//
 // f64, a layout no transpose flag describes, or no algorithm from the heuristic: the bias is
 // broadcast into out and the product accumulated onto it (matmul with accumulate), which is
 // exact and takes any strides. MMGRAD_CUDA_LT=0 forces that path (A/B timing in gpu_check).
@@ -26,6 +29,7 @@
 #include <mutex>
 #include <optional>
 
+#include "backends/cuda/bf16_operand.h"
 #include "backends/cuda/context.h"
 #include "backends/cuda/gemm_layout.h"
 #include "backends/cuda/cuda.h"
@@ -75,7 +79,7 @@ uint32_t alignment_of(const void* p) {
   return align;
 }
 
-using PlanKey = std::array<int64_t, 13>;
+using PlanKey = std::array<int64_t, 14>;
 
 struct Plan {
   cublasLtMatmulDesc_t desc = nullptr;
@@ -93,14 +97,17 @@ void destroy(Plan& p) {
 
 bool ok(cublasStatus_t s) { return s == CUBLAS_STATUS_SUCCESS; }
 
-// Descriptors and the heuristic's first algorithm for one f32 problem in cuBLAS's terms:
-// D[m, n] = op(first)[m, k] op(second)[k, n] + bias[m].
-Plan make_plan(const LtState& lt, cublasOperation_t op_first, cublasOperation_t op_second, int64_t m, int64_t n,
+// Descriptors and the heuristic's first algorithm for one problem in cuBLAS's terms:
+// D[m, n] = op(first)[m, k] op(second)[k, n] + bias[m], with f32 D and bias and operands of
+// `operand_type`: f32 (computed at the matmul precision) or bf16 (f32 accumulation).
+Plan make_plan(const LtState& lt, cudaDataType_t operand_type, cublasOperation_t op_first, cublasOperation_t op_second, int64_t m, int64_t n,
                int64_t k, int64_t ld_first, int64_t ld_second, int64_t ld_out, const void* first_ptr,
                const void* second_ptr, void* out_ptr, const void* bias_ptr) {
   Plan p;
   const cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_BIAS;
-  bool good = ok(cublasLtMatmulDescCreate(&p.desc, f32_compute_type(matmul_precision()), CUDA_R_32F)) &&
+  const cublasComputeType_t compute =
+      operand_type == CUDA_R_16BF ? CUBLAS_COMPUTE_32F : f32_compute_type(matmul_precision());
+  bool good = ok(cublasLtMatmulDescCreate(&p.desc, compute, CUDA_R_32F)) &&
               ok(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSA, &op_first, sizeof(op_first))) &&
               ok(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSB, &op_second, sizeof(op_second))) &&
               ok(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof(epilogue))) &&
@@ -108,8 +115,8 @@ Plan make_plan(const LtState& lt, cublasOperation_t op_first, cublasOperation_t 
   // Stored shapes: an operand used transposed is stored with its dims swapped.
   const bool t1 = op_first == CUBLAS_OP_T, t2 = op_second == CUBLAS_OP_T;
   good = good &&
-         ok(cublasLtMatrixLayoutCreate(&p.first, CUDA_R_32F, t1 ? k : m, t1 ? m : k, ld_first)) &&
-         ok(cublasLtMatrixLayoutCreate(&p.second, CUDA_R_32F, t2 ? n : k, t2 ? k : n, ld_second)) &&
+         ok(cublasLtMatrixLayoutCreate(&p.first, operand_type, t1 ? k : m, t1 ? m : k, ld_first)) &&
+         ok(cublasLtMatrixLayoutCreate(&p.second, operand_type, t2 ? n : k, t2 ? k : n, ld_second)) &&
          ok(cublasLtMatrixLayoutCreate(&p.out, CUDA_R_32F, m, n, ld_out));
   cublasLtMatmulPreference_t pref = nullptr;
   if (good && ok(cublasLtMatmulPreferenceCreate(&pref))) {
@@ -147,9 +154,13 @@ PlanCache& plan_cache() {
 constexpr size_t kMaxPlans = 512;  // distinct shapes; a run has a few dozen
 
 // True when cuBLASLt computed out (f32, layouts it takes, a plan the heuristic found).
-bool lt_matmul_bias(const Tensor& out, const Tensor& a, const Tensor& b, const Tensor& bias) {
+bool lt_matmul_bias(const Tensor& out, const Tensor& a_in, const Tensor& b_in, const Tensor& bias) {
   LtState& lt = lt_state();
   if (!lt.handle || out.dtype() != DType::F32) return false;
+  const bool round_to_bf16 = matmul_precision() == MatmulPrecision::BF16 && bf16_gemm_operands();
+  const Tensor a = round_to_bf16 ? bf16_operand(a_in) : a_in;
+  const Tensor b = round_to_bf16 ? bf16_operand(b_in) : b_in;
+  const cudaDataType_t operand_type = round_to_bf16 ? CUDA_R_16BF : CUDA_R_32F;
   const int64_t M = out.shape()[0], N = out.shape()[1], K = a.shape()[1];
   const std::optional<GemmLayout> la = gemm_layout_of(M, K, a.strides()[0], a.strides()[1]);
   const std::optional<GemmLayout> lb = gemm_layout_of(K, N, b.strides()[0], b.strides()[1]);
@@ -164,7 +175,7 @@ bool lt_matmul_bias(const Tensor& out, const Tensor& a, const Tensor& b, const T
   void* dst = out.raw_data();
   const void* bias_ptr = bias.raw_data();
   const PlanKey key{M, N, K, lb->ld, la->ld, lc->ld, op_first, op_second, static_cast<int64_t>(matmul_precision()),
-                    alignment_of(first), alignment_of(second), alignment_of(dst), alignment_of(bias_ptr)};
+                    operand_type, alignment_of(first), alignment_of(second), alignment_of(dst), alignment_of(bias_ptr)};
 
   PlanCache& cache = plan_cache();
   std::lock_guard<std::mutex> guard(cache.lock);
@@ -175,7 +186,7 @@ bool lt_matmul_bias(const Tensor& out, const Tensor& a, const Tensor& b, const T
       cache.plans.clear();
     }
     it = cache.plans
-             .emplace(key, make_plan(lt, op_first, op_second, N, M, K, lb->ld, la->ld, lc->ld, first, second, dst,
+             .emplace(key, make_plan(lt, operand_type, op_first, op_second, N, M, K, lb->ld, la->ld, lc->ld, first, second, dst,
                                      bias_ptr))
              .first;
   }
@@ -184,7 +195,7 @@ bool lt_matmul_bias(const Tensor& out, const Tensor& a, const Tensor& b, const T
   if (!ok(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias_ptr, sizeof(bias_ptr))))
     return false;
   const float alpha = 1, beta = 0;
-  ProfileScope profile("matmul_bias");
+  ProfileScope profile(round_to_bf16 ? "matmul_bias (bf16 operands)" : "matmul_bias");
   const cublasStatus_t st = cublasLtMatmul(lt.handle, p.desc, &alpha, first, p.first, second, p.second, &beta, dst,
                                            p.out, dst, p.out, &p.algo, lt.workspace, lt.workspace_bytes, stream());
   if (!ok(st))

@@ -82,19 +82,40 @@ __global__ void reduce_rows_kernel(ReduceOp op, Geometry g, const T* in, State<A
   }
 }
 
+// Each thread folds its column's rows in order, loading kColumnUnroll rows before folding
+// them: the loads do not depend on each other, so a thread keeps that many in flight. With
+// one load at a time, 512 blocks of 256 threads hold about 0.5 MB in flight, a sixth of what
+// an H200 needs to reach its bandwidth (the bias gradients of clip-b32 took 15 ms of a 144 ms
+// step that way, against about 2.5 ms of bytes).
+constexpr int kColumnUnroll = 8;
+
 template <typename T, typename Acc>
-__global__ void reduce_columns_kernel(ReduceOp op, Geometry g, const T* in, State<Acc>* partial, T* out) {
+__global__ void reduce_columns_kernel(ReduceOp op, Geometry g, const T* __restrict__ in, State<Acc>* partial,
+                                      T* out) {
   const int64_t c = blockIdx.y;
   const int64_t lo = c * g.chunk, hi = min(g.n_red, lo + g.chunk);
   for (int64_t o = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; o < g.n_out;
        o += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     int64_t ko[3];
     g.kept.offsets(o, ko);
+    const T* column = in + ko[0];
     State<Acc> st{Acc(0), -1};
-    for (int64_t r = lo; r < hi; ++r) {
+    int64_t r = lo;
+    for (; r + kColumnUnroll <= hi; r += kColumnUnroll) {
+      T v[kColumnUnroll];
+#pragma unroll
+      for (int u = 0; u < kColumnUnroll; ++u) {
+        int64_t ro[1];
+        g.red.offsets(r + u, ro);
+        v[u] = column[ro[0]];
+      }
+#pragma unroll
+      for (int u = 0; u < kColumnUnroll; ++u) st = combine<Acc>(op, st, State<Acc>{static_cast<Acc>(v[u]), r + u});
+    }
+    for (; r < hi; ++r) {
       int64_t ro[1];
       g.red.offsets(r, ro);
-      st = combine<Acc>(op, st, State<Acc>{static_cast<Acc>(in[ko[0] + ro[0]]), r});
+      st = combine<Acc>(op, st, State<Acc>{static_cast<Acc>(column[ro[0]]), r});
     }
     if (partial)
       partial[c * g.n_out + o] = st;
@@ -163,10 +184,13 @@ void reduce(ReduceOp op, const Tensor& out, const Tensor& indices, const Tensor&
   const bool columns = !indices.defined() && !kept_shape.empty() && g.kept.stride[0][g.kept.nd - 1] == 1 &&
                        g.n_out >= 32;
   // Chunks: enough blocks (or threads) to fill the GPU, chunks of at least 1024 positions
-  // (columns: 64 rows).
+  // (columns: 64 rows, and about 1024 blocks: an H100/H200 holds 8 blocks of 256 threads on
+  // each of its 132 multiprocessors).
   const int64_t min_chunk = columns ? 64 : 1024;
   const int64_t work_units = columns ? (g.n_out + kThreads - 1) / kThreads : g.n_out;
-  int64_t chunks = std::max<int64_t>(1, std::min<int64_t>(g.n_red / min_chunk, 512 / std::max<int64_t>(work_units, 1)));
+  const int64_t target_blocks = columns ? 1024 : 512;
+  int64_t chunks =
+      std::max<int64_t>(1, std::min<int64_t>(g.n_red / min_chunk, target_blocks / std::max<int64_t>(work_units, 1)));
   chunks = std::min<int64_t>(chunks, 65535);
   g.chunk = (g.n_red + chunks - 1) / chunks;
   g.chunks = (g.n_red + g.chunk - 1) / g.chunk;

@@ -12,6 +12,7 @@
 #include <fmt/format.h>
 
 #include "apps/options.h"
+#include "autograd/autocast.h"
 #include "backends/cpu/gemm.h"
 #include "core/atomic_file.h"
 #include "core/blas_info.h"
@@ -21,6 +22,7 @@
 #include "apps/real_data.h"
 #include "apps/run_report.h"
 #ifdef MMGRAD_HAVE_CUDA
+#include "backends/cuda/bf16_operand.h"
 #include "backends/cuda/cuda.h"
 #endif
 #include "data/bpe.h"
@@ -68,7 +70,8 @@ ITM losses see the whole batch. Rank 0 prints, evaluates and writes the checkpoi
 Keys: dist_backend (auto|single|mpi|nccl), bucket_kib, dist_timeout (seconds).
 
 GPU: --set device=cuda trains on cuda:0 (evaluation on the CPU). matmul_precision f32|tf32|bf16
-chooses how the GEMMs run; cuda_graph=true records forward and backward as a CUDA graph after
+chooses how the GEMMs run (bf16: mixed precision, GEMM operands rounded to bf16 once and kept
+as bf16 for backward, f32 accumulation; everything else f32); cuda_graph=true records forward and backward as a CUDA graph after
 two eager steps and replays it (one launch per step; one process, fixed batch shapes).
 
 keys (--set): )";
@@ -257,15 +260,20 @@ int train_command(int argc, char** argv, int first) {
   Generator init_gen(c.seed);
   nn::ClipModel model(c.model, init_gen);
   const Device device = Device::parse(c.device);
+  // Mixed precision: with bf16 matmuls the GEMMs run on operands rounded to bf16 once, and
+  // the graph keeps those (autograd/autocast.h), for the whole training run on this thread.
+  std::optional<AutocastBf16> autocast;
 #ifdef MMGRAD_HAVE_CUDA
   if (device.type == DeviceType::CUDA) {
     if (!cuda::available()) fail("train", "device=cuda, but cuda:0 is not available: " + cuda::unavailable_reason());
     cuda::set_matmul_precision(cuda::parse_matmul_precision(c.matmul_precision));
+    if (c.matmul_precision == "bf16" && cuda::bf16_gemm_operands()) autocast.emplace(DeviceType::CUDA);
   }
 #endif
   model.to(device);
   if (device.type != DeviceType::CPU)
-    print_if(lead, "training on {} (matmul precision {}); evaluation on the CPU\n", device.str(), c.matmul_precision);  // before the optimizer exists: its state is made where the parameters are
+    print_if(lead, "training on {} (matmul precision {}{}); evaluation on the CPU\n", device.str(), c.matmul_precision,
+             autocast ? ", bf16 autocast" : "");  // before the optimizer exists: its state is made where the parameters are
   if (comm.size() > 1)
     print_if(lead, "data parallel: {} ranks ({}), {} samples per rank per step, gradient buckets of {} KiB\n", comm.size(),
           comm.name(), c.batch_size / comm.size(), c.bucket_kib);

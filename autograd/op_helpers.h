@@ -63,7 +63,9 @@ inline Tensor empty_like_shape(const Tensor& t, const Shape& shape) {
 }
 
 // x [rows, K] @ weight^T + bias with no autograd record: one kernel with the bias added as
-// the product is stored where the backend has matmul_bias, else matmul then add.
+// the product is stored where the backend has matmul_bias, else matmul then add. x and
+// weight may be bf16 (autocast's rounded operands, autograd/autocast.h): the product then
+// has the bias's dtype, f32.
 Tensor affine_rows(const Tensor& x, const Tensor& weight, const Tensor& bias);
 
 }  // namespace mmgrad::detail

@@ -5,6 +5,7 @@
 #include <tuple>
 #include <utility>
 
+#include "autograd/autocast.h"
 #include "autograd/flops.h"
 #include "autograd/op_helpers.h"
 
@@ -38,7 +39,7 @@ Tensor activation(const Tensor& h, bool quick) { return quick ? quick_gelu(h) : 
 std::pair<Tensor, Tensor> mlp_activation_backward(const Tensor& g2, const Tensor& w2, const Tensor& h, bool quick) {
   constexpr int64_t kRows = 256;
   const int64_t N = h.shape()[0], H = h.shape()[1], O = g2.shape()[1];
-  Tensor dh = matmul(g2, w2);  // dA
+  Tensor dh = detail::matmul_product(g2, w2);  // dA
   Tensor dw2 = Tensor::empty({O, H}, h.dtype(), h.device());
   if (N == 0) fill_(dw2, 0);
   Tensor a_buf = Tensor::empty({std::min(N, kRows), H}, h.dtype(), h.device());
@@ -77,6 +78,10 @@ Tensor layer_norm_mlp(const Tensor& x, const Tensor& ln_weight, const Tensor& ln
   Shape out_shape = x.shape();
   out_shape.back() = O;
 
+  // Under autocast (autograd/autocast.h) each GEMM runs on operands rounded to bf16 once;
+  // the f32 weights are kept and rounded again in backward (small next to the activations).
+  const bool bf16 = detail::autocasts(x, w1);
+  auto operand = [bf16](const Tensor& t) { return bf16 ? detail::rounded_to_bf16(t) : t; };
   Tensor x2, h, y;
   Tensor mean, rstd;
   {
@@ -85,37 +90,43 @@ Tensor layer_norm_mlp(const Tensor& x, const Tensor& ln_weight, const Tensor& ln
     Normalised n = normalise(x2, contiguous(ln_weight), contiguous(ln_bias), eps);
     mean = n.mean;
     rstd = n.rstd;
-    h = detail::affine_rows(n.xn, w1, b1);                                      // [N, H]
-    y = reshape(detail::affine_rows(activation(h, quick_gelu_act), w2, b2), out_shape);
+    h = detail::affine_rows(operand(n.xn), operand(w1), b1);  // [N, H]
+    y = reshape(detail::affine_rows(operand(activation(h, quick_gelu_act)), operand(w2), b2), out_shape);
   }  // the normalised input and the activation are freed here: backward recomputes them
   record(op, y, {x, ln_weight, ln_bias, w1, b1, w2, b2},
          [xs = SavedTensor(x2), hs = SavedTensor(h), ms = SavedTensor(mean), rs = SavedTensor(rstd),
           lw = SavedTensor(ln_weight), lb = SavedTensor(ln_bias), w1s = SavedTensor(w1), w2s = SavedTensor(w2), eps,
-          quick_gelu_act, in_shape = x.shape(), N, O](const Tensor& g) {
+          quick_gelu_act, in_shape = x.shape(), N, O, bf16, operand](const Tensor& g) {
+           using detail::matmul_product;
            const Tensor& xv = xs.get();
            const Tensor& hv = hs.get();
            Tensor g2 = reshape(contiguous(g), {N, O});
            Tensor lwc = contiguous(lw.get());
            Tensor db2 = sum(g2, {0});
            Tensor dw2, dh;
-           if (backend_for(hv.device()).activation_and_backward) {
+           // The chunked activation backward multiplies f32 chunks; the bf16 GEMMs take the
+           // composed path (the one CUDA, which has no chunked kernel, always takes).
+           if (backend_for(hv.device()).activation_and_backward && !bf16) {
              std::tie(dw2, dh) = mlp_activation_backward(g2, w2s.get(), hv, quick_gelu_act);
            } else {
              // Ordered so that at most one [N, H] temporary is alive at a time (backward's
              // peak memory is set in the widest layers): the activation for dW2, then dA,
              // turned into dH in place.
+             const Tensor g2m = operand(g2);
              {
-               Tensor a = activation(hv, quick_gelu_act);
-               dw2 = matmul(transpose(g2, 0, 1), a);
+               Tensor a = operand(activation(hv, quick_gelu_act));
+               dw2 = matmul_product(transpose(g2m, 0, 1), a);
              }
-             dh = matmul(g2, w2s.get());  // dA
+             dh = matmul_product(g2m, operand(w2s.get()));  // dA
              MMGRAD_DISPATCH(binary, hv.device(), quick_gelu_act ? BinaryOp::QuickGeluBackward : BinaryOp::GeluBackward,
                              dh, dh, hv);  // elementwise, so in place is safe
            }
            Tensor db1 = sum(dh, {0});
-           Tensor dw1 = matmul(transpose(dh, 0, 1), normalise(xv, lwc, contiguous(lb.get()), eps).xn);
-           Tensor dxn = matmul(dh, w1s.get());
+           Tensor dhm = operand(dh);
            dh = Tensor();
+           Tensor dw1 = matmul_product(transpose(dhm, 0, 1), operand(normalise(xv, lwc, contiguous(lb.get()), eps).xn));
+           Tensor dxn = matmul_product(dhm, operand(w1s.get()));
+           dhm = Tensor();
            const int64_t W = xv.shape()[1];
            Tensor dx = Tensor::empty(xv.shape(), xv.dtype(), xv.device());
            Tensor dlw = Tensor::empty({W}, xv.dtype(), xv.device()), dlb = Tensor::empty({W}, xv.dtype(), xv.device());

@@ -2,6 +2,7 @@
 // BLAS as transpose flags.
 #include <atomic>
 
+#include "autograd/autocast.h"
 #include "autograd/flops.h"
 #include "autograd/op_helpers.h"
 
@@ -20,47 +21,31 @@ using G = std::vector<Tensor>;
 
 namespace {
 
-Tensor broadcast_to(const Tensor& t, const Shape& shape) {
-  size_t lead = shape.size() - t.dim();
-  Shape strides(shape.size(), 0);
-  for (size_t i = lead; i < shape.size(); ++i)
-    strides[i] = t.shape()[i - lead] == shape[i] ? t.strides()[i - lead] : 0;
-  return Tensor::alias(t, shape, strides, t.offset());
-}
-
-// a [..., M, K] @ b [..., K, N] with both at least 2-D.
+// a [..., M, K] @ b [..., K, N] with both at least 2-D. Under autocast (autograd/autocast.h)
+// the operands are rounded to bf16 once, the node keeps the rounded ones, and backward
+// rounds the incoming gradient once.
 Tensor matmul_nd(const Tensor& a, const Tensor& b) {
-  const int64_t M = a.shape()[a.dim() - 2], K = a.shape()[a.dim() - 1];
-  const int64_t K2 = b.shape()[b.dim() - 2], N = b.shape()[b.dim() - 1];
+  const int64_t K = a.shape()[a.dim() - 1], K2 = b.shape()[b.dim() - 2];
   if (K != K2)
     fail("matmul", fmt::format("inner dimensions differ: {} vs {}", K, K2), {describe("a", a), describe("b", b)});
   // A batched input times a plain matrix is one big GEMM: fold the batch into M. This also
   // makes the weight gradient one GEMM instead of a batch of them summed afterwards.
   if (b.dim() == 2 && a.dim() > 2) {
     Shape out_shape(a.shape().begin(), a.shape().end() - 1);
-    out_shape.push_back(N);
+    out_shape.push_back(b.shape()[1]);
     const int64_t rows = numel_of(Shape(a.shape().begin(), a.shape().end() - 1));
     return reshape(matmul_nd(reshape(a, {rows, K}), b), out_shape);
   }
-  Shape batch_a(a.shape().begin(), a.shape().end() - 2), batch_b(b.shape().begin(), b.shape().end() - 2);
-  Shape batch = broadcast_shapes(batch_a, batch_b, "matmul");
-  Shape sa = batch, sb = batch, so = batch;
-  sa.insert(sa.end(), {M, K});
-  sb.insert(sb.end(), {K, N});
-  so.insert(so.end(), {M, N});
-  Tensor out = Tensor::empty(so, a.dtype(), a.device());
-  if (K == 0) {
-    MMGRAD_DISPATCH(fill, a.device(), out, 0.0);
-  } else if (out.numel() > 0) {
-    MMGRAD_DISPATCH(matmul, a.device(), out, broadcast_to(a, sa), broadcast_to(b, sb), false);
-    detail::add_matmul_flops(2 * static_cast<uint64_t>(out.numel()) * static_cast<uint64_t>(K));
-  }
+  const bool bf16 = detail::autocasts(a, b);
+  const Tensor am = bf16 ? detail::rounded_to_bf16(a) : a, bm = bf16 ? detail::rounded_to_bf16(b) : b;
+  Tensor out = detail::matmul_product(am, bm);
   bool ga = a.requires_grad(), gb = b.requires_grad();
-  record("matmul", out, {a, b}, [as = SavedTensor(gb ? a : Tensor()), bs = SavedTensor(ga ? b : Tensor()),
-                                 shape_a = a.shape(), shape_b = b.shape(), ga, gb](const Tensor& g) {
+  record("matmul", out, {a, b}, [as = SavedTensor(gb ? am : Tensor()), bs = SavedTensor(ga ? bm : Tensor()),
+                                 shape_a = a.shape(), shape_b = b.shape(), ga, gb, bf16](const Tensor& g) {
+    const Tensor gm = bf16 ? detail::rounded_to_bf16(g) : g;
     Tensor grad_a, grad_b;
-    if (ga) grad_a = sum_to(matmul(g, transpose(bs.get(), -1, -2)), shape_a);
-    if (gb) grad_b = sum_to(matmul(transpose(as.get(), -1, -2), g), shape_b);
+    if (ga) grad_a = sum_to(detail::matmul_product(gm, transpose(bs.get(), -1, -2)), shape_a);
+    if (gb) grad_b = sum_to(detail::matmul_product(transpose(as.get(), -1, -2), gm), shape_b);
     return G{grad_a, grad_b};
   });
   return out;
@@ -82,9 +67,9 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
 
 Tensor detail::affine_rows(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   NoGradGuard no_grad;
-  if (!backend_for(x.device()).matmul_bias) return add(matmul(x, transpose(weight, 0, 1)), bias);
+  if (!backend_for(x.device()).matmul_bias) return add(detail::matmul_product(x, transpose(weight, 0, 1)), bias);
   const int64_t rows = x.shape()[0], K = x.shape()[1], O = weight.shape()[0];
-  Tensor y = Tensor::empty({rows, O}, x.dtype(), x.device());
+  Tensor y = Tensor::empty({rows, O}, bias.dtype(), x.device());
   MMGRAD_DISPATCH(matmul_bias, x.device(), y, x, transpose(weight, 0, 1), contiguous(bias));
   detail::add_matmul_flops(2 * static_cast<uint64_t>(rows) * static_cast<uint64_t>(O) * static_cast<uint64_t>(K));
   return y;
@@ -112,20 +97,26 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   const int64_t rows = numel_of(Shape(x.shape().begin(), x.shape().end() - 1));
   Shape out_shape = x.shape();
   out_shape.back() = O;
-  Tensor x2, y;
+  // Under autocast the GEMMs run on operands rounded to bf16 once (autograd/autocast.h) and
+  // the node keeps the rounded ones.
+  const bool bf16 = detail::autocasts(x, weight);
+  Tensor xm, wm, y;
   {
     NoGradGuard no_grad;
-    x2 = reshape(x, {rows, K});
-    y = reshape(detail::affine_rows(x2, weight, bias), out_shape);
+    const Tensor x2 = reshape(x, {rows, K});
+    xm = bf16 ? detail::rounded_to_bf16(x2) : x2;
+    wm = bf16 ? detail::rounded_to_bf16(weight) : weight;
+    y = reshape(detail::affine_rows(xm, wm, bias), out_shape);
   }
   const bool gx = x.requires_grad(), gw = weight.requires_grad(), gb = bias.requires_grad();
   record("linear", y, {x, weight, bias},
-         [xs = SavedTensor(gw ? x2 : Tensor()), ws = SavedTensor(gx ? weight : Tensor()), x_shape = x.shape(), rows, O,
-          gx, gw, gb](const Tensor& g) {
-           Tensor g2 = reshape(g, {rows, O});
+         [xs = SavedTensor(gw ? xm : Tensor()), ws = SavedTensor(gx ? wm : Tensor()), x_shape = x.shape(), rows, O,
+          gx, gw, gb, bf16](const Tensor& g) {
+           const Tensor g2 = reshape(g, {rows, O});
+           const Tensor gm = bf16 ? detail::rounded_to_bf16(g2) : g2;
            Tensor grad_x, grad_w;
-           if (gx) grad_x = reshape(matmul(g2, ws.get()), x_shape);
-           if (gw) grad_w = matmul(transpose(g2, 0, 1), xs.get());
+           if (gx) grad_x = reshape(detail::matmul_product(gm, ws.get()), x_shape);
+           if (gw) grad_w = detail::matmul_product(transpose(gm, 0, 1), xs.get());
            return G{grad_x, grad_w, gb ? sum(g2, {0}) : Tensor()};
          });
   return y;

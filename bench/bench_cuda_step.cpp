@@ -10,7 +10,8 @@
 // cuda_graph run key) and replayed each step; the optimizer runs eagerly after it, as in
 // training. The kernel profile then covers only the eager part (a replay is one launch).
 // --precision: how the f32 GEMMs run (backends/cuda/cuda.h); bf16 is the mixed-precision
-// setting (bf16 tensor-core GEMMs, everything else f32). With MMGRAD_CUDA_PROFILE=1 the
+// setting (bf16 tensor-core GEMMs under bf16 autocast, as `mmgrad train` runs it, everything
+// else f32; --no-autocast: the GEMMs round their f32 operands themselves). With MMGRAD_CUDA_PROFILE=1 the
 // GPU time per kernel over the timed steps is printed too.
 //
 // Prints ms per step (median of --steps after 3 warm-up steps; each step ends with a
@@ -21,6 +22,7 @@
 #include <cstring>
 #include <string>
 
+#include "autograd/autocast.h"
 #include "autograd/grad_mode.h"
 #include "autograd/ops.h"
 #include "bench/bench_common.h"
@@ -47,15 +49,16 @@ int main(int argc, char** argv) {
   std::string preset = "clip-tiny";
   int64_t batch = 0, steps = 10;
   std::string precision = "f32";
-  bool graph = false;
+  bool graph = false, no_autocast = false;
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--preset") && i + 1 < argc) preset = argv[++i];
     else if (!std::strcmp(argv[i], "--batch") && i + 1 < argc) batch = std::atoll(argv[++i]);
     else if (!std::strcmp(argv[i], "--steps") && i + 1 < argc) steps = std::atoll(argv[++i]);
     else if (!std::strcmp(argv[i], "--precision") && i + 1 < argc) precision = argv[++i];
     else if (!std::strcmp(argv[i], "--graph")) graph = true;
+    else if (!std::strcmp(argv[i], "--no-autocast")) no_autocast = true;
     else {
-      fmt::print(stderr, "usage: {} [--preset clip-tiny|clip-b32] [--batch N] [--steps N] [--precision f32|tf32|bf16] [--graph]\n", argv[0]);
+      fmt::print(stderr, "usage: {} [--preset clip-tiny|clip-b32] [--batch N] [--steps N] [--precision f32|tf32|bf16] [--graph] [--no-autocast]\n", argv[0]);
       return 2;
     }
   }
@@ -64,6 +67,11 @@ int main(int argc, char** argv) {
     return 0;
   }
   cuda::set_matmul_precision(cuda::parse_matmul_precision(precision));
+  // As `mmgrad train` does: bf16 matmuls round their operands once in the graph and keep
+  // the rounded ones (autograd/autocast.h). --no-autocast leaves the rounding to each GEMM
+  // call (backends/cuda/bf16_operand.h), the graph keeping f32 operands.
+  const bool autocast_on = precision == "bf16" && cuda::bf16_gemm_operands() && !no_autocast;
+  AutocastBf16 autocast(DeviceType::CUDA, autocast_on);
   const Device gpu = Device::cuda(0);
   nn::ModelConfig c = nn::preset(preset);
   if (batch <= 0) batch = c.batch_size;
@@ -143,9 +151,9 @@ int main(int argc, char** argv) {
              "reserved {:.0f} MiB\n",
              host_ms, mem.malloc_calls - mallocs_before, static_cast<double>(mem.reserved) / (1 << 20));
   if (cuda::profiling()) fmt::print("# GPU time per kernel over the timed steps:\n{}", profile);
-  fmt::print("RESULT impl=mmgrad device=cuda preset={} batch={} precision={} gemm_operands={} graph={} ms_per_step={:.3f} "
+  fmt::print("RESULT impl=mmgrad device=cuda preset={} batch={} precision={} gemm_operands={} autocast={} graph={} ms_per_step={:.3f} "
              "samples_per_s={:.2f} model_tflops={:.3f} ceiling_tflops={:.3f} mfu={:.3f} peak_mem_mib={:.1f} host_ms={:.2f}\n",
-             preset, batch, precision, bf16_ceiling ? "bf16" : "f32", graph ? 1 : 0, ms, batch / ms * 1e3, model_tflops, ceiling_tflops,
+             preset, batch, precision, bf16_ceiling ? "bf16" : "f32", autocast_on ? 1 : 0, graph ? 1 : 0, ms, batch / ms * 1e3, model_tflops, ceiling_tflops,
              model_tflops / ceiling_tflops, peak_mib, host_ms);
   return 0;
 #endif

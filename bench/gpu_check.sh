@@ -61,6 +61,8 @@ run_test op_parity test_ops 'Ops/OpDeviceParity*:OpParityDevices*'
 run_test op_gradcheck test_ops 'Ops/OpGradcheckDevice*'
 # The fused attention kernels (attention.cu) at the models' sizes against the CPU's.
 run_test fused_attention test_autograd 'FusedAttention.Cuda*'
+# bf16 autocast on the CPU and the GPU against the f64 products of the rounded operands.
+run_test autocast test_autograd 'Autocast.*'
 # The multi-tensor AdamW (one launch per 40 parameters) against the CPU's.
 run_test fused_adamw test_train 'AdamW.Cuda*'
 # Issue 7's NCCL path as a 1-rank check: the collectives on cuda:0, then a few training
@@ -118,6 +120,9 @@ for pb in "${presets[@]}"; do
   # bf16 GEMMs as cuBLAS's FAST_16BF compute type on the f32 operands, against the default:
   # operands rounded to bf16 tensors first and bf16 GEMMs (backends/cuda/bf16_operand.h).
   MMGRAD_CUDA_BF16_OPERANDS=0 bench "mmgrad-bf16-fast16bf $p" build-gpu/bench/bench_cuda_step --preset "$p" --batch "$b" --steps 10 --precision bf16
+  # bf16 autocast off (autograd/autocast.h): each GEMM rounds its f32 operands itself and the
+  # graph keeps f32 operands for backward; what rounding once in the graph gains.
+  bench "mmgrad-bf16-no-autocast $p" build-gpu/bench/bench_cuda_step --preset "$p" --batch "$b" --steps 10 --precision bf16 --no-autocast
   # Linear layers without cuBLASLt's bias epilogue: the bias broadcast into the output, then the
   # product accumulated onto it (backends/cuda/matmul_bias.cpp's fallback).
   MMGRAD_CUDA_LT=0 bench "mmgrad-bf16-no-lt-bias $p" build-gpu/bench/bench_cuda_step --preset "$p" --batch "$b" --steps 10 --precision bf16

@@ -67,8 +67,10 @@ struct RunConfig {
   // Where the model trains: "cpu" or "cuda" (cuda:0; needs a build with CUDA and a GPU).
   // Evaluation after training runs on the CPU.
   std::string device = "cpu";
-  // How f32 matmuls run on CUDA: "f32", "tf32" or "bf16" (mixed precision: bf16 tensor-core
-  // GEMMs with f32 accumulation; activations, master weights and optimizer state stay f32).
+  // How f32 matmuls run on CUDA: "f32", "tf32" or "bf16" (mixed precision: bf16 autocast,
+  // autograd/autocast.h: GEMM operands rounded to bf16 once and kept as bf16 for backward,
+  // bf16 tensor-core GEMMs with f32 accumulation; activations, master weights and optimizer
+  // state stay f32).
   std::string matmul_precision = "f32";
   // Record the step's forward and backward as a CUDA graph after two eager steps and replay it
   // (train/step_graph.h): one launch instead of about a thousand for a small model. Needs

@@ -1,9 +1,14 @@
 // Batched matmul: one strided GEMM per batch element. Strides go straight to gemm(), which
 // passes transposed operands to BLAS as transpose flags instead of copying them.
+//
+// bf16 operands with an f32 product (mixed precision's GEMM inputs, rounded to bf16 by
+// autograd/autocast.h) are widened to f32 first, which is exact, keeping their layout; the
+// product is then the f32 GEMM's: the CPU reference for the CUDA backend's bf16 GEMMs.
 #include "backends/cpu/dispatch.h"
 #include "backends/cpu/gemm.h"
 #include "backends/cpu/kernels.h"
 #include "backends/cpu/strided_loop.h"
+#include "core/matrix_copy.h"
 
 namespace mmgrad::cpu {
 namespace {
@@ -18,9 +23,30 @@ void builtin_gemm_t(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_
                     const T* B, int64_t rsb, int64_t csb, T beta, T* C, int64_t rsc, int64_t csc) {
   builtin_gemm(M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc);
 }
+
+// True when the operands are bf16 (checked: both, with an f32 product).
+bool bf16_operands(const Tensor& out, const Tensor& a, const Tensor& b, const char* op) {
+  if (a.dtype() != DType::BF16 && b.dtype() != DType::BF16) return false;
+  if (a.dtype() != DType::BF16 || b.dtype() != DType::BF16 || out.dtype() != DType::F32)
+    fail(op, fmt::format("{} x {} -> {} is not supported (bf16 operands need bf16 for both and an f32 product)",
+                         dtype_name(a.dtype()), dtype_name(b.dtype()), dtype_name(out.dtype())));
+  return true;
+}
+
+// A bf16 operand as f32 (exact), in the same layout (core/matrix_copy.h).
+Tensor widened(const Tensor& t) {
+  const MatrixCopyPlan plan = plan_matrix_copy(t);
+  Tensor wide = Tensor::empty(plan.source_shape, DType::F32);
+  copy(wide, Tensor::alias(t, plan.source_shape, plan.source_strides, t.offset()));
+  return Tensor::alias(wide, t.shape(), plan.result_strides, 0);
+}
 }  // namespace
 
 void matmul(const Tensor& out, const Tensor& a, const Tensor& b, bool accumulate) {
+  if (bf16_operands(out, a, b, "matmul")) {
+    matmul(out, widened(a), widened(b), accumulate);
+    return;
+  }
   const int nd = out.dim();
   const int64_t M = out.shape()[nd - 2], N = out.shape()[nd - 1], K = a.shape()[nd - 1];
   Shape batch(out.shape().begin(), out.shape().end() - 2);
@@ -56,6 +82,10 @@ void matmul_bias(const Tensor& out, const Tensor& a, const Tensor& b, const Tens
       b.shape()[0] != a.shape()[1] || b.shape()[1] != out.shape()[1] || bias.shape() != Shape{out.shape()[1]} ||
       !bias.is_contiguous())
     fail("matmul_bias", "expects out [M, N], a [M, K], b [K, N] and a contiguous bias [N]");
+  if (bf16_operands(out, a, b, "matmul_bias")) {
+    matmul_bias(out, widened(a), widened(b), bias);
+    return;
+  }
   const int64_t M = out.shape()[0], N = out.shape()[1], K = a.shape()[1];
   dispatch_float(out.dtype(), "matmul_bias", [&](auto tag) {
     using T = decltype(tag);

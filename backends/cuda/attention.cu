@@ -144,9 +144,10 @@ __global__ void attention_forward_kernel(Args<T> a) {
         if (pj != T(0)) add_scaled_row(acc, v + (c + jj) * a.row[kV], a.Dv, pj);
       }
     }
-    // A row that attends to nothing gives zeros and lse -inf, as the composed softmax does.
-    store_row(a.out + row.off[kOut] + i * a.row[kOut], acc, a.Dv, total > 0 ? T(1) / total : T(0));
-    if (lane == 0) a.lse[r] = total > 0 ? running_max + log(total) : T(-INFINITY);
+    // A row that attends to nothing gives zeros and lse -inf, as the composed softmax does
+    // (a NaN total stays NaN, as on the CPU: `total == 0`, not `!(total > 0)`).
+    store_row(a.out + row.off[kOut] + i * a.row[kOut], acc, a.Dv, total == T(0) ? T(0) : T(1) / total);
+    if (lane == 0) a.lse[r] = total == T(0) ? T(-INFINITY) : running_max + log(total);
     __syncwarp();  // the next row reuses this warp's shared rows
   }
 }

@@ -158,7 +158,10 @@ namespace {
 template <typename T>
 void arange_typed(const Tensor& dst, double start, double step) {
   T* d = static_cast<T*>(dst.raw_data());
-  launch_n(dst.numel(), "arange", [=] __device__(int64_t i) { d[i] = convert<T>(start + static_cast<double>(i) * step); });
+  // Multiply and add rounded apart, as the CPU does (nvcc would fuse them into one FMA).
+  launch_n(dst.numel(), "arange", [=] __device__(int64_t i) {
+    d[i] = convert<T>(__dadd_rn(start, __dmul_rn(static_cast<double>(i), step)));
+  });
 }
 }  // namespace
 

@@ -10,12 +10,13 @@
 // strides, alignment and matmul precision: the heuristic query costs host time a
 // launch-bound step cannot spare.
 //
-// Mixed precision (matmul precision BF16): the operands are rounded to bf16 tensors first
-// (bf16_operand.h) and cuBLASLt reads them with bf16 kernels into the f32 output and bias.
+// Mixed precision: bf16 operands (rounded by autograd/autocast.h, or here from f32 ones at
+// matmul precision BF16: bf16_operand.h) are read by bf16 kernels into the f32 output and
+// bias.
 //
-// f64, a layout no transpose flag describes, or no algorithm from the heuristic: the bias is
-// broadcast into out and the product accumulated onto it (matmul with accumulate), which is
-// exact and takes any strides. MMGRAD_CUDA_LT=0 forces that path (A/B timing in gpu_check).
+// f64, a layout no transpose flag describes, a bias that is not 16-byte aligned, or no
+// algorithm from the heuristic: the bias is broadcast into out and the product accumulated
+// onto it (matmul with accumulate), which is exact and takes any strides. MMGRAD_CUDA_LT=0 forces that path (A/B timing in gpu_check).
 #include <cublasLt.h>
 #include <fmt/format.h>
 
@@ -75,7 +76,7 @@ LtState& lt_state() {
 uint32_t alignment_of(const void* p) {
   const auto a = reinterpret_cast<uintptr_t>(p);
   uint32_t align = 256;
-  while (align > 4 && a % align != 0) align /= 2;
+  while (align > 2 && a % align != 0) align /= 2;  // 2: a bf16 operand's element
   return align;
 }
 
@@ -157,10 +158,18 @@ constexpr size_t kMaxPlans = 512;  // distinct shapes; a run has a few dozen
 bool lt_matmul_bias(const Tensor& out, const Tensor& a_in, const Tensor& b_in, const Tensor& bias) {
   LtState& lt = lt_state();
   if (!lt.handle || out.dtype() != DType::F32) return false;
-  const bool round_to_bf16 = matmul_precision() == MatmulPrecision::BF16 && bf16_gemm_operands();
+  // cuBLASLt is told no alignment for the bias and may pick a kernel that reads it in 16-byte
+  // vectors (PyTorch's and Marian's users met "misaligned address" faults): a bias that is
+  // not 16-byte aligned (a narrowed view) takes the composed path.
+  if (alignment_of(bias.raw_data()) < 16) return false;
+  // bf16 operands as given (autograd/autocast.h rounded them), or f32 ones rounded here at
+  // the bf16 matmul precision.
+  const bool given_bf16 = a_in.dtype() == DType::BF16;
+  const bool round_to_bf16 = !given_bf16 && matmul_precision() == MatmulPrecision::BF16 && bf16_gemm_operands();
   const Tensor a = round_to_bf16 ? bf16_operand(a_in) : a_in;
   const Tensor b = round_to_bf16 ? bf16_operand(b_in) : b_in;
-  const cudaDataType_t operand_type = round_to_bf16 ? CUDA_R_16BF : CUDA_R_32F;
+  const bool bf16 = given_bf16 || round_to_bf16;
+  const cudaDataType_t operand_type = bf16 ? CUDA_R_16BF : CUDA_R_32F;
   const int64_t M = out.shape()[0], N = out.shape()[1], K = a.shape()[1];
   const std::optional<GemmLayout> la = gemm_layout_of(M, K, a.strides()[0], a.strides()[1]);
   const std::optional<GemmLayout> lb = gemm_layout_of(K, N, b.strides()[0], b.strides()[1]);
@@ -195,7 +204,7 @@ bool lt_matmul_bias(const Tensor& out, const Tensor& a_in, const Tensor& b_in, c
   if (!ok(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias_ptr, sizeof(bias_ptr))))
     return false;
   const float alpha = 1, beta = 0;
-  ProfileScope profile(round_to_bf16 ? "matmul_bias (bf16 operands)" : "matmul_bias");
+  ProfileScope profile(bf16 ? "matmul_bias (bf16 operands)" : "matmul_bias");
   const cublasStatus_t st = cublasLtMatmul(lt.handle, p.desc, &alpha, first, p.first, second, p.second, &beta, dst,
                                            p.out, dst, p.out, &p.algo, lt.workspace, lt.workspace_bytes, stream());
   if (!ok(st))
@@ -207,6 +216,12 @@ bool lt_matmul_bias(const Tensor& out, const Tensor& a_in, const Tensor& b_in, c
 }  // namespace
 
 void matmul_bias(const Tensor& out, const Tensor& a, const Tensor& b, const Tensor& bias) {
+  if ((a.dtype() == DType::BF16 || b.dtype() == DType::BF16) &&
+      (a.dtype() != b.dtype() || out.dtype() != DType::F32 || bias.dtype() != DType::F32))
+    fail("linear", fmt::format("{} x {} -> {} with a {} bias is not supported on CUDA (bf16 operands need bf16 for "
+                               "both, an f32 product and an f32 bias)",
+                               dtype_name(a.dtype()), dtype_name(b.dtype()), dtype_name(out.dtype()),
+                               dtype_name(bias.dtype())));
   const int64_t M = out.shape()[0], N = out.shape()[1];
   if (M == 0 || N == 0) return;
   if (a.shape()[1] > 0 && lt_matmul_bias(out, a, b, bias)) return;

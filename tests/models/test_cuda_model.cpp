@@ -2,11 +2,13 @@
 // ITM + caption objectives), same weights, same batch. The loss and every parameter's
 // gradient must agree: in float64 to 1e-9 of the largest gradient (only summation order
 // differs), in float32 to 2e-3 of it (with cyclic ITM negatives: hard negatives are drawn from similarities that
-// differ in their last f32 bits). Then one AdamW step must leave the same parameters. Skips without a GPU.
+// differ in their last f32 bits), and under bf16 autocast on both to 2e-2 of it. Then one
+// AdamW step must leave the same parameters. Skips without a GPU.
 #include <gtest/gtest.h>
 
 #include <cmath>
 
+#include "autograd/autocast.h"
 #include "autograd/ops.h"
 #include "models/clip.h"
 #include "models/objectives.h"
@@ -55,7 +57,7 @@ struct StepResult {
   std::vector<std::pair<std::string, std::vector<double>>> grads, params_after;
 };
 
-StepResult run_step(Device device, DType dtype) {
+StepResult run_step(Device device, DType dtype, bool autocast_on = false) {
   const ModelConfig c = config();
   Generator init(7);
   ClipModel model(c, init);
@@ -66,6 +68,7 @@ StepResult run_step(Device device, DType dtype) {
   Generator negatives(9);
   train::AdamW opt(model.named_parameters(), 0.1);
   opt.zero_grad();
+  AutocastBf16 autocast(device.type, autocast_on);
   Losses l = compute_losses(model, images, ids, ObjectiveWeights{1.0, 1.0, 1.0, /*hard_negatives=*/dtype == DType::F64}, negatives);
   l.total.backward();
   StepResult r;
@@ -100,10 +103,10 @@ void expect_close(const std::string& what, const std::vector<double>& got, const
   }
 }
 
-void compare_devices(DType dtype, double tol) {
+void compare_devices(DType dtype, double tol, bool autocast_on = false) {
   MMGRAD_REQUIRE_GPU();
-  StepResult cpu = run_step(Device::cpu(), dtype);
-  StepResult gpu = run_step(Device::cuda(0), dtype);
+  StepResult cpu = run_step(Device::cpu(), dtype, autocast_on);
+  StepResult gpu = run_step(Device::cuda(0), dtype, autocast_on);
   EXPECT_NEAR(gpu.loss, cpu.loss, tol * std::abs(cpu.loss)) << "loss";
   ASSERT_EQ(gpu.grads.size(), cpu.grads.size());
   int with_grad = 0;
@@ -123,6 +126,11 @@ void compare_devices(DType dtype, double tol) {
 
 TEST(CudaModel, ClipTinyLossAndGradientsMatchTheCpuInFloat64) { compare_devices(DType::F64, 1e-9); }
 TEST(CudaModel, ClipTinyLossAndGradientsMatchTheCpuInFloat32) { compare_devices(DType::F32, 2e-3); }
+// Mixed precision (autograd/autocast.h) on both: the CPU widens the rounded operands exactly,
+// the GPU multiplies them on bf16 tensor cores. f32 summation-order differences before a
+// rounding can move a value to the next bf16 number, so 2e-2 of the largest gradient; a
+// wrong layout or a missed rounding is off by far more.
+TEST(CudaModel, ClipTinyUnderAutocastMatchesTheCpuUnderAutocast) { compare_devices(DType::F32, 2e-2, true); }
 #endif  // MMGRAD_HAVE_CUDA
 
 }  // namespace

@@ -1,0 +1,50 @@
+// Mixed precision's matmuls, as torch.autocast does them. While an AutocastBf16 guard for a
+// device type is alive on this thread, matmul, linear and the fused MLP block on f32 tensors
+// of that device type:
+//  - round both GEMM operands to bf16 once and multiply them with f32 accumulation into an
+//    f32 product (the CUDA backend runs that on bf16 tensor cores);
+//  - keep the bf16 operands for the backward pass (half the bytes of f32 ones) instead of the
+//    f32 inputs;
+//  - in backward, round the incoming gradient once and multiply it with them.
+// Sums (bias gradients included), normalisation, softmax, losses, the weights themselves and
+// their gradients stay f32. A node decides in forward: its backward does the same whether or
+// not a guard is alive when it runs.
+//
+// `mmgrad train` opens one for device=cuda with matmul_precision=bf16. On the CPU (where
+// bf16 operands are widened to f32 exactly, so the products are those of the rounded
+// operands) it serves as the reference the CUDA results are held to.
+#pragma once
+#include "core/device.h"
+#include "core/tensor.h"
+
+namespace mmgrad {
+
+class AutocastBf16 {
+ public:
+  explicit AutocastBf16(DeviceType device, bool on = true);
+  ~AutocastBf16();
+  AutocastBf16(const AutocastBf16&) = delete;
+  AutocastBf16& operator=(const AutocastBf16&) = delete;
+
+ private:
+  DeviceType device_;
+  bool previous_;
+};
+
+// Whether matmuls on f32 tensors of this device type round their operands to bf16 on this
+// thread.
+bool autocast_bf16(DeviceType device);
+
+namespace detail {
+// True when a GEMM of these f32 operands is to run on bf16 ones (a guard for their device).
+bool autocasts(const Tensor& a, const Tensor& b);
+// t rounded to bf16 (to nearest even) with no graph, laid out for a GEMM (core/matrix_copy.h:
+// a transposed view stays transposed, a batch-broadcast matrix is rounded once).
+Tensor rounded_to_bf16(const Tensor& t);
+// The product a [..., M, K] @ b [..., K, N] (batch dims broadcast; a batched a times a plain
+// matrix b is one GEMM) with no graph: f32 for bf16 operands, else the operands' dtype.
+// Counts its FLOPs.
+Tensor matmul_product(const Tensor& a, const Tensor& b);
+}  // namespace detail
+
+}  // namespace mmgrad

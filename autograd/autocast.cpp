@@ -24,12 +24,9 @@ bool detail::autocasts(const Tensor& a, const Tensor& b) {
 }
 
 Tensor detail::rounded_to_bf16(const Tensor& t) {
-  NoGradGuard no_grad;
-  const MatrixCopyPlan plan = plan_matrix_copy(t);
-  Tensor rounded = Tensor::empty(plan.source_shape, DType::BF16, t.device());
-  if (rounded.numel() > 0)
-    MMGRAD_DISPATCH(copy, t.device(), rounded, Tensor::alias(t, plan.source_shape, plan.source_strides, t.offset()));
-  return Tensor::alias(rounded, t.shape(), plan.result_strides, 0);
+  return copy_as_matrices(t, DType::BF16, [](const Tensor& dst, const Tensor& src) {
+    MMGRAD_DISPATCH(copy, src.device(), dst, src);
+  });
 }
 
 namespace {

@@ -35,4 +35,11 @@ MatrixCopyPlan plan_matrix_copy(const Tensor& t) {
   return p;
 }
 
+Tensor copy_as_matrices(const Tensor& t, DType dtype, void (*copy)(const Tensor& dst, const Tensor& src)) {
+  const MatrixCopyPlan plan = plan_matrix_copy(t);
+  Tensor dense = Tensor::empty(plan.source_shape, dtype, t.device());
+  if (dense.numel() > 0) copy(dense, Tensor::alias(t, plan.source_shape, plan.source_strides, t.offset()));
+  return Tensor::alias(dense, t.shape(), plan.result_strides, 0);
+}
+
 }  // namespace mmgrad

@@ -21,4 +21,8 @@ struct MatrixCopyPlan {
 // t has at least 2 dims.
 MatrixCopyPlan plan_matrix_copy(const Tensor& t);
 
+// t's values in a new tensor of `dtype` laid out by the plan (same shape as t, the plan's
+// strides), written by `copy(dst, src)`: the device's copy kernel, converting dtypes.
+Tensor copy_as_matrices(const Tensor& t, DType dtype, void (*copy)(const Tensor& dst, const Tensor& src));
+
 }  // namespace mmgrad

@@ -34,12 +34,7 @@ bool bf16_operands(const Tensor& out, const Tensor& a, const Tensor& b, const ch
 }
 
 // A bf16 operand as f32 (exact), in the same layout (core/matrix_copy.h).
-Tensor widened(const Tensor& t) {
-  const MatrixCopyPlan plan = plan_matrix_copy(t);
-  Tensor wide = Tensor::empty(plan.source_shape, DType::F32);
-  copy(wide, Tensor::alias(t, plan.source_shape, plan.source_strides, t.offset()));
-  return Tensor::alias(wide, t.shape(), plan.result_strides, 0);
-}
+Tensor widened(const Tensor& t) { return copy_as_matrices(t, DType::F32, copy); }
 }  // namespace
 
 void matmul(const Tensor& out, const Tensor& a, const Tensor& b, bool accumulate) {

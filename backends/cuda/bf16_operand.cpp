@@ -16,11 +16,6 @@ bool bf16_gemm_operands() {
   return on;
 }
 
-Tensor bf16_operand(const Tensor& t) {
-  const MatrixCopyPlan plan = plan_matrix_copy(t);
-  Tensor rounded = Tensor::empty(plan.source_shape, DType::BF16, t.device());
-  copy(rounded, Tensor::alias(t, plan.source_shape, plan.source_strides, t.offset()));
-  return Tensor::alias(rounded, t.shape(), plan.result_strides, 0);
-}
+Tensor bf16_operand(const Tensor& t) { return copy_as_matrices(t, DType::BF16, copy); }
 
 }  // namespace mmgrad::cuda

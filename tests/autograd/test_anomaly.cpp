@@ -12,6 +12,7 @@
 #include "models/clip.h"
 #include "models/objectives.h"
 #include "tests/core/test_util.h"
+#include "tests/models/tiny_clip.h"
 
 using namespace mmgrad;
 
@@ -47,16 +48,11 @@ TEST(Anomaly, BackwardNamesTheNodeWhoseGradientIsNotFinite) {
 }
 
 TEST(Anomaly, TheModuleOfTheNearestParameterIsNamed) {
-  nn::ModelConfig c = nn::preset("clip-tiny");
-  c.image_size = 16, c.patch_size = 8, c.vision_width = c.text_width = c.embed_dim = 16;
-  c.vision_layers = c.text_layers = 1, c.vision_heads = c.text_heads = 2, c.context_length = 8;
-  c.vocab_size = 20, c.eot_token_id = 19, c.fusion_layers = c.caption_layers = 0;
+  const nn::ModelConfig c = mmtest::tiny_clip_config(16, 1, 0);
   Generator gen(3);
   nn::ClipModel model(c, gen);
   Tensor images = randn({4, 3, 16, 16}, DType::F32, Device::cpu(), &gen);
-  std::vector<int64_t> ids(4 * 8, 5);
-  for (int b = 0; b < 4; ++b) ids[static_cast<size_t>(b * 8 + 6)] = 19;
-  const Tensor tokens = from_data(ids, {4, 8});
+  const Tensor tokens = mmtest::tiny_captions(4, [](int64_t) { return 6; });
   {
     NoGradGuard no_grad;  // a poisoned weight: inf in the text MLP's first layer
     Tensor w = model.parameter("text_model.encoder.layers.0.mlp.fc1.weight");

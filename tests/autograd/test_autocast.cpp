@@ -18,6 +18,7 @@
 #include "core/host_allocator.h"
 #include "models/clip.h"
 #include "models/objectives.h"
+#include "tests/models/tiny_clip.h"
 #include "tests/core/test_util.h"
 
 #ifdef MMGRAD_HAVE_CUDA
@@ -276,15 +277,10 @@ TEST(Autocast, KeepsBf16OperandsBetweenForwardAndBackward) {
 // the loss and every gradient stay close to f32 (bf16 keeps 8 bits: about 1% per GEMM) but are
 // not the same numbers.
 TEST(Autocast, AClipStepStaysCloseToF32) {
-  nn::ModelConfig c = nn::preset("clip-tiny");
-  c.image_size = 16, c.patch_size = 8, c.vision_width = c.text_width = c.embed_dim = 32;
-  c.vision_layers = c.text_layers = 2, c.vision_heads = c.text_heads = 2, c.context_length = 8;
-  c.vocab_size = 20, c.eot_token_id = 19, c.fusion_layers = c.caption_layers = 1;
+  const nn::ModelConfig c = mmtest::tiny_clip_config(32, 2, 1);
   Generator data(3);
   const Tensor images = randn({6, 3, 16, 16}, DType::F32, Device::cpu(), &data);
-  std::vector<int64_t> ids(6 * 8, 5);
-  for (int b = 0; b < 6; ++b) ids[static_cast<size_t>(b * 8 + 2 + b % 4)] = 19, ids[static_cast<size_t>(b * 8)] = 1 + b;
-  const Tensor tokens = from_data(ids, {6, 8});
+  const Tensor tokens = mmtest::tiny_captions(6, [](int64_t b) { return 2 + b % 4; });
   auto step = [&](bool autocast_on) {
     Generator init(7);
     nn::ClipModel model(c, init);

@@ -30,7 +30,7 @@ using namespace mmgrad;
 namespace {
 
 #ifndef MMGRAD_HAVE_CUDA
-TEST(Bf16GemmCuda, NeedsABuildWithCuda) { GTEST_SKIP() << "this build has no CUDA backend (meson -Dcuda=enabled)"; }
+MMGRAD_TEST_NEEDS_CUDA_BUILD(Bf16GemmCuda)
 #else
 
 const Device kGpu = Device::cuda(0);

@@ -19,7 +19,7 @@ using namespace mmgrad;
 namespace {
 
 #ifndef MMGRAD_HAVE_CUDA
-TEST(CudaGraph, NeedsABuildWithCuda) { GTEST_SKIP() << "this build has no CUDA backend (meson -Dcuda=enabled)"; }
+MMGRAD_TEST_NEEDS_CUDA_BUILD(CudaGraph)
 #else
 
 const Device kGpu = Device::cuda(0);

@@ -23,7 +23,7 @@ using namespace mmgrad;
 namespace {
 
 #ifndef MMGRAD_HAVE_CUDA
-TEST(ReduceOnCuda, NeedsABuildWithCuda) { GTEST_SKIP() << "this build has no CUDA backend (meson -Dcuda=enabled)"; }
+MMGRAD_TEST_NEEDS_CUDA_BUILD(ReduceOnCuda)
 #else
 
 const Device kGpu = Device::cuda(0);

@@ -12,11 +12,8 @@
 #include "autograd/ops.h"
 #include "models/clip.h"
 #include "models/objectives.h"
-#include "train/optimizer.h"
-
-#ifdef MMGRAD_HAVE_CUDA
 #include "tests/core/gpu_test_util.h"
-#endif
+#include "train/optimizer.h"
 
 using namespace mmgrad;
 using namespace mmgrad::nn;
@@ -24,7 +21,7 @@ using namespace mmgrad::nn;
 namespace {
 
 #ifndef MMGRAD_HAVE_CUDA
-TEST(CudaModel, NeedsABuildWithCuda) { GTEST_SKIP() << "this build has no CUDA backend (meson -Dcuda=enabled)"; }
+MMGRAD_TEST_NEEDS_CUDA_BUILD(CudaModel)
 #else
 struct Batch {
   Tensor images, ids;

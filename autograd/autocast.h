@@ -7,8 +7,10 @@
 //    f32 inputs;
 //  - in backward, round the incoming gradient once and multiply it with them.
 // Sums (bias gradients included), normalisation, softmax, losses, the weights themselves and
-// their gradients stay f32. A node decides in forward: its backward does the same whether or
-// not a guard is alive when it runs.
+// their gradients stay f32. A node decides in forward: the engine runs its backward under the
+// guards alive when it was made, whatever is alive then. Saved rounded operands are copies,
+// so an in-place change to an input after forward is not detected: the gradients are those
+// of the forward that ran.
 //
 // `mmgrad train` opens one for device=cuda with matmul_precision=bf16. On the CPU (where
 // bf16 operands are widened to f32 exactly, so the products are those of the rounded
@@ -36,11 +38,22 @@ class AutocastBf16 {
 bool autocast_bf16(DeviceType device);
 
 namespace detail {
+// This thread's guards as bits (1 << device type): a graph node records them when it is
+// made and the engine restores them while the node's backward runs, so a composite node
+// (the composed attention) multiplies in backward as it did in forward.
+uint8_t autocast_state();
+void set_autocast_state(uint8_t state);
+
 // True when a GEMM of these f32 operands is to run on bf16 ones (a guard for their device).
 bool autocasts(const Tensor& a, const Tensor& b);
 // t rounded to bf16 (to nearest even) with no graph, laid out for a GEMM (core/matrix_copy.h:
-// a transposed view stays transposed, a batch-broadcast matrix is rounded once).
+// a transposed view stays transposed, a batch-broadcast matrix is rounded once). While the
+// rounded copy is alive, rounding the same view of the same, unmodified values again returns
+// it: the q, k and v projections of one input keep one rounded copy, not three.
 Tensor rounded_to_bf16(const Tensor& t);
+// Forgets this thread's rounded copies: a CUDA graph's recording starts with none, so that it
+// never reads a copy made outside it (memory the graph does not own).
+void forget_rounded_copies();
 // The product a [..., M, K] @ b [..., K, N] (batch dims broadcast; a batched a times a plain
 // matrix b is one GEMM) with no graph: f32 for bf16 operands, else the operands' dtype.
 // Counts its FLOPs.

@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 
 #include "autograd/anomaly.h"
+#include "autograd/autocast.h"
 #include "autograd/grad_mode.h"
 #include "autograd/node.h"
 #include "autograd/ops.h"
@@ -95,14 +96,19 @@ void backward(const Tensor& root, const Tensor& grad, bool retain_graph) {
     grads.erase(n);
     t_current_op = n->name().c_str();
     std::vector<Tensor> input_grads;
+    // The node's backward multiplies under the autocast guards of its forward.
+    const uint8_t autocast_outside = mmgrad::detail::autocast_state();
+    mmgrad::detail::set_autocast_state(n->autocast_state());
     try {
       // A node that no gradient reached (every path to it was undefined) passes none on.
       if (g.defined()) input_grads = n->apply(g);
       if (anomaly_mode()) detail::check_backward(*n, input_grads);
     } catch (...) {
       t_current_op = "backward";
+      mmgrad::detail::set_autocast_state(autocast_outside);
       throw;
     }
+    mmgrad::detail::set_autocast_state(autocast_outside);
     t_current_op = "backward";
     if (!leaf_uses.empty())
       if (auto* acc = dynamic_cast<AccumulateGrad*>(n))

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "autograd/anomaly.h"
+#include "autograd/autocast.h"
 
 #include "autograd/engine.h"
 #include "autograd/grad_mode.h"
@@ -32,7 +33,8 @@ const Tensor& SavedTensor::get() const {
   return data_;
 }
 
-Node::Node(std::string name) : name_(std::move(name)), sequence_(g_next_sequence++) {}
+Node::Node(std::string name)
+    : name_(std::move(name)), sequence_(g_next_sequence++), autocast_state_(mmgrad::detail::autocast_state()) {}
 
 Node::~Node() {
   std::vector<std::shared_ptr<Node>> pending = std::move(next);

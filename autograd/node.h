@@ -36,6 +36,9 @@ class Node {
 
   const std::string& name() const { return name_; }
   uint64_t sequence() const { return sequence_; }
+  // The autocast guards alive when the node was made (autograd/autocast.h): its backward
+  // runs under the same ones.
+  uint8_t autocast_state() const { return autocast_state_; }
   // One entry per input of the op; null where that input needs no gradient.
   std::vector<std::shared_ptr<Node>> next;
   // The shape of each input, to check the gradients that apply() returns.
@@ -51,6 +54,7 @@ class Node {
  private:
   std::string name_;
   uint64_t sequence_;
+  uint8_t autocast_state_;
 };
 
 using BackwardFn = std::function<std::vector<Tensor>(const Tensor& grad_output)>;

@@ -97,8 +97,9 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   const int64_t rows = numel_of(Shape(x.shape().begin(), x.shape().end() - 1));
   Shape out_shape = x.shape();
   out_shape.back() = O;
-  // Under autocast the GEMMs run on operands rounded to bf16 once (autograd/autocast.h) and
-  // the node keeps the rounded ones.
+  // Under autocast the GEMMs run on operands rounded to bf16 once (autograd/autocast.h). The
+  // node keeps the rounded input and the f32 weight (a parameter, alive anyway; rounded
+  // again in backward rather than kept twice).
   const bool bf16 = detail::autocasts(x, weight);
   Tensor xm, wm, y;
   {
@@ -110,12 +111,12 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   }
   const bool gx = x.requires_grad(), gw = weight.requires_grad(), gb = bias.requires_grad();
   record("linear", y, {x, weight, bias},
-         [xs = SavedTensor(gw ? xm : Tensor()), ws = SavedTensor(gx ? wm : Tensor()), x_shape = x.shape(), rows, O,
-          gx, gw, gb, bf16](const Tensor& g) {
+         [xs = SavedTensor(gw ? xm : Tensor()), ws = SavedTensor(gx ? weight : Tensor()), x_shape = x.shape(), rows,
+          O, gx, gw, gb, bf16](const Tensor& g) {
            const Tensor g2 = reshape(g, {rows, O});
            const Tensor gm = bf16 ? detail::rounded_to_bf16(g2) : g2;
            Tensor grad_x, grad_w;
-           if (gx) grad_x = reshape(detail::matmul_product(gm, ws.get()), x_shape);
+           if (gx) grad_x = reshape(detail::matmul_product(gm, bf16 ? detail::rounded_to_bf16(ws.get()) : ws.get()), x_shape);
            if (gw) grad_w = detail::matmul_product(transpose(gm, 0, 1), xs.get());
            return G{grad_x, grad_w, gb ? sum(g2, {0}) : Tensor()};
          });

@@ -107,6 +107,10 @@ class CachingHostAllocator final : public Allocator {
     std::lock_guard<std::mutex> lock(mutex_);
     memory_limit_ = bytes;
   }
+  size_t limit() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return limit_;
+  }
   void set_limit(size_t bytes) {
     std::lock_guard<std::mutex> lock(mutex_);
     limit_ = bytes;
@@ -145,6 +149,7 @@ Allocator& host_allocator() { return instance(); }
 HostMemoryStats host_memory_stats() { return instance().stats(); }
 void host_empty_cache() { instance().empty_cache(); }
 void host_set_cache_limit(size_t bytes) { instance().set_limit(bytes); }
+size_t host_cache_limit() { return instance().limit(); }
 void host_set_memory_limit(size_t bytes) { instance().set_memory_limit(bytes); }
 
 }  // namespace mmgrad

@@ -25,6 +25,7 @@ HostMemoryStats host_memory_stats();
 void host_empty_cache();
 // Caps the bytes kept for reuse (default 2 GiB, or MMGRAD_CPU_CACHE_MB).
 void host_set_cache_limit(size_t bytes);
+size_t host_cache_limit();
 
 // Caps the bytes tensors may hold at once (default: no cap, or MMGRAD_CPU_MEMORY_LIMIT_MB):
 // an allocation beyond it fails with the same clear out-of-memory error as one the system

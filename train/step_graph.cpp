@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include "autograd/autocast.h"
 #include "autograd/flops.h"
 #include "autograd/grad_mode.h"
 #include "autograd/ops.h"
@@ -68,6 +69,7 @@ StepLosses StepGraph::run(const std::vector<nn::LossInputs>& micro_batches) {
       bool done = false;
       ~ForgetOnFailure() {
         if (done) return;
+        detail::forget_rounded_copies();  // none made inside the failed recording is reused
         g.graph = cuda::Graph();
         g.inputs.clear();
         g.grads.clear();
@@ -77,6 +79,7 @@ StepLosses StepGraph::run(const std::vector<nn::LossInputs>& micro_batches) {
     } forget{g};
     g.graph = cuda::capture_graph(
         [&] {
+          detail::forget_rounded_copies();  // under autocast: no rounded copy from outside the graph
           for (const nn::LossInputs& in : g.inputs) {
             nn::Losses l = nn::compute_losses(g.model, in, g.weights);
             Tensor scaled = g.inputs.size() > 1 ? mul(l.total, share) : l.total;

@@ -184,6 +184,7 @@ TEST(Autocast, AppliesToItsDeviceTypeOnItsThreadWithinItsScope) {
     return true;
   };
   ASSERT_FALSE(same(exact, bf16)) << "the test needs products that rounding changes";
+  const std::vector<double> exact64 = to_vector<double>(matmul(a.to(DType::F64), b.to(DType::F64)));
   EXPECT_FALSE(autocast_bf16(DeviceType::CPU));
   {
     AutocastBf16 cuda_only(DeviceType::CUDA);
@@ -200,10 +201,8 @@ TEST(Autocast, AppliesToItsDeviceTypeOnItsThreadWithinItsScope) {
       EXPECT_TRUE(same(to_vector<float>(matmul(a, b)), exact)) << "a nested guard switches it off";
     }
     EXPECT_TRUE(autocast_bf16(DeviceType::CPU)) << "and the outer one is back after it";
-    // f64 tensors are left alone.
-    const std::vector<double> d64 = to_vector<double>(matmul(a.to(DType::F64), b.to(DType::F64)));
-    const std::vector<double> want = to_vector<double>(matmul(a.to(DType::F64), b.to(DType::F64)));
-    EXPECT_EQ(d64, want);
+    // f64 tensors are left alone: the same bits as outside the guard.
+    EXPECT_EQ(to_vector<double>(matmul(a.to(DType::F64), b.to(DType::F64))), exact64);
     NoGradGuard no_grad;  // no graph: still rounded (the composed attention's products)
     EXPECT_TRUE(same(to_vector<float>(matmul(a, b)), bf16));
   }
@@ -239,9 +238,18 @@ TEST(Autocast, TheNodeDecidesInForward) {
   }
 }
 
+// No cached blocks while measuring: the allocator hands out a cached block of up to twice the
+// size asked for (and counts it whole), so what is held would depend on which temporaries
+// were freed before. Puts the limit back however the scope ends.
+struct NoHostCache {
+  size_t previous = host_cache_limit();
+  NoHostCache() { host_set_cache_limit(0); }
+  ~NoHostCache() { host_set_cache_limit(previous); }
+};
+
 // Between forward and backward a chain of linear layers keeps each layer's input for its
-// weight gradient: bf16 under autocast (and a bf16 copy of each weight, small next to
-// activations of many rows), the f32 inputs without it.
+// weight gradient: bf16 under autocast, the f32 inputs without it. The weights are kept as
+// the f32 parameters either way.
 size_t held_by_linear_chain(bool autocast_on) {
   constexpr int kLayers = 8;
   constexpr int64_t kRows = 4096, kWidth = 128;
@@ -249,28 +257,116 @@ size_t held_by_linear_chain(bool autocast_on) {
   std::vector<Tensor> weights;
   for (int l = 0; l < kLayers; ++l)
     weights.push_back(mul(randn({kWidth, kWidth}, DType::F32, Device::cpu(), &gen), 0.09).detach().set_requires_grad());
+  const Tensor bias = zeros({kWidth}).set_requires_grad();
   const Tensor x = randn({kRows, kWidth}, DType::F32, Device::cpu(), &gen);
   AutocastBf16 autocast(DeviceType::CPU, autocast_on);
-  // No cached blocks: the allocator hands out a cached block of up to twice the size asked
-  // for (and counts it whole), so what is held would depend on which temporaries were freed.
-  host_set_cache_limit(0);
+  NoHostCache no_cache;
   const size_t before = host_memory_stats().in_use;
   Tensor y = x;
-  for (const Tensor& w : weights) y = linear(y, w);
+  for (int l = 0; l < kLayers; ++l) y = l % 2 ? linear(y, weights[l], bias) : linear(y, weights[l]);
   const size_t held = host_memory_stats().in_use - before;
-  host_set_cache_limit(size_t{2} << 30);  // the default
+  sum(y).backward();
+  return held;
+}
+
+// Attention's q, k and v projections of one input: f32 keeps that input once; autocast keeps
+// one rounded copy of it, shared by the three (not three copies).
+size_t held_by_three_projections(bool autocast_on) {
+  constexpr int64_t kRows = 4096, kWidth = 128;
+  Generator gen(9);
+  const Tensor x = randn({kRows, kWidth}, DType::F32, Device::cpu(), &gen).set_requires_grad();
+  std::vector<Tensor> w, b;
+  for (int i = 0; i < 3; ++i) {
+    w.push_back(mul(randn({kWidth, kWidth}, DType::F32, Device::cpu(), &gen), 0.09).detach().set_requires_grad());
+    b.push_back(zeros({kWidth}).set_requires_grad());
+  }
+  AutocastBf16 autocast(DeviceType::CPU, autocast_on);
+  NoHostCache no_cache;
+  const size_t before = host_memory_stats().in_use;
+  Tensor h = layer_norm(x, ones({kWidth}), zeros({kWidth}));  // the shared input, made here
+  Tensor y = add(add(linear(h, w[0], b[0]), linear(h, w[1], b[1])), linear(h, w[2], b[2]));
+  h = Tensor();
+  const size_t held = host_memory_stats().in_use - before;
   sum(y).backward();
   return held;
 }
 
 TEST(Autocast, KeepsBf16OperandsBetweenForwardAndBackward) {
-  const size_t f32 = held_by_linear_chain(false), bf16 = held_by_linear_chain(true);
-  // f32: seven kept inputs and the output, 8 x 2 MiB (x is the caller's); bf16: eight
-  // rounded inputs (1 MiB each), seven rounded weights (32 KiB each) and the f32 output:
-  // about 10.2 MiB.
   const double mib = 1 << 20;
-  EXPECT_NEAR(f32 / mib, 16.0, 0.5);
-  EXPECT_LT(bf16 / mib, 11.0) << "f32 " << f32 / mib << " MiB, bf16 " << bf16 / mib << " MiB";
+  {
+    const double f32 = held_by_linear_chain(false) / mib, bf16 = held_by_linear_chain(true) / mib;
+    // f32: seven kept inputs and the output, 8 x 2 MiB (x is the caller's); bf16: eight
+    // rounded inputs (1 MiB each) and the f32 output: 10 MiB.
+    EXPECT_NEAR(f32, 16.0, 0.5);
+    EXPECT_NEAR(bf16, 10.0, 0.5) << "f32 " << f32 << " MiB";
+  }
+  {
+    const double f32 = held_by_three_projections(false) / mib, bf16 = held_by_three_projections(true) / mib;
+    // Both keep y (2 MiB) and what layer_norm keeps (its input is the caller's; its row
+    // statistics are small); f32 keeps h (2 MiB), bf16 one rounded h (1 MiB).
+    EXPECT_NEAR(f32 - bf16, 1.0, 0.1) << "f32 " << f32 << " MiB, bf16 " << bf16 << " MiB";
+  }
+}
+
+// The rounded copy of a view is made once while it lives: asked again for the same values it
+// comes back; after the values change, or once the copy is gone, a new one is made.
+TEST(Autocast, RoundsAViewOnceWhileItsCopyLives) {
+  Generator gen(10);
+  Tensor x = randn({64, 32}, DType::F32, Device::cpu(), &gen);
+  Tensor r1 = detail::rounded_to_bf16(x);
+  EXPECT_TRUE(detail::rounded_to_bf16(x).storage().data() == r1.storage().data()) << "the same values again";
+  EXPECT_TRUE(detail::rounded_to_bf16(reshape(x, {64, 32})).storage().data() == r1.storage().data())
+      << "another view object of the same values";
+  EXPECT_FALSE(detail::rounded_to_bf16(x.transpose(0, 1)).storage().data() == r1.storage().data())
+      << "another layout";
+  add_(x, 1.0);
+  Tensor r2 = detail::rounded_to_bf16(x);
+  EXPECT_FALSE(r2.storage().data() == r1.storage().data()) << "modified in place: rounded again";
+  EXPECT_EQ(to_vector<float>(r2.to(DType::F32)), to_vector<float>(x.to(DType::BF16).to(DType::F32)));
+  detail::forget_rounded_copies();
+  EXPECT_FALSE(detail::rounded_to_bf16(x).storage().data() == r2.storage().data()) << "after forgetting";
+}
+
+// A batched, dense a times one matrix is folded into one GEMM, empty K included.
+TEST(Autocast, TheProductOfEmptySumsIsZero) {
+  const Tensor a = Tensor::empty({2, 3, 0}), b = Tensor::empty({0, 4});
+  const Tensor p = detail::matmul_product(a, b);
+  EXPECT_EQ(p.shape(), (Shape{2, 3, 4}));
+  EXPECT_EQ(to_vector<float>(p), std::vector<float>(24, 0.0f));
+}
+
+// The composed attention (matmul and softmax in one node) under autocast: its backward
+// multiplies as its forward did even when the guard has closed by then (the engine restores
+// the node's guards), so backward inside and after the guard give the same bits, and both
+// differ from f32.
+TEST(Autocast, TheComposedAttentionNodeMultipliesInBackwardAsInForward) {
+  FusedAttentionGuard composed(false);
+  Generator gen(12);
+  auto r = [&] { return randn({2, 4, 9, 16}, DType::F32, Device::cpu(), &gen); };
+  const Tensor q0 = r(), k0 = r(), v0 = r(), up = r();
+  auto grads = [&](bool autocast_on, bool backward_inside) {
+    Tensor q = q0.clone().set_requires_grad(), k = k0.clone().set_requires_grad(), v = v0.clone().set_requires_grad();
+    Tensor loss;
+    {
+      AutocastBf16 autocast(DeviceType::CPU, autocast_on);
+      loss = sum(mul(scaled_dot_product_attention(q, k, v, /*causal=*/true), up));
+      if (backward_inside) loss.backward();
+    }
+    if (!backward_inside) loss.backward();
+    std::vector<float> all;
+    for (const Tensor& t : {q.grad(), k.grad(), v.grad()})
+      for (float f : to_vector<float>(t)) all.push_back(f);
+    return all;
+  };
+  const std::vector<float> inside = grads(true, true), after = grads(true, false), exact = grads(false, true);
+  EXPECT_EQ(after, inside);
+  float worst = 0, scale = 0;
+  for (size_t i = 0; i < exact.size(); ++i) {
+    worst = std::max(worst, std::fabs(inside[i] - exact[i]));
+    scale = std::max(scale, std::fabs(exact[i]));
+  }
+  EXPECT_GT(worst, 1e-4f * scale) << "autocast rounded nothing";
+  EXPECT_LT(worst, 5e-2f * scale) << "bf16 operands keep about 3 decimal digits";
 }
 
 // One training step of a small CLIP with fusion and caption heads on the CPU under autocast:

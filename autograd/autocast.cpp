@@ -53,7 +53,9 @@ bool detail::autocasts(const Tensor& a, const Tensor& b) {
 }
 
 Tensor detail::rounded_to_bf16(const Tensor& t) {
-  for (const RoundedCopy& c : t_rounded) {
+  // Newest first: the copy asked for again is usually the one just made.
+  for (auto it = t_rounded.rbegin(); it != t_rounded.rend(); ++it) {
+    const RoundedCopy& c = *it;
     if (!same_view(c, t)) continue;
     std::shared_ptr<Storage> r = c.rounded.lock();
     if (!r) break;
@@ -64,12 +66,13 @@ Tensor detail::rounded_to_bf16(const Tensor& t) {
     view->dtype = DType::BF16;
     return Tensor(std::move(view));
   }
+  const uint64_t version = t.version();  // before the copy reads the values
   Tensor rounded = copy_as_matrices(t, DType::BF16, [](const Tensor& dst, const Tensor& src) {
     MMGRAD_DISPATCH(copy, src.device(), dst, src);
   });
   std::erase_if(t_rounded, [](const RoundedCopy& c) { return c.source.expired() || c.rounded.expired(); });
   t_rounded.push_back({&t.storage(), t.impl().storage, rounded.impl().storage, rounded.strides(), t.offset(),
-                       t.shape(), t.strides(), t.dtype(), t.version()});
+                       t.shape(), t.strides(), t.dtype(), version});
   return rounded;
 }
 

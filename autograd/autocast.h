@@ -49,7 +49,8 @@ bool autocasts(const Tensor& a, const Tensor& b);
 // t rounded to bf16 (to nearest even) with no graph, laid out for a GEMM (core/matrix_copy.h:
 // a transposed view stays transposed, a batch-broadcast matrix is rounded once). While the
 // rounded copy is alive, rounding the same view of the same, unmodified values again returns
-// it: the q, k and v projections of one input keep one rounded copy, not three.
+// it: the q, k and v projections of one input keep one rounded copy, not three. "Unmodified"
+// is the storage version (core/tensor.h): a raw write must bump it.
 Tensor rounded_to_bf16(const Tensor& t);
 // Forgets this thread's rounded copies: a CUDA graph's recording starts with none, so that it
 // never reads a copy made outside it (memory the graph does not own).

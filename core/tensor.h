@@ -72,6 +72,9 @@ class Tensor {
 
   Storage& storage() const { return *impl().storage; }
   bool shares_storage(const Tensor& other) const;
+  // The storage's version: in-place ops bump it, and what is keyed on it (tensors saved for
+  // backward, autocast's rounded copies) notices the change. Code that writes through
+  // raw_data()/data_ptr() into a tensor that may already have been used must bump it too.
   uint64_t version() const { return impl().storage->version(); }
   void bump_version() const { impl().storage->bump_version(); }
   TensorImpl& impl() const;

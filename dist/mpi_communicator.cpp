@@ -63,8 +63,14 @@ MPI_Datatype mpi_type(DType dtype, const char* op) {
 Tensor on_host(const Tensor& t) { return t.device().type == DeviceType::CPU ? t : t.to(Device::cpu()); }
 
 // Writes host values back into a tensor on another device.
+// After an in-place collective: a GPU tensor gets the host result (copy_ bumps its
+// version); a CPU one was written in place by MPI, so its version is bumped here. Anything
+// keyed on the version (saved tensors, autocast's rounded copies) then sees the new values.
 void copy_back(const Tensor& target, const Tensor& host) {
-  if (target.device().type == DeviceType::CPU) return;
+  if (target.device().type == DeviceType::CPU) {
+    target.bump_version();
+    return;
+  }
   Tensor t = target;
   copy_(t, host);
 }

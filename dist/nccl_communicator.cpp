@@ -88,6 +88,9 @@ class NcclCommunicator final : public Communicator {
     check_nccl(ncclAllReduce(dev.raw_data(), dev.raw_data(), static_cast<size_t>(dev.numel()),
                              nccl_type(dev.dtype(), "all_reduce_sum"), ncclSum, comm_, cuda::stream()),
                "ncclAllReduce");
+    // A GPU tensor is written in place, by the stream every later kernel runs on: its new
+    // version is right from now (a CPU one gets copy_'s bump when the work is waited for).
+    if (dev.is_same(t)) t.bump_version();
     return std::make_unique<NcclWork>(*this, "all_reduce_sum", t, dev);
   }
 
@@ -120,6 +123,7 @@ class NcclCommunicator final : public Communicator {
     check_nccl(ncclBroadcast(dev.raw_data(), dev.raw_data(), static_cast<size_t>(dev.numel() * dtype_size(t.dtype())),
                              ncclUint8, root, comm_, cuda::stream()),
                "ncclBroadcast");
+    if (dev.is_same(t)) t.bump_version();  // written in place (see all_reduce_sum_async)
     NcclWork(*this, "broadcast", t, dev).wait();
   }
 

@@ -295,10 +295,13 @@ TEST(Autocast, KeepsBf16OperandsBetweenForwardAndBackward) {
   const double mib = 1 << 20;
   {
     const double f32 = held_by_linear_chain(false) / mib, bf16 = held_by_linear_chain(true) / mib;
-    // f32: seven kept inputs and the output, 8 x 2 MiB (x is the caller's); bf16: eight
-    // rounded inputs (1 MiB each) and the f32 output: 10 MiB.
-    EXPECT_NEAR(f32, 16.0, 0.5);
-    EXPECT_NEAR(bf16, 10.0, 0.5) << "f32 " << f32 << " MiB";
+    // f32: seven kept inputs and the output, 8 x 2 MiB (x is the caller's). bf16: eight
+    // rounded inputs (1 MiB each), the f32 output, and three rounded weights (32 KiB each):
+    // the linears without a bias are matmul nodes, which keep both rounded operands (the
+    // first one's weight is not kept: its input needs no gradient); those with a bias keep
+    // the f32 parameter.
+    EXPECT_NEAR(f32, 16.0, 0.02);
+    EXPECT_NEAR(bf16, 10.0 + 3.0 / 32, 0.02) << "f32 " << f32 << " MiB";
   }
   {
     const double f32 = held_by_three_projections(false) / mib, bf16 = held_by_three_projections(true) / mib;
@@ -315,8 +318,19 @@ TEST(Autocast, RoundsAViewOnceWhileItsCopyLives) {
   Tensor x = randn({64, 32}, DType::F32, Device::cpu(), &gen);
   Tensor r1 = detail::rounded_to_bf16(x);
   EXPECT_TRUE(detail::rounded_to_bf16(x).storage().data() == r1.storage().data()) << "the same values again";
-  EXPECT_TRUE(detail::rounded_to_bf16(reshape(x, {64, 32})).storage().data() == r1.storage().data())
-      << "another view object of the same values";
+  const Tensor again = detail::rounded_to_bf16(reshape(x, {64, 32}));
+  EXPECT_TRUE(again.storage().data() == r1.storage().data()) << "another view object of the same values";
+  EXPECT_EQ(again.shape(), r1.shape());
+  EXPECT_EQ(again.strides(), r1.strides());
+  EXPECT_EQ(again.dtype(), DType::BF16);
+  EXPECT_EQ(to_vector<float>(again.to(DType::F32)), to_vector<float>(x.to(DType::BF16).to(DType::F32)));
+  {
+    // A transposed view's copy, asked for again, comes back with its own layout.
+    const Tensor t1 = detail::rounded_to_bf16(x.transpose(0, 1)), t2 = detail::rounded_to_bf16(x.transpose(0, 1));
+    EXPECT_TRUE(t1.storage().data() == t2.storage().data());
+    EXPECT_EQ(t2.strides(), t1.strides());
+    EXPECT_EQ(to_vector<float>(t2.to(DType::F32)), to_vector<float>(x.transpose(0, 1).to(DType::BF16).to(DType::F32)));
+  }
   EXPECT_FALSE(detail::rounded_to_bf16(x.transpose(0, 1)).storage().data() == r1.storage().data())
       << "another layout";
   add_(x, 1.0);
@@ -352,7 +366,10 @@ TEST(Autocast, TheComposedAttentionNodeMultipliesInBackwardAsInForward) {
       loss = sum(mul(scaled_dot_product_attention(q, k, v, /*causal=*/true), up));
       if (backward_inside) loss.backward();
     }
-    if (!backward_inside) loss.backward();
+    if (!backward_inside) {
+      loss.backward();
+      EXPECT_FALSE(autocast_bf16(DeviceType::CPU)) << "the engine puts the caller's guards back";
+    }
     std::vector<float> all;
     for (const Tensor& t : {q.grad(), k.grad(), v.grad()})
       for (float f : to_vector<float>(t)) all.push_back(f);

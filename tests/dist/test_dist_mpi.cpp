@@ -35,8 +35,11 @@ TEST(DistMpi, RunsOnTwoRanks) {
 TEST(DistMpi, AllReduceGatherScatterBroadcast) {
   const int r = comm().rank(), n = comm().size();
   Tensor a = from_data(std::vector<double>{1.0 + r, 10.0 * r}, {2});
+  const uint64_t version = a.version();
   comm().all_reduce_sum(a);
   EXPECT_EQ(to_vector<double>(a), (std::vector<double>{1.0 * n + n * (n - 1) / 2.0, 10.0 * n * (n - 1) / 2.0}));
+  // Written in place: the version moves, so saved tensors and rounded copies see the change.
+  EXPECT_GT(a.version(), version);
 
   // Two asynchronous reductions in flight at once complete in order with the right values.
   Tensor f = from_data(std::vector<float>{static_cast<float>(r), 1.f, 2.f}, {3});
@@ -59,8 +62,10 @@ TEST(DistMpi, AllReduceGatherScatterBroadcast) {
   EXPECT_EQ(to_vector<double>(mine), r == 0 ? (std::vector<double>{1.0, 4.0}) : (std::vector<double>{6.0, 4.0}));
 
   Tensor b = from_data(std::vector<float>{r == 0 ? 7.f : -1.f}, {1});
+  const uint64_t b_version = b.version();
   comm().broadcast(b, 0);
   EXPECT_EQ(item(b), 7.0);
+  EXPECT_GT(b.version(), b_version);
 
   const auto bytes = comm().all_gather_bytes(std::string(static_cast<size_t>(r + 1), 'x'));
   ASSERT_EQ(bytes.size(), 2u);

@@ -105,12 +105,14 @@ void compare_devices(DType dtype, double tol, bool autocast_on = false) {
   MMGRAD_REQUIRE_GPU();
   // Under autocast, as `mmgrad train` runs mixed precision on a GPU: bf16 matmul precision,
   // so attention is composed of matmuls (which autocast rounds) on both devices.
-  const cuda::MatmulPrecision previous = cuda::matmul_precision();
+  struct Precision {  // put back however the test ends
+    cuda::MatmulPrecision previous = cuda::matmul_precision();
+    ~Precision() { cuda::set_matmul_precision(previous); }
+  } precision;
   if (autocast_on) cuda::set_matmul_precision(cuda::MatmulPrecision::BF16);
   FusedAttentionGuard attention(autocast_on ? false : fused_attention());
   StepResult cpu = run_step(Device::cpu(), dtype, autocast_on);
   StepResult gpu = run_step(Device::cuda(0), dtype, autocast_on);
-  cuda::set_matmul_precision(previous);
   EXPECT_NEAR(gpu.loss, cpu.loss, tol * std::abs(cpu.loss)) << "loss";
   ASSERT_EQ(gpu.grads.size(), cpu.grads.size());
   int with_grad = 0;

@@ -55,10 +55,6 @@ Tensor rounded_to_bf16(const Tensor& t);
 // Forgets this thread's rounded copies: a CUDA graph's recording starts with none, so that it
 // never reads a copy made outside it (memory the graph does not own).
 void forget_rounded_copies();
-// The product a [..., M, K] @ b [..., K, N] (batch dims broadcast; a batched a times a plain
-// matrix b is one GEMM) with no graph: f32 for bf16 operands, else the operands' dtype.
-// Counts its FLOPs.
-Tensor matmul_product(const Tensor& a, const Tensor& b);
 }  // namespace detail
 
 }  // namespace mmgrad

@@ -62,6 +62,11 @@ inline Tensor empty_like_shape(const Tensor& t, const Shape& shape) {
   return Tensor::empty(shape, t.dtype(), t.device());
 }
 
+// The product a [..., M, K] @ b [..., K, N] (batch dims broadcast; a batched, dense a times a
+// plain matrix b is one GEMM) with no autograd record: f32 for bf16 operands (autocast's,
+// autograd/autocast.h), else the operands' dtype. Counts its FLOPs.
+Tensor matmul_product(const Tensor& a, const Tensor& b);
+
 // x [rows, K] @ weight^T + bias with no autograd record: one kernel with the bias added as
 // the product is stored where the backend has matmul_bias, else matmul then add. x and
 // weight may be bf16 (autocast's rounded operands, autograd/autocast.h): the product then

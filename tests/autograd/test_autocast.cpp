@@ -14,6 +14,7 @@
 
 #include "autograd/autocast.h"
 #include "autograd/grad_mode.h"
+#include "autograd/op_helpers.h"
 #include "autograd/ops.h"
 #include "core/host_allocator.h"
 #include "models/clip.h"

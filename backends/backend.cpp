@@ -1,5 +1,7 @@
 #include "backends/backend.h"
 
+#include <fmt/format.h>
+
 #include <map>
 #include <mutex>
 #include <string>
@@ -49,6 +51,16 @@ const Backend& backend_for(Device device) {
 
 void fail_not_implemented(const char* op, Device device) {
   fail(op, std::string("op ") + op + " is not implemented on " + device.str());
+}
+
+bool gemm_has_bf16_operands(const char* op, const Tensor& out, const Tensor& a, const Tensor& b) {
+  const bool bf16 = a.dtype() == DType::BF16 && b.dtype() == DType::BF16 && out.dtype() == DType::F32;
+  const bool same = a.dtype() == out.dtype() && b.dtype() == out.dtype();
+  if (!bf16 && !same)
+    fail(op, fmt::format("{} x {} -> {} is not supported (one dtype throughout, or bf16 operands with an f32 "
+                         "product)",
+                         dtype_name(a.dtype()), dtype_name(b.dtype()), dtype_name(out.dtype())));
+  return bf16;
 }
 
 const char* unary_op_name(UnaryOp op) {

@@ -152,6 +152,11 @@ std::pair<std::string, std::string> assert_message(int64_t id);
 const Backend& backend_for(Device device);
 [[noreturn]] void fail_not_implemented(const char* op, Device device);
 
+// The GEMM slots (matmul, matmul_bias) take one dtype throughout, or bf16 operands with an
+// f32 product (mixed precision's rounded inputs, autograd/autocast.h). True for bf16
+// operands; any other mix fails naming the op and the three dtypes.
+bool gemm_has_bf16_operands(const char* op, const Tensor& out, const Tensor& a, const Tensor& b);
+
 }  // namespace mmgrad
 
 // Calls kernel `op` of the backend for `device`, or fails with a clear message.

@@ -24,21 +24,12 @@ void builtin_gemm_t(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_
   builtin_gemm(M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc);
 }
 
-// True when the operands are bf16 (checked: both, with an f32 product).
-bool bf16_operands(const Tensor& out, const Tensor& a, const Tensor& b, const char* op) {
-  if (a.dtype() != DType::BF16 && b.dtype() != DType::BF16) return false;
-  if (a.dtype() != DType::BF16 || b.dtype() != DType::BF16 || out.dtype() != DType::F32)
-    fail(op, fmt::format("{} x {} -> {} is not supported (bf16 operands need bf16 for both and an f32 product)",
-                         dtype_name(a.dtype()), dtype_name(b.dtype()), dtype_name(out.dtype())));
-  return true;
-}
-
 // A bf16 operand as f32 (exact), in the same layout (core/matrix_copy.h).
 Tensor widened(const Tensor& t) { return copy_as_matrices(t, DType::F32, copy); }
 }  // namespace
 
 void matmul(const Tensor& out, const Tensor& a, const Tensor& b, bool accumulate) {
-  if (bf16_operands(out, a, b, "matmul")) {
+  if (gemm_has_bf16_operands("matmul", out, a, b)) {
     matmul(out, widened(a), widened(b), accumulate);
     return;
   }
@@ -77,7 +68,7 @@ void matmul_bias(const Tensor& out, const Tensor& a, const Tensor& b, const Tens
       b.shape()[0] != a.shape()[1] || b.shape()[1] != out.shape()[1] || bias.shape() != Shape{out.shape()[1]} ||
       !bias.is_contiguous())
     fail("matmul_bias", "expects out [M, N], a [M, K], b [K, N] and a contiguous bias [N]");
-  if (bf16_operands(out, a, b, "matmul_bias")) {
+  if (gemm_has_bf16_operands("matmul_bias", out, a, b)) {
     matmul_bias(out, widened(a), widened(b), bias);
     return;
   }

@@ -106,13 +106,11 @@ void matmul(const Tensor& out_in, const Tensor& a_in, const Tensor& b_in, bool a
   const int64_t M = out_in.shape()[nd - 2], N = out_in.shape()[nd - 1], K = a_in.shape()[nd - 1];
   const Shape batch(out_in.shape().begin(), out_in.shape().end() - 2);
   const int64_t n_batch = numel_of(batch);
-  const DType product = out_in.dtype(), operands = a_in.dtype();
-  const bool same = operands == product && b_in.dtype() == product;
-  const bool bf16_in = operands == DType::BF16 && b_in.dtype() == DType::BF16 && product == DType::F32;
-  if (!((same && (product == DType::F32 || product == DType::F64)) || bf16_in))
-    fail("matmul", fmt::format("{} x {} -> {} matmul is not supported on CUDA (f32 or f64 throughout, or bf16 "
-                               "operands with an f32 product)",
-                               dtype_name(operands), dtype_name(b_in.dtype()), dtype_name(product)));
+  const DType product = out_in.dtype();
+  const bool bf16_in = gemm_has_bf16_operands("matmul", out_in, a_in, b_in);
+  if (!bf16_in && product != DType::F32 && product != DType::F64)
+    fail("matmul", fmt::format("{} x {} -> {} is not supported on CUDA (f32 or f64)", dtype_name(a_in.dtype()),
+                               dtype_name(b_in.dtype()), dtype_name(product)));
   if (M == 0 || N == 0 || n_batch == 0) return;
   if (K == 0) {  // an empty sum
     if (!accumulate) fill(out_in, 0);

@@ -16,7 +16,8 @@
 //
 // f64, a layout no transpose flag describes, a bias that is not 16-byte aligned, or no
 // algorithm from the heuristic: the bias is broadcast into out and the product accumulated
-// onto it (matmul with accumulate), which is exact and takes any strides. MMGRAD_CUDA_LT=0 forces that path (A/B timing in gpu_check).
+// onto it (matmul with accumulate), which is exact and takes any strides. MMGRAD_CUDA_LT=0
+// forces that path (A/B timing in gpu_check).
 #include <cublasLt.h>
 #include <fmt/format.h>
 
@@ -101,8 +102,8 @@ bool ok(cublasStatus_t s) { return s == CUBLAS_STATUS_SUCCESS; }
 // Descriptors and the heuristic's first algorithm for one problem in cuBLAS's terms:
 // D[m, n] = op(first)[m, k] op(second)[k, n] + bias[m], with f32 D and bias and operands of
 // `operand_type`: f32 (computed at the matmul precision) or bf16 (f32 accumulation).
-Plan make_plan(const LtState& lt, cudaDataType_t operand_type, cublasOperation_t op_first, cublasOperation_t op_second, int64_t m, int64_t n,
-               int64_t k, int64_t ld_first, int64_t ld_second, int64_t ld_out, const void* first_ptr,
+Plan make_plan(const LtState& lt, cudaDataType_t operand_type, cublasOperation_t op_first,
+               cublasOperation_t op_second, int64_t m, int64_t n, int64_t k, int64_t ld_first, int64_t ld_second, int64_t ld_out, const void* first_ptr,
                const void* second_ptr, void* out_ptr, const void* bias_ptr) {
   Plan p;
   const cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_BIAS;
@@ -195,8 +196,8 @@ bool lt_matmul_bias(const Tensor& out, const Tensor& a_in, const Tensor& b_in, c
       cache.plans.clear();
     }
     it = cache.plans
-             .emplace(key, make_plan(lt, operand_type, op_first, op_second, N, M, K, lb->ld, la->ld, lc->ld, first, second, dst,
-                                     bias_ptr))
+             .emplace(key, make_plan(lt, operand_type, op_first, op_second, N, M, K, lb->ld, la->ld, lc->ld, first,
+                                     second, dst, bias_ptr))
              .first;
   }
   Plan& p = it->second;
@@ -216,12 +217,9 @@ bool lt_matmul_bias(const Tensor& out, const Tensor& a_in, const Tensor& b_in, c
 }  // namespace
 
 void matmul_bias(const Tensor& out, const Tensor& a, const Tensor& b, const Tensor& bias) {
-  if ((a.dtype() == DType::BF16 || b.dtype() == DType::BF16) &&
-      (a.dtype() != b.dtype() || out.dtype() != DType::F32 || bias.dtype() != DType::F32))
-    fail("linear", fmt::format("{} x {} -> {} with a {} bias is not supported on CUDA (bf16 operands need bf16 for "
-                               "both, an f32 product and an f32 bias)",
-                               dtype_name(a.dtype()), dtype_name(b.dtype()), dtype_name(out.dtype()),
-                               dtype_name(bias.dtype())));
+  gemm_has_bf16_operands("matmul_bias", out, a, b);
+  if (bias.dtype() != out.dtype())
+    fail("matmul_bias", fmt::format("a {} bias for a {} product", dtype_name(bias.dtype()), dtype_name(out.dtype())));
   const int64_t M = out.shape()[0], N = out.shape()[1];
   if (M == 0 || N == 0) return;
   if (a.shape()[1] > 0 && lt_matmul_bias(out, a, b, bias)) return;

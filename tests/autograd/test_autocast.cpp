@@ -15,6 +15,7 @@
 #include "autograd/autocast.h"
 #include "autograd/grad_mode.h"
 #include "autograd/op_helpers.h"
+#include "backends/cpu/kernels.h"
 #include "autograd/ops.h"
 #include "core/host_allocator.h"
 #include "models/clip.h"
@@ -340,6 +341,21 @@ TEST(Autocast, RoundsAViewOnceWhileItsCopyLives) {
   EXPECT_EQ(to_vector<float>(r2.to(DType::F32)), to_vector<float>(x.to(DType::BF16).to(DType::F32)));
   detail::forget_rounded_copies();
   EXPECT_FALSE(detail::rounded_to_bf16(x).storage().data() == r2.storage().data()) << "after forgetting";
+}
+
+// The GEMM slots take bf16 operands only with an f32 product (backends/backend.h): any other
+// mix is an error naming the dtypes, on the CPU as on CUDA (Bf16GemmCuda).
+TEST(Autocast, GemmSlotsRefuseOtherDtypeMixes) {
+  const Tensor a16 = zeros({2, 3}).to(DType::BF16), b16 = zeros({3, 4}).to(DType::BF16), b32 = zeros({3, 4});
+  mmtest::expect_error([&] { cpu::matmul(zeros({2, 4}), a16, b32, false); }, "matmul",
+                       {"bf16 x f32 -> f32 is not supported"});
+  mmtest::expect_error([&] { cpu::matmul(zeros({2, 4}, DType::F64), a16, b16, false); }, "matmul",
+                       {"bf16 x bf16 -> f64 is not supported"});
+  mmtest::expect_error([&] { cpu::matmul_bias(zeros({2, 4}), a16, b32, zeros({4})); }, "matmul_bias",
+                       {"bf16 x f32 -> f32 is not supported"});
+  const Tensor out = zeros({2, 4});
+  cpu::matmul(out, a16, b16, false);  // the one mix that is taken
+  EXPECT_EQ(to_vector<float>(out), std::vector<float>(8, 0.0f));
 }
 
 // A batched, dense a times one matrix is folded into one GEMM, empty K included.
